@@ -1,0 +1,234 @@
+"""Typed configs: dataclasses whose fields carry a help text and bounds, YAML presets, key=value overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from rewardlab.errors import RewardLabError
+
+T = TypeVar("T")
+
+
+def param(default: Any = MISSING, *, help: str, min: float | None = None, max: float | None = None,
+          choices: typing.Sequence[Any] | None = None, default_factory: Any = MISSING) -> Any:
+    """A config field with a help text and optional bounds (inclusive) or allowed choices."""
+    meta = {"help": help, "min": min, "max": max, "choices": tuple(choices) if choices else None}
+    if default_factory is not MISSING:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert a YAML/CLI value to the field's declared type, or raise RewardLabError."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except RewardLabError as e:
+                errors.append(str(e))
+        raise RewardLabError(errors[0] if errors else f"{where}: cannot be {value!r}")
+    if is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise RewardLabError(f"{where}: expected a mapping of settings, got {value!r}")
+        return from_dict(tp, value, prefix=where + ".")
+    if origin in (list, tuple, typing.Sequence) or tp in (list, tuple):
+        if isinstance(value, str):
+            value = yaml.safe_load(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise RewardLabError(f"{where}: expected a list (e.g. [a, b]), got {value!r}")
+        item = args[0] if args else Any
+        out = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(out) if origin is tuple or tp is tuple else out
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+            return value.lower() in ("true", "yes", "1", "on")
+        raise RewardLabError(f"{where}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise RewardLabError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                f = float(value.replace("_", ""))
+            except ValueError:
+                f = None
+            if f is not None and f.is_integer():
+                return int(f)
+        raise RewardLabError(f"{where}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise RewardLabError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise RewardLabError(f"{where}: expected a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise RewardLabError(f"{where}: expected text, got {value!r}")
+        return str(value)
+    return value
+
+
+def _check(f: dataclasses.Field, value: Any, where: str) -> None:
+    meta = f.metadata
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise RewardLabError(f"{where}={value!r} is not allowed; choose one of {', '.join(map(str, choices))}")
+    items = value if isinstance(value, (list, tuple)) else [value]
+    for v in items:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            lo, hi = meta.get("min"), meta.get("max")
+            if lo is not None and v < lo:
+                raise RewardLabError(f"{where}={v!r} is out of range: it must be >= {lo}")
+            if hi is not None and v > hi:
+                raise RewardLabError(f"{where}={v!r} is out of range: it must be <= {hi}")
+
+
+def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+    """Build a config dataclass from a nested dict, checking names, types and bounds."""
+    hints = _hints(cls)
+    known = {f.name: f for f in fields(cls) if f.init}
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        raise RewardLabError(
+            f"unknown config key '{prefix}{unknown[0]}'; known keys here: {', '.join(sorted(known))}")
+    kwargs = {}
+    for name, value in data.items():
+        where = prefix + name
+        v = _coerce(value, hints[name], where)
+        _check(known[name], v, where)
+        kwargs[name] = v
+    obj = cls(**kwargs)
+    # Validate defaults too, so a preset cannot smuggle in a bad value through a default.
+    validate = getattr(obj, "validate", None)
+    if callable(validate):
+        validate()
+    return obj
+
+
+def to_dict(cfg: Any) -> Any:
+    """A config as plain nested dicts, lists and scalars (YAML- and JSON-safe)."""
+    if is_dataclass(cfg):
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in fields(cfg)}
+    if isinstance(cfg, (list, tuple)):
+        return [to_dict(v) for v in cfg]
+    return cfg
+
+
+def parse_overrides(items: typing.Sequence[str]) -> dict[str, Any]:
+    """Turn ['a.b=3', 'c=x'] into a nested dict; values are parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise RewardLabError(f"override '{item}' is not of the form key=value (e.g. expert.total_timesteps=20000)")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise RewardLabError(f"override '{item}' has an empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise RewardLabError(f"override '{item}' conflicts with another override of '{p}'")
+        node[parts[-1]] = value
+    return out
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge `update` into a copy of `base`."""
+    out = dict(base)
+    for k, v in update.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def preset_names(study: str) -> list[str]:
+    """The presets shipped for a study (e.g. ['fast', 'paper'])."""
+    folder = resources.files("rewardlab") / "configs" / study.replace("-", "_")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(study: str, preset: str) -> dict[str, Any]:
+    """Read a shipped preset (rewardlab/configs/<study>/<preset>.yaml), or a YAML file path, as a dict."""
+    path = Path(preset)
+    if preset.endswith((".yaml", ".yml")):
+        if not path.is_file():
+            raise RewardLabError(f"config file '{preset}' does not exist")
+        text = path.read_text()
+    else:
+        names = preset_names(study)
+        if preset not in names:
+            raise RewardLabError(f"unknown preset '{preset}' for {study}; choose one of {', '.join(names)} "
+                                 "or give a .yaml file")
+        text = (resources.files("rewardlab") / "configs" / study.replace("-", "_") / f"{preset}.yaml").read_text()
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise RewardLabError(f"preset '{preset}' is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise RewardLabError(f"preset '{preset}' must be a mapping of settings")
+    return data
+
+
+def resolve(cls: type[T], study: str, preset: str, overrides: typing.Sequence[str] = ()) -> T:
+    """Preset plus overrides, checked against the config dataclass."""
+    data = merge(load_preset(study, preset), parse_overrides(overrides))
+    return from_dict(cls, data)
+
+
+def dump_yaml(cfg: Any) -> str:
+    """The config as YAML text."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)
+
+
+def describe(cls: type, prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted key, help text) for every field, for --help style listings."""
+    out = []
+    hints = _hints(cls)
+    for f in fields(cls):
+        tp = hints[f.name]
+        if is_dataclass(tp):
+            out.extend(describe(tp, prefix + f.name + "."))
+        else:
+            out.append((prefix + f.name, f.metadata.get("help", "")))
+    return out
+
+
+__all__ = ["param", "from_dict", "to_dict", "parse_overrides", "merge", "load_preset", "resolve",
+           "dump_yaml", "describe", "preset_names", "dataclass"]

@@ -1,0 +1,1 @@
+"""Datasets: transition datasets (HDF5) and rollouts."""

@@ -1,0 +1,116 @@
+"""Transition datasets (s, s', r, done) in HDF5: uint8 observations, train/test groups, metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardlab.errors import RewardLabError
+from rewardlab.runs import atomic_path
+
+FORMAT = "rewardlab.transitions"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Transitions:
+    """A batch of transitions: observations (N, ...) uint8, next observations, rewards (N,) float32, dones (N,) bool."""
+
+    obs: np.ndarray
+    next_obs: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.obs)
+        if not (len(self.next_obs) == len(self.rewards) == len(self.dones) == n):
+            raise RewardLabError("transitions have arrays of different lengths")
+        if self.obs.shape != self.next_obs.shape:
+            raise RewardLabError(f"obs {self.obs.shape} and next_obs {self.next_obs.shape} differ in shape")
+
+    def __len__(self) -> int:
+        return len(self.obs)
+
+    @staticmethod
+    def concat(parts: list["Transitions"]) -> "Transitions":
+        """Concatenate several batches."""
+        return Transitions(*(np.concatenate([getattr(p, k) for p in parts]) for k in
+                             ("obs", "next_obs", "rewards", "dones")))
+
+    def take(self, idx: Any) -> "Transitions":
+        """The transitions at the given indices or slice."""
+        return Transitions(self.obs[idx], self.next_obs[idx], self.rewards[idx], self.dones[idx])
+
+
+def write_transitions(path: str | os.PathLike, splits: dict[str, Transitions], meta: dict[str, Any]) -> None:
+    """Write splits (e.g. train and test) and metadata to an HDF5 file, atomically.
+
+    Callers decide about existing files (see `check_existing`); this function replaces `path` as a whole.
+    """
+    import h5py
+
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["meta"] = json.dumps(meta)
+            for name, t in splits.items():
+                g = f.create_group(name)
+                g.create_dataset("obs", data=np.asarray(t.obs, dtype=np.uint8), compression="gzip", compression_opts=1)
+                g.create_dataset("next_obs", data=np.asarray(t.next_obs, dtype=np.uint8), compression="gzip",
+                                 compression_opts=1)
+                g.create_dataset("rewards", data=np.asarray(t.rewards, dtype=np.float32))
+                g.create_dataset("dones", data=np.asarray(t.dones, dtype=bool))
+                g.attrs["count"] = len(t)
+
+
+def _open(path: str | os.PathLike):
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise RewardLabError(f"dataset '{path}' does not exist; create it with the dataset step")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise RewardLabError(f"dataset '{path}' is corrupt or not an HDF5 file; delete it and rerun the "
+                             "dataset step") from None
+    if f.attrs.get("format") != FORMAT:
+        f.close()
+        raise RewardLabError(f"'{path}' is an HDF5 file but not a rewardlab transition dataset")
+    return f
+
+
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata of a transition dataset (env id, policy checkpoint, seed, counts, ...)."""
+    with _open(path) as f:
+        try:
+            return json.loads(f.attrs["meta"])
+        except (KeyError, json.JSONDecodeError):
+            raise RewardLabError(f"dataset '{path}' has corrupt metadata; recreate it") from None
+
+
+def read_transitions(path: str | os.PathLike, split: str, env_id: str | None = None,
+                     obs_shape: tuple[int, ...] | None = None) -> Transitions:
+    """Read one split, checking it was made on `env_id` and has observations of `obs_shape`."""
+    meta = read_meta(path)
+    if env_id is not None and meta.get("env_id") != env_id:
+        raise RewardLabError(f"dataset '{path}' was made on {meta.get('env_id')}, not {env_id}; "
+                             f"create a dataset on {env_id} or set the env to match")
+    with _open(path) as f:
+        if split not in f:
+            raise RewardLabError(f"dataset '{path}' has no '{split}' split (it has: {', '.join(f.keys())})")
+        g = f[split]
+        try:
+            t = Transitions(g["obs"][()], g["next_obs"][()], g["rewards"][()].astype(np.float32),
+                            g["dones"][()].astype(bool))
+        except (KeyError, OSError) as e:
+            raise RewardLabError(f"dataset '{path}' split '{split}' is corrupt ({e}); recreate it") from None
+    if obs_shape is not None and tuple(t.obs.shape[1:]) != tuple(obs_shape):
+        raise RewardLabError(f"dataset '{path}' has observations of shape {t.obs.shape[1:]}, expected {obs_shape}")
+    return t

@@ -1,0 +1,1 @@
+"""Interpretation: saliency, counterfactual probes, figures."""

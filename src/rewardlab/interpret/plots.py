@@ -1,0 +1,39 @@
+"""Figure helpers shared by every study: Agg backend, atomic PNG (+PDF) saving, mean-and-spread curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rewardlab.runs import atomic_path  # noqa: E402
+
+
+def save_figure(fig: "plt.Figure", path: Path, pdf: bool = True) -> Path:
+    """Save `fig` as PNG (and PDF beside it), atomically, and close it. Returns the PNG path."""
+    path = Path(path).with_suffix(".png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    if pdf:
+        with atomic_path(path.with_suffix(".pdf")) as tmp:
+            fig.savefig(tmp, bbox_inches="tight", format="pdf")
+    plt.close(fig)
+    return path
+
+
+def mean_spread(ax: "plt.Axes", steps: np.ndarray, runs: Sequence[np.ndarray], label: str, color: str | None = None,
+                spread: str = "std") -> None:
+    """Plot the mean over runs (rows) with a shaded band of +-1 std (or min-max)."""
+    y = np.asarray(runs, dtype=float)
+    m = y.mean(axis=0)
+    if spread == "std":
+        lo, hi = m - y.std(axis=0), m + y.std(axis=0)
+    else:
+        lo, hi = y.min(axis=0), y.max(axis=0)
+    line, = ax.plot(steps, m, label=f"{label} (n={len(y)})", color=color)
+    ax.fill_between(steps, lo, hi, alpha=0.2, color=line.get_color())

@@ -1,0 +1,1 @@
+"""Learning reward models from data."""

@@ -1,0 +1,252 @@
+"""Run directories, atomic writes and checkpoints, metrics (CSV + TensorBoard), progress bars, devices."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from rewardlab.errors import RewardLabError
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it is renamed onto `path`, on failure removed.
+
+    A crash or Ctrl-C therefore never leaves a half-written file at `path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sfx = suffix if suffix is not None else "".join(path.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp" + sfx, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write text atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Write JSON atomically (numpy scalars and arrays converted)."""
+    write_text(path, json.dumps(_jsonable(data), indent=2) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read JSON, with a clear error for a missing or corrupt file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RewardLabError(f"'{path}' does not exist")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RewardLabError(f"'{path}' is not valid JSON ({e}); delete it and rerun the step") from None
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """Save a checkpoint (a dict of state_dicts, tensors and plain values) atomically with torch.save."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Load a checkpoint saved by `save_checkpoint` safely (weights_only), with clear errors."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise RewardLabError(f"checkpoint '{path}' does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RewardLabError(f"checkpoint '{path}' is corrupt or not a rewardlab checkpoint ({first}); "
+                             "retrain it or point to another file") from None
+    if not isinstance(state, dict):
+        raise RewardLabError(f"checkpoint '{path}' is not a rewardlab checkpoint (expected a dict)")
+    return state
+
+
+class MetricsLogger:
+    """Append scalar metrics to `metrics.csv` (long format: wall time, step, tag, value) and TensorBoard."""
+
+    def __init__(self, directory: str | os.PathLike, tensorboard: bool = True):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.csv_path = self.dir / "metrics.csv"
+        new = not self.csv_path.exists()
+        self._fh = open(self.csv_path, "a", newline="")
+        self._csv = csv.writer(self._fh)
+        if new:
+            self._csv.writerow(["time", "step", "tag", "value"])
+        self._tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(log_dir=str(self.dir / "tb"))
+
+    def log(self, step: int, **scalars: float) -> None:
+        """Record each scalar at `step`."""
+        now = time.time()
+        for tag, value in scalars.items():
+            v = float(value)
+            self._csv.writerow([f"{now:.3f}", int(step), tag, repr(v)])
+            if self._tb is not None:
+                self._tb.add_scalar(tag, v, int(step))
+        self._fh.flush()
+
+    def close(self) -> None:
+        """Flush and close the files."""
+        self._fh.close()
+        if self._tb is not None:
+            self._tb.close()
+
+    def __enter__(self) -> "MetricsLogger":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def read_metrics(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Read a metrics.csv into {tag: (steps, values)}."""
+    out: dict[str, tuple[list[int], list[float]]] = {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            s, v = out.setdefault(row["tag"], ([], []))
+            s.append(int(row["step"]))
+            v.append(float(row["value"]))
+    return {k: (np.asarray(s), np.asarray(v)) for k, (s, v) in out.items()}
+
+
+def progress(iterable: Any = None, total: int | None = None, desc: str = "", **kw: Any) -> Any:
+    """A tqdm progress bar, silent when stderr is not a terminal."""
+    from tqdm.auto import tqdm
+
+    disable = kw.pop("disable", None)
+    if disable is None:
+        disable = not sys.stderr.isatty()
+    return tqdm(iterable, total=total, desc=desc, disable=disable, dynamic_ncols=True, leave=False, **kw)
+
+
+def resolve_device(device: str) -> str:
+    """'auto' becomes 'cuda' when a GPU is present, else 'cpu'; other names are checked."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RewardLabError(f"device={device} was asked for but no CUDA GPU is available; use device=auto or cpu")
+    if device != "cpu" and not device.startswith("cuda") and device != "mps":
+        raise RewardLabError(f"unknown device '{device}'; use auto, cpu or cuda")
+    return device
+
+
+def set_torch_threads(n: int | None = None) -> None:
+    """Use a small number of threads: the nets here are small and 2-core machines are common."""
+    import torch
+
+    n = n or max(1, min(4, os.cpu_count() or 1))
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+class RunDir:
+    """A run directory: `config.yaml`, `summary.json`, per-step subfolders, `figures/`."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise RewardLabError(f"'{self.root}' exists and is not a directory; choose another --out")
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the run directory (parent folders created)."""
+        p = self.root.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def step_dir(self, name: str) -> Path:
+        """The folder of one pipeline step."""
+        p = self.root / name
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    @property
+    def figures(self) -> Path:
+        p = self.root / "figures"
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def save_config(self, cfg: Any, check_compatible: bool = True) -> None:
+        """Write config.yaml; refuse if the directory holds a run made with a different config."""
+        from rewardlab.config import dump_yaml
+
+        text = dump_yaml(cfg)
+        path = self.root / "config.yaml"
+        if check_compatible and path.exists() and path.read_text() != text:
+            import yaml
+
+            old = yaml.safe_load(path.read_text()) or {}
+            new = yaml.safe_load(text)
+            diff = _first_diff(old, new)
+            raise RewardLabError(
+                f"'{self.root}' holds a run made with a different config ({diff}); "
+                "use another --out, or pass --overwrite to start over there")
+        write_text(path, text)
+
+    def update_summary(self, **values: Any) -> dict[str, Any]:
+        """Merge values into summary.json (written atomically) and return it."""
+        path = self.root / "summary.json"
+        data = read_json(path) if path.exists() else {}
+        data.update(values)
+        write_json(path, data)
+        return data
+
+    def summary(self) -> dict[str, Any]:
+        """The current summary.json (empty if none)."""
+        path = self.root / "summary.json"
+        return read_json(path) if path.exists() else {}
+
+
+def _first_diff(a: Any, b: Any, prefix: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            if a.get(k) != b.get(k):
+                return _first_diff(a.get(k), b.get(k), f"{prefix}{k}.")
+    return f"{prefix.rstrip('.')}: {a!r} there, {b!r} now"

@@ -1,0 +1,3 @@
+"""Each paper's pipeline as a short recipe over the shared pieces. STUDIES maps CLI names to modules."""
+
+STUDIES = {"learned-rewards": "rewardlab.studies.learned_rewards"}

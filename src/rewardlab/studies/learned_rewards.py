@@ -1,0 +1,418 @@
+"""Learned reward models and their interpretation on gridworld mazes.
+
+Reproduces Michaud, Gleave & Russell (2020), "Understanding Learned Reward Functions" (arXiv 2012.05862):
+a PPO expert on EmptyMaze-10x10-CoinFlipGoal, a (s, s', r) dataset from its stochastic policy, an MLP
+reward model regressed on it, saliency maps and counterfactual probes, and PPO retrained on the learned
+reward -- evaluated on the TRUE reward (the original's broken step, fixed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardlab.agents.ppo import PPOConfig, load_ppo, policy_act_fn, train_ppo
+from rewardlab.config import param
+from rewardlab.data.rollouts import collect_transitions, run_episodes
+from rewardlab.data.transitions import read_meta, read_transitions, write_transitions
+from rewardlab.envs.maze import SIZE, BatchedMaze, env_id, variant_of
+from rewardlab.envs.vec import BatchedVecEnv
+from rewardlab.errors import RewardLabError
+from rewardlab.learn.regression import RegressionConfig, train_regression
+from rewardlab.rewards.nets import MazeRewardMLP, load_reward_net
+from rewardlab.runs import RunDir, read_json, resolve_device, set_torch_threads, write_json
+
+NAME = "learned-rewards"
+COINFLIP = env_id("CoinFlipGoal")
+TWOGOALS = env_id("TwoGoals")
+
+
+@dataclass
+class ExpertConfig:
+    """The expert policy: PPO on the maze with the true reward."""
+
+    env: str = param(COINFLIP, help="registered maze id the expert is trained on")
+    ppo: PPOConfig = param(default_factory=PPOConfig, help="PPO settings")
+    eval_episodes: int = param(100, help="episodes for the final evaluation", min=1)
+    eval_deterministic: bool = param(True, help="evaluate the greedy policy (SB3's EvalCallback default) for "
+                                               "expert_success_rate; the stochastic one is reported too")
+
+
+@dataclass
+class DatasetConfig:
+    """The (s, s', r, done) dataset, collected from the expert's stochastic policy."""
+
+    n_train: int = param(25_000, help="training transitions", min=1)
+    n_test: int = param(12_500, help="test transitions (collected from separate episodes)", min=1)
+    n_envs: int = param(16, help="mazes stepped in parallel while collecting", min=1)
+    deterministic: bool = param(False, help="collect with the greedy policy instead of sampling actions")
+
+
+@dataclass
+class InterpretConfig:
+    """Saliency maps and counterfactual probes."""
+
+    saliency_per_goal: int = param(2, help="dataset transitions per goal corner in the saliency grid (plus one "
+                                           "hand-built transition onto the goal)", min=1, max=8)
+    policy_states: int = param(3, help="states in the policy-saliency figure", min=1, max=8)
+
+
+@dataclass
+class RetrainConfig:
+    """PPO retrained on the learned reward and on the true reward, both evaluated on the true reward."""
+
+    envs: list[str] = param(default_factory=lambda: [COINFLIP, TWOGOALS], help="registered maze ids to train on")
+    seeds: int = param(3, help="seeds per (environment, reward) pair", min=1)
+    ppo: PPOConfig = param(default_factory=PPOConfig, help="PPO settings")
+    eval_every: int = param(4_500, help="evaluate on the true reward every this many steps", min=1)
+    eval_episodes: int = param(50, help="episodes per evaluation", min=1)
+    eval_deterministic: bool = param(False, help="evaluate the greedy policy instead of sampling actions")
+
+
+@dataclass
+class LearnedRewardsConfig:
+    """Learned reward models on gridworld mazes (Michaud, Gleave & Russell 2020)."""
+
+    seed: int = param(0, help="master seed; every step derives its seeds from it", min=0)
+    device: str = param("auto", help="torch device for the reward model: auto, cpu or cuda")
+    expert: ExpertConfig = param(default_factory=ExpertConfig, help="expert policy")
+    dataset: DatasetConfig = param(default_factory=DatasetConfig, help="transition dataset")
+    reward_model: RegressionConfig = param(default_factory=RegressionConfig, help="reward model regression")
+    interpret: InterpretConfig = param(default_factory=InterpretConfig, help="interpretation")
+    retrain: RetrainConfig = param(default_factory=RetrainConfig, help="PPO on the learned reward")
+
+    def validate(self) -> None:
+        """Check cross-field constraints (maze ids)."""
+        variant_of(self.expert.env)
+        for e in self.retrain.envs:
+            variant_of(e)
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise RewardLabError(f"device={self.device!r} is not allowed; choose auto, cpu or cuda")
+
+
+CONFIG = LearnedRewardsConfig
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _done(run: RunDir, step: str) -> dict[str, Any] | None:
+    path = run.root / step / "result.json"
+    return read_json(path) if path.exists() else None
+
+
+def _finish(run: RunDir, step: str, result: dict[str, Any]) -> dict[str, Any]:
+    write_json(run.root / step / "result.json", result)
+    return result
+
+
+def _clear(run: RunDir, step: str) -> None:
+    import shutil
+
+    d = run.root / step
+    if d.exists():
+        shutil.rmtree(d)
+
+
+def _maze_venv(env: str, n: int, seed: int) -> BatchedVecEnv:
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    return VecMonitor(BatchedVecEnv(BatchedMaze(n, variant_of(env), seeds=seed)))
+
+
+def _evaluate(model: Any, env: str, episodes: int, deterministic: bool, seed: int) -> dict[str, float]:
+    n = min(episodes, 100)
+    r = run_episodes(BatchedMaze(n, variant_of(env), seeds=seed), policy_act_fn(model, deterministic), episodes)
+    return {"true_return": float(r["returns"].mean()), "success_rate": float(r["successes"].mean()),
+            "episode_length": float(r["lengths"].mean())}
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- steps
+
+def step_expert(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+    """Train the PPO expert on the true reward and evaluate it (success rate, mean length)."""
+    if not redo and (res := _done(run, "expert")):
+        return res
+    if redo:
+        _clear(run, "expert")
+    out = run.step_dir("expert")
+    e = cfg.expert
+    t0 = time.time()
+    venv = _maze_venv(e.env, e.ppo.n_envs, cfg.seed)
+    model = train_ppo(e.ppo, venv, out, seed=cfg.seed, desc="expert PPO", eval_every=max(e.ppo.total_timesteps // 10, 1),
+                      evaluate=lambda m: _evaluate(m, e.env, 20, e.eval_deterministic, cfg.seed + 10_000))
+    res = {"env": e.env, "train_seconds": time.time() - t0, "timesteps": int(model.num_timesteps),
+           "checkpoint": "expert/model.zip"}
+    for name, det in (("deterministic", True), ("stochastic", False)):
+        ev = _evaluate(model, e.env, e.eval_episodes, det, cfg.seed + 20_000)
+        res[f"{name}_success_rate"] = ev["success_rate"]
+        res[f"{name}_mean_length"] = ev["episode_length"]
+    kind = "deterministic" if e.eval_deterministic else "stochastic"
+    res["success_rate"] = res[f"{kind}_success_rate"]
+    res["mean_length"] = res[f"{kind}_mean_length"]
+    res["eval_episodes"] = e.eval_episodes
+    res["eval_policy"] = kind
+    run.update_summary(expert_success_rate=res["success_rate"], expert_mean_length=res["mean_length"],
+                       expert_stochastic_success_rate=res["stochastic_success_rate"])
+    return _finish(run, "expert", res)
+
+
+def _dataset_meta(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
+    policy = run.root / "expert" / "model.zip"
+    return {"env_id": cfg.expert.env, "policy_checkpoint": str(policy.resolve()),
+            "policy_sha256": _file_digest(policy), "seed": cfg.seed, "n_train": cfg.dataset.n_train,
+            "n_test": cfg.dataset.n_test, "deterministic": cfg.dataset.deterministic,
+            "obs_shape": [SIZE, SIZE]}
+
+
+def step_dataset(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+    """Collect train and test transitions from the expert into `dataset/transitions.h5`.
+
+    An existing file made with the same settings is reused; one made otherwise is never overwritten
+    unless `redo` is given.
+    """
+    if not (run.root / "expert" / "model.zip").exists():
+        raise RewardLabError(f"no expert in '{run.root}'; run the expert step first "
+                             f"(rewardlab {NAME} expert --out {run.root})")
+    path = run.root / "dataset" / "transitions.h5"
+    meta = _dataset_meta(cfg, run)
+    if path.exists() and not redo:
+        old = read_meta(path)
+        keys = ("env_id", "policy_sha256", "seed", "n_train", "n_test", "deterministic")
+        if all(old.get(k) == meta[k] for k in keys):
+            if res := _done(run, "dataset"):
+                return res
+        else:
+            diff = next(k for k in keys if old.get(k) != meta[k])
+            raise RewardLabError(f"'{path}' already holds a dataset made with other settings ({diff}: "
+                                 f"{old.get(diff)!r} there, {meta[diff]!r} now); pass --redo to replace it or use "
+                                 "another --out")
+    model = load_ppo(run.root / "expert" / "model.zip")
+    act = policy_act_fn(model, cfg.dataset.deterministic)
+    variant = variant_of(cfg.expert.env)
+    d = cfg.dataset
+    t0 = time.time()
+    train = collect_transitions(BatchedMaze(d.n_envs, variant, seeds=cfg.seed + 1), act, d.n_train)
+    test = collect_transitions(BatchedMaze(d.n_envs, variant, seeds=cfg.seed + 2), act, d.n_test)
+    write_transitions(path, {"train": train, "test": test}, meta)
+    res = {"path": "dataset/transitions.h5", "n_train": len(train), "n_test": len(test),
+           "train_rewarding_fraction": float((train.rewards != 0).mean()),
+           "test_rewarding_fraction": float((test.rewards != 0).mean()), "collect_seconds": time.time() - t0}
+    return _finish(run, "dataset", res)
+
+
+def reward_net_spec(cfg: LearnedRewardsConfig) -> dict[str, Any]:
+    """The architecture the config asks for."""
+    return MazeRewardMLP((SIZE, SIZE), tuple(cfg.reward_model.hidden)).spec
+
+
+def step_reward_model(cfg: LearnedRewardsConfig, run: RunDir, dataset: str | None = None,
+                      redo: bool = False) -> dict[str, Any]:
+    """Regress the reward model on the dataset; report train/test MSE and test MSE on rewarding transitions."""
+    if not redo and (res := _done(run, "reward_model")):
+        return res
+    if redo:
+        _clear(run, "reward_model")
+    path = Path(dataset) if dataset else run.root / "dataset" / "transitions.h5"
+    if not dataset and not path.exists():
+        raise RewardLabError(f"no dataset in '{run.root}'; run the dataset step first or pass --dataset PATH")
+    train = read_transitions(path, "train", env_id=cfg.expert.env, obs_shape=(SIZE, SIZE))
+    test = read_transitions(path, "test", env_id=cfg.expert.env, obs_shape=(SIZE, SIZE))
+    device = resolve_device(cfg.device)
+    import torch
+
+    torch.manual_seed(cfg.seed)
+    net = MazeRewardMLP((SIZE, SIZE), tuple(cfg.reward_model.hidden))
+    t0 = time.time()
+    out = run.step_dir("reward_model")
+    res = train_regression(net, train, test, cfg.reward_model, out, seed=cfg.seed, device=device,
+                           meta={"env_id": cfg.expert.env, "dataset": str(path.resolve())})
+    res.update({"dataset": str(path), "train_seconds": time.time() - t0, "checkpoint": "reward_model/model.pt"})
+    run.update_summary(reward_model_train_mse=res["train_mse"], reward_model_test_mse=res["test_mse"],
+                       reward_model_test_mse_rewarding=res["test_mse_rewarding"])
+    return _finish(run, "reward_model", res)
+
+
+def _load_reward_model(cfg: LearnedRewardsConfig, run: RunDir, device: str = "cpu") -> MazeRewardMLP:
+    path = run.root / "reward_model" / "model.pt"
+    if not path.exists():
+        raise RewardLabError(f"no reward model in '{run.root}'; run the reward-model step first")
+    net, _ = load_reward_net(path, expect_spec=reward_net_spec(cfg), device=device)
+    return net  # type: ignore[return-value]
+
+
+def step_interpret(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+    """Saliency maps of the reward model, the three counterfactual probes, and policy saliency."""
+    from rewardlab.interpret import maze as mi
+
+    if not redo and (res := _done(run, "interpret")):
+        return res
+    net = _load_reward_model(cfg, run)
+    test = read_transitions(run.root / "dataset" / "transitions.h5", "test", env_id=cfg.expert.env)
+    figs = run.figures
+    examples = mi.pick_saliency_examples(test, cfg.interpret.saliency_per_goal)
+    mi.reward_saliency_figure(net, examples, figs / "reward_saliency.png")
+    probes = mi.counterfactual_probes(net)
+    mi.probes_figure(probes, figs / "counterfactual_probes.png")
+    model = load_ppo(run.root / "expert" / "model.zip")
+    rng = np.random.default_rng(cfg.seed)
+    nonterminal = np.flatnonzero(~test.dones)
+    states = test.obs[rng.choice(nonterminal, size=min(cfg.interpret.policy_states, len(nonterminal)), replace=False)]
+    mi.policy_saliency_figure(model, states, figs / "policy_saliency.png")
+    res = {"figures": ["figures/reward_saliency.png", "figures/counterfactual_probes.png",
+                       "figures/policy_saliency.png"],
+           "probe_no_goal_mean_reward": probes["no_goal_mean"], "probe_no_goal_max_reward": probes["no_goal_max"],
+           "probe_both_goals": probes["both_goals"],
+           "probe_goal_moved_reward_at_reached_cell": probes["goal_moved_at_reached_cell"],
+           "probe_goal_moved_reward_elsewhere_mean": probes["goal_moved_elsewhere_mean"]}
+    write_json(run.root / "interpret" / "probes.json", probes)
+    return _finish(run, "interpret", res)
+
+
+def step_retrain(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+    """PPO on the learned reward and on the true reward, for each env and seed, evaluated on the true reward."""
+    from rewardlab.rewards.wrappers import LearnedRewardVecEnv
+
+    if not redo and (res := _done(run, "retrain")):
+        return res
+    if redo:
+        _clear(run, "retrain")
+    r = cfg.retrain
+    net = _load_reward_model(cfg, run)
+    results: dict[str, Any] = {}
+    for env in r.envs:
+        variant = variant_of(env)
+        results[variant] = {}
+        for reward in ("learned", "true"):
+            finals = []
+            for k in range(r.seeds):
+                seed = cfg.seed + 100 * (k + 1)
+                out = run.root / "retrain" / variant / reward / f"seed{k}"
+                venv = _maze_venv(env, r.ppo.n_envs, seed)
+                if reward == "learned":
+                    venv = LearnedRewardVecEnv(venv, net)
+                if (out / "model.zip").exists():
+                    model = load_ppo(out / "model.zip")
+                else:
+                    model = train_ppo(r.ppo, venv, out, seed=seed, eval_every=r.eval_every,
+                                      desc=f"{variant} {reward} reward, seed {k}",
+                                      evaluate=lambda m, env=env, seed=seed: _evaluate(
+                                          m, env, r.eval_episodes, r.eval_deterministic, seed + 7))
+                finals.append(_evaluate(model, env, max(r.eval_episodes, 100), r.eval_deterministic,
+                                        seed + 99)["true_return"])
+            results[variant][reward] = {"final_true_return_mean": float(np.mean(finals)),
+                                        "final_true_return_std": float(np.std(finals)),
+                                        "final_true_return_per_seed": finals}
+    figures = retrain_figures(cfg, run)
+    run.update_summary(retrain={v: {rw: d["final_true_return_mean"] for rw, d in x.items()} for v, x in results.items()},
+                       **{f"{v}_{rw}_reward_final_true_return": d["final_true_return_mean"]
+                          for v, x in results.items() for rw, d in x.items()})
+    return _finish(run, "retrain", {"results": results, "figures": figures})
+
+
+def retrain_figures(cfg: LearnedRewardsConfig, run: RunDir) -> list[str]:
+    """True return against steps (mean +- std over seeds), learned vs true reward, one figure per env."""
+    from rewardlab.interpret.plots import mean_spread, plt, save_figure
+    from rewardlab.runs import read_metrics
+
+    paths = []
+    for env in cfg.retrain.envs:
+        variant = variant_of(env)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for reward, color in (("true", "tab:blue"), ("learned", "tab:orange")):
+            curves = []
+            for k in range(cfg.retrain.seeds):
+                m = read_metrics(run.root / "retrain" / variant / reward / f"seed{k}" / "metrics.csv")
+                curves.append(m["true_return"])
+            n = min(len(c[0]) for c in curves)
+            mean_spread(ax, curves[0][0][:n], [c[1][:n] for c in curves], f"trained on {reward} reward", color)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("true return (mean ± std over seeds)")
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_title(f"PPO on {variant}: evaluated on the true reward")
+        ax.legend(loc="lower right")
+        ax.grid(alpha=0.3)
+        p = save_figure(fig, run.figures / f"retrain_{variant}.png")
+        paths.append(str(p.relative_to(run.root)))
+    return paths
+
+
+def step_report(cfg: LearnedRewardsConfig, run: RunDir) -> Path:
+    """Write `report.md` with every figure and number of the run."""
+    from rewardlab.runs import write_text
+
+    s = run.summary()
+    ex, ds, rm = _done(run, "expert") or {}, _done(run, "dataset") or {}, _done(run, "reward_model") or {}
+    it, rt = _done(run, "interpret") or {}, _done(run, "retrain") or {}
+    f = lambda x: "n/a" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))  # noqa: E731
+    lines = [f"# Learned reward models on gridworld mazes", "",
+             "Reproduces Michaud, Gleave & Russell (2020), *Understanding Learned Reward Functions*.", "",
+             "## Expert (PPO on the true reward)", "",
+             f"- environment: `{ex.get('env')}`, {ex.get('timesteps')} steps, {f(ex.get('train_seconds'))} s",
+             f"- success rate over {ex.get('eval_episodes')} episodes: {f(ex.get('deterministic_success_rate'))} "
+             f"(greedy), {f(ex.get('stochastic_success_rate'))} (sampled); mean length "
+             f"{f(ex.get('deterministic_mean_length'))} / {f(ex.get('stochastic_mean_length'))} steps", "",
+             "## Dataset", "",
+             f"- {ds.get('n_train')} train and {ds.get('n_test')} test transitions from the expert's stochastic policy; "
+             f"rewarding fraction {f(ds.get('train_rewarding_fraction'))} (train), {f(ds.get('test_rewarding_fraction'))} (test)",
+             "", "## Reward model (MLP regression)", "",
+             "| split | MSE (all) | MSE (rewarding transitions) |", "|---|---|---|",
+             f"| train | {f(rm.get('train_mse'))} | {f(rm.get('train_mse_rewarding'))} |",
+             f"| test | {f(rm.get('test_mse'))} | {f(rm.get('test_mse_rewarding'))} |", "",
+             f"Test reward variance (the MSE of the best constant predictor): {f(rm.get('test_reward_variance'))}.", "",
+             "## Interpretation", "",
+             "![reward saliency](figures/reward_saliency.png)", "",
+             "![counterfactual probes](figures/counterfactual_probes.png)", ""]
+    if it:
+        bg = it.get("probe_both_goals", {})
+        lines += [f"- goal erased from both frames: mean R {f(it.get('probe_no_goal_mean_reward'))}, "
+                  f"max R {f(it.get('probe_no_goal_max_reward'))} (true reward 0)"]
+        for k, v in bg.items():
+            lines.append(f"- {k.replace('_', ' ')}: R {f(v['one_goal'])} with one goal, {f(v['both_goals'])} "
+                         "with both goals (true reward 1 in both)")
+        lines += [f"- agent steps (2,1)->(1,1), goal moved around: R {f(it.get('probe_goal_moved_reward_at_reached_cell'))} "
+                  f"with the goal at (1,1), mean R {f(it.get('probe_goal_moved_reward_elsewhere_mean'))} with it "
+                  "anywhere else (true: 1 and 0)", "", "![policy saliency](figures/policy_saliency.png)", ""]
+    lines += ["## PPO on the learned reward, evaluated on the true reward", ""]
+    if rt:
+        lines += ["| environment | trained on | final true return (mean ± std over seeds) |", "|---|---|---|"]
+        for v, x in rt["results"].items():
+            for rw, d in x.items():
+                lines.append(f"| {v} | {rw} reward | {d['final_true_return_mean']:.3f} ± {d['final_true_return_std']:.3f} |")
+        lines.append("")
+        lines += [f"![{p}]({p})" for p in rt.get("figures", [])]
+    lines += ["", "## summary.json", "", "```json", __import__("json").dumps(s, indent=2), "```", ""]
+    path = run.root / "report.md"
+    write_text(path, "\n".join(lines))
+    return path
+
+
+def run_all(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+    """Every step in order; finished steps are reused unless `redo`."""
+    set_torch_threads()
+    t0 = time.time()
+    step_expert(cfg, run, redo)
+    step_dataset(cfg, run, redo)
+    step_reward_model(cfg, run, redo=redo)
+    step_interpret(cfg, run, redo)
+    step_retrain(cfg, run, redo)
+    step_report(cfg, run)
+    return run.update_summary(study=NAME, last_run_seconds=time.time() - t0)
+
+
+STEP_FUNCS = {"expert": step_expert, "dataset": step_dataset, "reward-model": step_reward_model,
+              "interpret": step_interpret, "retrain": step_retrain, "report": step_report}
+STEP_ARGS = {"reward-model": {"dataset": ("--dataset", {"default": None, "metavar": "PATH",
+                                                       "help": "HDF5 transition dataset (default: the run's own)"})}}
