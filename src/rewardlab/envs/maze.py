@@ -169,6 +169,8 @@ class BatchedMaze:
     consume one generator output each, so block draws equal one-by-one draws).
     """
 
+    render_mode = "rgb_array"
+
     def __init__(self, n: int, variant: str = "CoinFlipGoal", seeds: int | Sequence[int] | None = None,
                  max_episode_steps: int | None = None, block: int = 64):
         if n < 1:

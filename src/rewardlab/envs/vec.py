@@ -17,7 +17,6 @@ class BatchedVecEnv(VecEnv):
 
     def __init__(self, env: Any):
         self.env = env
-        self.render_mode = "rgb_array"
         super().__init__(env.n, env.observation_space, env.action_space)
         self._actions: np.ndarray | None = None
 

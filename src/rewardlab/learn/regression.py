@@ -92,7 +92,7 @@ def train_regression(net: RewardNet, train: Transitions, test: Transitions, cfg:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                total += float(loss) * (1 if cfg.loss_reduction == "sum" else len(idx))
+                total += float(loss.detach()) * (1 if cfg.loss_reduction == "sum" else len(idx))
             test_rep = mse_report(net, test, device)
             logger.log((epoch + 1) * steps_per_epoch, train_mse=total / n, test_mse=test_rep["mse"],
                        test_mse_rewarding=test_rep["mse_rewarding"])

@@ -1,0 +1,1 @@
+"""Speed and quality benchmarks; each module prints JSON lines (see GUIDE.md)."""
