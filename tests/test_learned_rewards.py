@@ -1,0 +1,139 @@
+"""The learned-rewards study end to end (fast preset) and every bad input of the CLI contract."""
+
+import json
+import subprocess
+import sys
+
+import h5py
+import pytest
+
+from rewardlab.cli import main
+
+pytestmark = pytest.mark.slow
+
+LR = "learned-rewards"
+
+
+@pytest.fixture
+def cli(capsys):
+    def call(*args):
+        code = main(list(map(str, args)))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return call
+
+
+def test_fast_pipeline_learns(fast_run):
+    s = json.loads((fast_run / "summary.json").read_text())
+    assert s["expert_success_rate"] >= 0.9
+    # The test rewards are 0/1 with about 10% ones, so their variance (the MSE of the best constant
+    # predictor) is about 0.09. A model under 0.01 explains ~90% of it; under 0.1 on rewarding
+    # transitions alone means it does predict the reward where there is one (a model that always said 0
+    # would score 1.0 there).
+    rm = json.loads((fast_run / "reward_model" / "result.json").read_text())
+    assert rm["test_reward_variance"] > 0.05
+    assert s["reward_model_test_mse"] < 0.01
+    assert s["reward_model_test_mse_rewarding"] < 0.1
+    assert s["reward_model_train_mse"] < 0.01
+    for env in ("CoinFlipGoal", "TwoGoals"):
+        for reward in ("learned", "true"):
+            assert 0.0 <= s[f"{env}_{reward}_reward_final_true_return"] <= 1.0
+    assert s["CoinFlipGoal_true_reward_final_true_return"] >= 0.9  # true-reward agents learn the task
+    for fig in ("reward_saliency", "counterfactual_probes", "policy_saliency", "retrain_CoinFlipGoal",
+                "retrain_TwoGoals"):
+        assert (fast_run / "figures" / f"{fig}.png").stat().st_size > 10_000
+        assert (fast_run / "figures" / f"{fig}.pdf").exists()
+    report = (fast_run / "report.md").read_text()
+    assert "figures/reward_saliency.png" in report and "retrain_TwoGoals.png" in report
+    with h5py.File(fast_run / "dataset" / "transitions.h5") as f:
+        assert f["train/obs"].dtype == "uint8" and f["train/obs"].shape == (5000, 11, 11)
+        assert f["test/obs"].shape == (2500, 11, 11)
+        meta = json.loads(f.attrs["meta"])
+    assert meta["env_id"] == "rewardlab/EmptyMaze-10x10-CoinFlipGoal-v0" and meta["seed"] == 0
+    probes = json.loads((fast_run / "interpret" / "probes.json").read_text())
+    assert len(probes["goal_moved"]) == 11
+
+
+def test_rerun_reuses_finished_steps(run_copy, cli):
+    before = (run_copy / "expert" / "model.zip").stat().st_mtime_ns
+    code, out, _ = cli(LR, "run", "--out", run_copy)
+    assert code == 0 and "expert_success_rate" in out
+    assert (run_copy / "expert" / "model.zip").stat().st_mtime_ns == before
+
+
+def test_dataset_never_silently_overwritten(run_copy, cli):
+    path = run_copy / "dataset" / "transitions.h5"
+    data = path.read_bytes()
+    code, _, err = cli(LR, "dataset", "--out", run_copy, "dataset.n_train=100", "--redo")
+    assert code == 0  # asked for: replaced
+    assert path.read_bytes() != data
+    # the saved config now says n_train=100; asking for 200 without --redo is refused, file untouched
+    data = path.read_bytes()
+    code, _, err = cli(LR, "dataset", "--out", run_copy, "dataset.n_train=200")
+    assert code == 2 and "different config" in err and path.read_bytes() == data
+
+
+def test_corrupt_dataset(run_copy, cli):
+    bad = run_copy / "bad.h5"
+    bad.write_bytes(b"\x89HDF\r\n garbage")
+    model = (run_copy / "reward_model" / "model.pt").read_bytes()
+    code, _, err = cli(LR, "reward-model", "--out", run_copy, "--dataset", bad, "--redo")
+    assert code == 2 and "corrupt or not an HDF5 file" in err and len(err.strip().splitlines()) == 1
+    assert bad.read_bytes() == b"\x89HDF\r\n garbage"
+
+
+def test_missing_dataset(run_copy, cli):
+    code, _, err = cli(LR, "reward-model", "--out", run_copy, "--dataset", run_copy / "nope.h5", "--redo")
+    assert code == 2 and "does not exist" in err
+
+
+def test_dataset_of_another_env(run_copy, cli, tmp_path):
+    from rewardlab.data.transitions import read_meta, read_transitions, write_transitions
+
+    src = run_copy / "dataset" / "transitions.h5"
+    meta = read_meta(src) | {"env_id": "rewardlab/EmptyMaze-10x10-TwoGoals-v0"}
+    other = tmp_path / "two.h5"
+    write_transitions(other, {"train": read_transitions(src, "train")}, meta)
+    code, _, err = cli(LR, "reward-model", "--out", run_copy, "--dataset", other, "--redo")
+    assert code == 2 and "was made on rewardlab/EmptyMaze-10x10-TwoGoals-v0" in err
+
+
+def test_checkpoint_of_another_architecture(run_copy, cli):
+    (run_copy / "interpret" / "result.json").unlink()
+    model = (run_copy / "reward_model" / "model.pt").read_bytes()
+    code, _, err = cli(LR, "interpret", "--out", run_copy, "reward_model.hidden=[32]", "--redo")
+    assert code == 2 and "config asks for" in err
+    assert (run_copy / "reward_model" / "model.pt").read_bytes() == model
+
+
+def test_corrupt_checkpoints(run_copy, cli):
+    (run_copy / "reward_model" / "model.pt").write_bytes(b"PK\x03\x04 truncated")
+    code, _, err = cli(LR, "interpret", "--out", run_copy, "--redo")
+    assert code == 2 and "corrupt" in err
+    (run_copy / "expert" / "model.zip").write_bytes(b"not a zip")
+    code, _, err = cli(LR, "dataset", "--out", run_copy, "--redo")
+    assert code == 2 and "corrupt" in err
+
+
+@pytest.mark.parametrize("override,message", [("expert.ppo.gammma=0.9", "unknown config key"),
+                                              ("reward_model.lr=-1", "out of range")])
+def test_bad_config_via_cli_subprocess(tmp_path, override, message):
+    """Through the installed entry point: one line on stderr, exit code 2, no traceback."""
+    p = subprocess.run([sys.executable, "-m", "rewardlab", LR, "run", "--out", str(tmp_path / "r"), override],
+                       capture_output=True, text=True)
+    assert p.returncode == 2
+    assert message in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_print_config(cli):
+    code, out, _ = cli(LR, "print-config", "--preset", "paper")
+    assert code == 0 and "gamma: 0.97" in out and "n_train: 25000" in out
+
+
+def test_help_on_every_subcommand():
+    for args in (["--help"], ["demo", "--help"], [LR, "--help"]) + tuple(
+            [LR, s, "--help"] for s in ("run", "expert", "dataset", "reward-model", "interpret", "retrain", "report",
+                                        "print-config")):
+        p = subprocess.run([sys.executable, "-m", "rewardlab", *args], capture_output=True, text=True)
+        assert p.returncode == 0 and "usage:" in p.stdout, args
