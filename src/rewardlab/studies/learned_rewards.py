@@ -296,7 +296,7 @@ def step_retrain(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> 
         variant = variant_of(env)
         results[variant] = {}
         for reward in ("learned", "true"):
-            finals = []
+            finals, lengths = [], []
             for k in range(r.seeds):
                 seed = cfg.seed + 100 * (k + 1)
                 out = run.root / "retrain" / variant / reward / f"seed{k}"
@@ -310,11 +310,16 @@ def step_retrain(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> 
                                       desc=f"{variant} {reward} reward, seed {k}",
                                       evaluate=lambda m, env=env, seed=seed: _evaluate(
                                           m, env, r.eval_episodes, r.eval_deterministic, seed + 7))
-                finals.append(_evaluate(model, env, max(r.eval_episodes, 100), r.eval_deterministic,
-                                        seed + 99)["true_return"])
+                final = _evaluate(model, env, max(r.eval_episodes, 100), r.eval_deterministic, seed + 99)
+                finals.append(final["true_return"])
+                lengths.append(final["episode_length"])
+            # The 0/1 return saturates (a random walk finds a corner of TwoGoals in 200 steps 3 times in 4),
+            # so the episode length (steps to the goal) is reported beside it.
             results[variant][reward] = {"final_true_return_mean": float(np.mean(finals)),
                                         "final_true_return_std": float(np.std(finals)),
-                                        "final_true_return_per_seed": finals}
+                                        "final_true_return_per_seed": finals,
+                                        "final_episode_length_mean": float(np.mean(lengths)),
+                                        "final_episode_length_per_seed": lengths}
     figures = retrain_figures(cfg, run)
     run.update_summary(retrain={v: {rw: d["final_true_return_mean"] for rw, d in x.items()} for v, x in results.items()},
                        **{f"{v}_{rw}_reward_final_true_return": d["final_true_return_mean"]
@@ -387,10 +392,12 @@ def step_report(cfg: LearnedRewardsConfig, run: RunDir) -> Path:
                   "anywhere else (true: 1 and 0)", "", "![policy saliency](figures/policy_saliency.png)", ""]
     lines += ["## PPO on the learned reward, evaluated on the true reward", ""]
     if rt:
-        lines += ["| environment | trained on | final true return (mean ± std over seeds) |", "|---|---|---|"]
+        lines += ["| environment | trained on | final true return (mean ± std over seeds) | mean episode length |",
+                  "|---|---|---|---|"]
         for v, x in rt["results"].items():
             for rw, d in x.items():
-                lines.append(f"| {v} | {rw} reward | {d['final_true_return_mean']:.3f} ± {d['final_true_return_std']:.3f} |")
+                lines.append(f"| {v} | {rw} reward | {d['final_true_return_mean']:.3f} ± {d['final_true_return_std']:.3f} "
+                             f"| {f(d.get('final_episode_length_mean'))} |")
         lines.append("")
         lines += [f"![{p}]({p})" for p in rt.get("figures", [])]
     lines += ["", "## summary.json", "", "```json", __import__("json").dumps(s, indent=2), "```", ""]
