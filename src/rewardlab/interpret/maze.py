@@ -125,7 +125,7 @@ def counterfactual_probes(net: MazeRewardMLP) -> dict[str, Any]:
 
 def probes_figure(probes: dict[str, Any], path: Path) -> Path:
     """Three panels: R with no goal (by agent cell), R with one vs both goals, R by goal cell for (2,1)->(1,1)."""
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), layout="constrained")
     lim = max(1.0, float(np.nanmax(np.abs(probes["no_goal_mean_by_cell"]))), float(np.nanmax(np.abs(probes["goal_moved"]))))
     im = axes[0].imshow(probes["no_goal_mean_by_cell"], cmap="RdBu_r", vmin=-lim, vmax=lim)
     axes[0].set_title(f"(a) goal erased from s and s'\nR averaged over moves from each cell (mean {probes['no_goal_mean']:.2f})",
