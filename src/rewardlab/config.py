@@ -127,7 +127,7 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         _check(known[name], v, where)
         kwargs[name] = v
     obj = cls(**kwargs)
-    # Validate defaults too, so a preset cannot smuggle in a bad value through a default.
+    # Cross-field checks that single-field bounds cannot express (e.g. that an env id names a maze).
     validate = getattr(obj, "validate", None)
     if callable(validate):
         validate()

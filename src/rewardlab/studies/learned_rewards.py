@@ -9,6 +9,7 @@ reward -- evaluated on the TRUE reward (the original's broken step, fixed).
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -400,7 +401,7 @@ def step_report(cfg: LearnedRewardsConfig, run: RunDir) -> Path:
                              f"| {f(d.get('final_episode_length_mean'))} |")
         lines.append("")
         lines += [f"![{p}]({p})" for p in rt.get("figures", [])]
-    lines += ["", "## summary.json", "", "```json", __import__("json").dumps(s, indent=2), "```", ""]
+    lines += ["", "## summary.json", "", "```json", json.dumps(s, indent=2), "```", ""]
     path = run.root / "report.md"
     write_text(path, "\n".join(lines))
     return path
