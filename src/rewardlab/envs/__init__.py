@@ -1,7 +1,9 @@
 """Environments (registered Gymnasium ids) and their batched twins."""
 
 from rewardlab.envs.maze import BatchedMaze, MazeEnv, env_id, register_mazes
+from rewardlab.envs.tabular_maze import TabularMazeEnv, register_tabular_mazes
 
 register_mazes()
+register_tabular_mazes()
 
-__all__ = ["MazeEnv", "BatchedMaze", "env_id", "register_mazes"]
+__all__ = ["MazeEnv", "BatchedMaze", "TabularMazeEnv", "env_id", "register_mazes", "register_tabular_mazes"]
