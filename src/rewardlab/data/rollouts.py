@@ -7,6 +7,7 @@ from typing import Callable
 import numpy as np
 
 from rewardlab.data.transitions import Transitions
+from rewardlab.errors import RewardLabError
 
 ActFn = Callable[[np.ndarray], np.ndarray]
 
@@ -52,3 +53,49 @@ def collect_transitions(env, act: ActFn, n: int) -> Transitions:
         total += env.n
         obs = nxt
     return Transitions.concat(parts).take(slice(0, n))
+
+
+def collect_trajectories(env, act: ActFn, n: int, random_prob: float = 0.0,
+                         seed: int = 0) -> tuple[Transitions, np.ndarray]:
+    """Collect exactly `n` transitions as time-ordered trajectories, with epsilon-random actions.
+
+    At each step each of `env.n` environments (BatchedMaze API) independently takes a uniformly random
+    action with probability `random_prob` (drawn from `np.random.default_rng(seed)`), else the action
+    of `act(obs)` (not called at all when `random_prob` is 1). `ceil(n / env.n)` steps are run; the
+    transitions are laid out environment by environment (each environment's stream in time order)
+    and the last stream's tail is dropped to leave exactly `n`. Episodes are thus contiguous; the
+    ones cut by the end of collection are prefixes. Returns the transitions (s' is the final
+    observation on episode ends, `dones` are the env's `terminated` flags) and int64 episode ids
+    0, 1, 2, ... in order, so that i and i + 1 are consecutive steps of one trajectory exactly when
+    `episode[i] == episode[i + 1]`.
+    """
+    if n < 1:
+        raise RewardLabError(f"collect_trajectories needs n >= 1 transitions, got {n}")
+    if not 0.0 <= random_prob <= 1.0:
+        raise RewardLabError(f"random_prob must be a probability in [0, 1], got {random_prob}")
+    rng = np.random.default_rng(seed)
+    m = env.n
+    n_actions = int(env.action_space.n)
+    steps = -(-n // m)
+    obs = env.reset()
+    cols: dict[str, list[np.ndarray]] = {"obs": [], "next_obs": [], "rewards": [], "dones": [], "ends": []}
+    for _ in range(steps):
+        explore = rng.random(m) < random_prob
+        random_actions = rng.integers(0, n_actions, size=m)
+        if random_prob >= 1.0:
+            actions = random_actions
+        else:
+            actions = np.where(explore, random_actions, np.asarray(act(obs)).reshape(m))
+        nxt, rewards, terminated, truncated, final_obs = env.step(actions)
+        for k, v in (("obs", obs), ("next_obs", final_obs), ("rewards", rewards.astype(np.float32)),
+                     ("dones", terminated), ("ends", terminated | truncated)):
+            cols[k].append(np.array(v, copy=True))
+        obs = nxt
+    # (steps, m, ...) -> environment-major (m * steps, ...), each stream in time order
+    flat = {k: np.swapaxes(np.stack(v), 0, 1).reshape((m * steps,) + v[0].shape[1:]) for k, v in cols.items()}
+    starts = np.zeros(m * steps, dtype=bool)
+    starts[::steps] = True
+    starts[1:] |= flat["ends"][:-1]
+    episode = (np.cumsum(starts) - 1).astype(np.int64)
+    t = Transitions(flat["obs"], flat["next_obs"], flat["rewards"], flat["dones"].astype(bool))
+    return t.take(slice(0, n)), episode[:n]

@@ -1,9 +1,12 @@
 """Environments (registered Gymnasium ids) and their batched twins."""
 
 from rewardlab.envs.maze import BatchedMaze, MazeEnv, env_id, register_mazes
+from rewardlab.envs.mountain_car import BatchedMountainCar, ShapedMountainCarEnv, mc_env_id, register_mountain_cars
 from rewardlab.envs.tabular_maze import TabularMazeEnv, register_tabular_mazes
 
 register_mazes()
+register_mountain_cars()
 register_tabular_mazes()
 
-__all__ = ["MazeEnv", "BatchedMaze", "TabularMazeEnv", "env_id", "register_mazes", "register_tabular_mazes"]
+__all__ = ["MazeEnv", "BatchedMaze", "TabularMazeEnv", "env_id", "register_mazes", "register_tabular_mazes",
+           "ShapedMountainCarEnv", "BatchedMountainCar", "mc_env_id", "register_mountain_cars"]

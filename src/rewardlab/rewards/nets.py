@@ -22,6 +22,15 @@ class RewardNet(nn.Module):
 
     spec: dict[str, Any]
 
+    @property
+    def device(self) -> torch.device:
+        """The device of the first parameter, else of the first buffer, else cpu (parameterless nets)."""
+        for t in self.parameters():
+            return t.device
+        for t in self.buffers():
+            return t.device
+        return torch.device("cpu")
+
     def forward(self, state: torch.Tensor, action: torch.Tensor | None, next_state: torch.Tensor,
                 done: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
@@ -29,7 +38,7 @@ class RewardNet(nn.Module):
     @torch.no_grad()
     def predict(self, state: Any, next_state: Any, action: Any = None, done: Any = None) -> "torch.Tensor":
         """Rewards for numpy or tensor inputs, without gradients, on the net's device."""
-        dev = next(self.parameters()).device
+        dev = self.device
         s = torch.as_tensor(state, device=dev)
         s2 = torch.as_tensor(next_state, device=dev)
         return self(s, action, s2, done)
@@ -62,11 +71,24 @@ class MazeRewardMLP(RewardNet):
         return self.pair_reward(torch.stack([state, next_state], dim=1))
 
 
-NETS = {"maze_mlp": MazeRewardMLP}
+NETS: dict[str, Any] = {"maze_mlp": MazeRewardMLP}
+
+
+def _register_lazy() -> None:
+    # Nets defined in modules that import this one are registered on first use (no import cycle).
+    from rewardlab.rewards.shaping import ShapedRewardNet
+    from rewardlab.rewards.tabular import TabularRewardNet
+
+    NETS.setdefault("tabular", TabularRewardNet)
+    NETS.setdefault("shaped", ShapedRewardNet)
+    from rewardlab.rewards.mountain_car import MountainCarRewardNet
+
+    NETS.setdefault("mountain_car", MountainCarRewardNet)
 
 
 def build_reward_net(spec: dict[str, Any]) -> RewardNet:
     """Build a reward net from its spec dict (as saved in checkpoints)."""
+    _register_lazy()
     spec = dict(spec)
     name = spec.pop("name", None)
     if name not in NETS:

@@ -21,7 +21,7 @@ class LearnedRewardVecEnv(VecEnvWrapper):
     def __init__(self, venv: VecEnv, reward_net: RewardNet):
         super().__init__(venv)
         self.reward_net = reward_net.eval()
-        self._device = next(reward_net.parameters()).device
+        self._device = reward_net.device
         self._prev: np.ndarray | None = None
         self._actions: np.ndarray | None = None
 

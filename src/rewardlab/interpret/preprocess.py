@@ -1,0 +1,233 @@
+"""Preprocessing rewards for interpretability by potential shaping (Jenner & Gleave 2022, spec A4).
+
+r'(s,a,s') = (r(s,a,s') - c) + gamma * Phi(s') * (1 - done) - Phi(s), with the shift c and the potential Phi
+trained to make r' sparse or smooth. Shaping never changes which policies are optimal, so r' asks for the
+same behaviour as r. Objectives (batch means): sparse_l1 |r'|, sparse_log log(1+|r'|), smooth_l1
+|r'_i - r'_j|, smooth_log log(1+|r'_i - r'_j|) over adjacent pairs (i, j).
+
+Tabular L1 objectives are also solved exactly as linear programs (`solve_lp`, scipy's HiGHS).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from rewardlab.config import param
+from rewardlab.errors import RewardLabError
+from rewardlab.rewards.nets import RewardNet
+from rewardlab.rewards.shaping import ShapedRewardNet, TabularPotential, build_potential
+from rewardlab.runs import progress
+
+OBJECTIVES = ("sparse_l1", "sparse_log", "smooth_l1", "smooth_log")
+
+
+@dataclass
+class PreprocessConfig:
+    """Settings of the shaping optimisation."""
+
+    objectives: list[str] = param(default_factory=lambda: list(OBJECTIVES), help="objectives to optimise",
+                                  choices=None)
+    lr: float = param(1e-3, help="Adam learning rate", min=1e-8, max=1.0)
+    tabular_steps: int = param(10_000, help="full-batch Adam steps for tabular potentials", min=1)
+    epochs: int = param(3, help="epochs over the data for linear/MLP potentials", min=1)
+    batch_size: int = param(200, help="minibatch size for linear/MLP potentials", min=2)
+    mlp_hidden: int = param(128, help="MLP potential width", min=1)
+    mlp_layers: int = param(4, help="MLP potential hidden layers", min=1)
+    l1_solver: str = param("lp", help="tabular L1 objectives: 'lp' (exact, HiGHS) or 'adam' (as the original)",
+                           choices=("lp", "adam"))
+
+    def validate(self) -> None:
+        """Objectives must be known."""
+        for o in self.objectives:
+            check_objective(o)
+
+
+def check_objective(name: str) -> None:
+    """Raise a RewardLabError for an unknown objective."""
+    if name not in OBJECTIVES:
+        raise RewardLabError(f"unknown objective '{name}'; choose one of {', '.join(OBJECTIVES)}")
+
+
+def objective_value(r: torch.Tensor, objective: str, pairs: torch.Tensor | None = None) -> torch.Tensor:
+    """The batch objective for shaped rewards r (N,) and, for smooth objectives, index pairs (P, 2) into r."""
+    check_objective(objective)
+    if objective.startswith("sparse"):
+        x = r.abs()
+    else:
+        if pairs is None or len(pairs) == 0:
+            raise RewardLabError(f"objective {objective} needs adjacent pairs of transitions; none were given")
+        x = (r[pairs[:, 0]] - r[pairs[:, 1]]).abs()
+    return (torch.log1p(x) if objective.endswith("log") else x).mean()
+
+
+def tabular_pairs(s: np.ndarray, s2: np.ndarray) -> np.ndarray:
+    """Adjacent pairs (i, j) of tabular transitions: i and j share a start state (i != j), or j ends where i starts."""
+    same_start = (s[:, None] == s[None, :]) & ~np.eye(len(s), dtype=bool)
+    j_into_i = s2[None, :] == s[:, None]
+    i, j = np.nonzero(same_start | j_into_i)
+    return np.stack([i, j], 1)
+
+
+def trajectory_pairs(episode: np.ndarray) -> np.ndarray:
+    """Consecutive transitions of the same trajectory: pairs (i, i+1) with episode[i] == episode[i+1]."""
+    idx = np.flatnonzero(episode[:-1] == episode[1:])
+    return np.stack([idx, idx + 1], 1)
+
+
+def make_potential(kind: str, obs_shape: tuple[int, ...] | int, cfg: PreprocessConfig) -> torch.nn.Module:
+    """A fresh potential: tabular (obs_shape = number of states), linear or mlp."""
+    if kind == "tabular":
+        return TabularPotential(int(obs_shape if isinstance(obs_shape, int) else obs_shape[0]))
+    dim = int(np.prod(obs_shape))
+    if kind == "linear":
+        return build_potential({"name": "linear", "obs_dim": dim})
+    if kind == "mlp":
+        return build_potential({"name": "mlp", "obs_dim": dim, "hidden": cfg.mlp_hidden, "layers": cfg.mlp_layers})
+    raise RewardLabError(f"unknown potential '{kind}'; choose tabular, linear or mlp")
+
+
+def preprocess_tabular_adam(tables: np.ndarray, s: np.ndarray, s2: np.ndarray, dones: np.ndarray, pairs: np.ndarray,
+                            objective: str, gamma: float, cfg: PreprocessConfig,
+                            desc: str = "preprocess") -> dict[str, np.ndarray]:
+    """Adam on `objective` for K tabular rewards at once (tables (K, n, n)), `tabular_steps` full-batch steps.
+
+    The K problems share nothing: the loss is the sum of K independent objectives and Adam updates each
+    parameter from its own gradient, so this equals K separate runs, at the cost of one.
+    Returns phi (K, n), shift (K,), the final objective values (K,) and the shaped rewards (K, N).
+    """
+    check_objective(objective)
+    tables = np.asarray(tables, dtype=np.float32)
+    k, n = tables.shape[0], tables.shape[1]
+    s, s2 = np.asarray(s, dtype=np.int64), np.asarray(s2, dtype=np.int64)
+    m = len(s)
+    # r' = r - c + phi @ B, with B[:, i] = gamma * (1 - done_i) * e_{s'_i} - e_{s_i}: one dense matmul per step.
+    B = np.zeros((n, m), dtype=np.float32)
+    np.add.at(B, (s2, np.arange(m)), gamma * (1.0 - np.asarray(dones, dtype=np.float32)))
+    np.add.at(B, (s, np.arange(m)), -1.0)
+    r = tables[:, s, s2]  # (K, N)
+    smooth = objective.startswith("smooth")
+    if smooth:
+        if pairs is None or len(pairs) == 0:
+            raise RewardLabError(f"objective {objective} needs adjacent pairs of transitions")
+        base_t = torch.as_tensor(r[:, pairs[:, 0]] - r[:, pairs[:, 1]])
+        mat = torch.as_tensor(B[:, pairs[:, 0]] - B[:, pairs[:, 1]])
+    else:
+        base_t, mat = torch.as_tensor(r), torch.as_tensor(B)
+    full_base, full_mat = torch.as_tensor(r), torch.as_tensor(B)
+    phi = torch.zeros(k, n, requires_grad=True)
+    shift = torch.zeros(k, requires_grad=True)
+    opt = torch.optim.Adam([phi, shift], lr=cfg.lr)
+
+    def per_problem() -> torch.Tensor:
+        x = (base_t + phi @ mat) if smooth else (base_t - shift[:, None] + phi @ mat)
+        x = x.abs()
+        return (torch.log1p(x) if objective.endswith("log") else x).mean(1)
+
+    def shaped() -> torch.Tensor:
+        return full_base - shift[:, None] + phi @ full_mat
+
+    for _ in progress(range(cfg.tabular_steps), desc=desc):
+        loss = per_problem().sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        out = shaped()
+        values = per_problem()
+    return {"phi": phi.detach().numpy(), "shift": shift.detach().numpy(), "objective": values.numpy(),
+            "shaped": out.numpy()}
+
+
+def preprocess_adam(base: RewardNet, obs: np.ndarray, next_obs: np.ndarray, dones: np.ndarray, pairs: np.ndarray,
+                    objective: str, potential: torch.nn.Module, gamma: float, cfg: PreprocessConfig, seed: int = 0,
+                    actions: np.ndarray | None = None, desc: str = "preprocess") -> ShapedRewardNet:
+    """Train shift and potential with Adam on `objective`: `epochs` over shuffled minibatches of `batch_size`
+    transitions (sparse objectives) or adjacent pairs (smooth objectives). For linear and MLP potentials;
+    tabular problems use `preprocess_tabular_adam`."""
+    check_objective(objective)
+    torch.manual_seed(seed)
+    shaped = ShapedRewardNet(base, potential, gamma)
+    opt = torch.optim.Adam([p for p in shaped.parameters() if p.requires_grad], lr=cfg.lr)
+    s, s2 = torch.as_tensor(obs), torch.as_tensor(next_obs)
+    d = torch.as_tensor(dones, dtype=torch.float32)
+    a = None if actions is None else torch.as_tensor(actions)
+    smooth = objective.startswith("smooth")
+    pr = torch.as_tensor(pairs, dtype=torch.long) if smooth else None
+    if smooth and (pr is None or len(pr) == 0):
+        raise RewardLabError(f"objective {objective} needs adjacent pairs of transitions")
+    g = torch.Generator().manual_seed(seed)
+    n = len(pr) if smooth else len(s)
+    for _ in range(cfg.epochs):
+        perm = torch.randperm(n, generator=g)
+        for b in progress(range(0, n, cfg.batch_size), desc=desc):
+            idx = perm[b:b + cfg.batch_size]
+            if smooth:
+                flat = pr[idx].reshape(-1)
+                r = shaped(s[flat], None if a is None else a[flat], s2[flat], d[flat])
+                loss = objective_value(r, objective, torch.arange(len(flat)).reshape(-1, 2))
+            else:
+                loss = objective_value(shaped(s[idx], None if a is None else a[idx], s2[idx], d[idx]), objective)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    return shaped.eval()
+
+
+def solve_lp(r: np.ndarray, s: np.ndarray, s2: np.ndarray, dones: np.ndarray, n_states: int, gamma: float,
+             objective: str, pairs: np.ndarray | None = None) -> dict[str, Any]:
+    """Globally optimal tabular shaping for sparse_l1 or smooth_l1 as a linear program (HiGHS).
+
+    Variables: Phi (n_states), c, and one slack t per transition (sparse) or pair (smooth); minimise mean(t)
+    subject to -t <= r' <= t (or the pair difference). Returns phi, shift, the optimal objective value and r'.
+    """
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    if objective not in ("sparse_l1", "smooth_l1"):
+        raise RewardLabError(f"only sparse_l1 and smooth_l1 are linear programs, not {objective}")
+    m = len(r)
+    rows = np.arange(m)
+    nd = 1.0 - np.asarray(dones, dtype=float)
+    # r'_i = r_i + A_i . [phi, c] with A_i = gamma*(1-done) e_{s'} - e_s - e_c
+    A = sparse.csr_matrix(
+        (np.concatenate([gamma * nd, -np.ones(m), -np.ones(m)]),
+         (np.concatenate([rows, rows, rows]), np.concatenate([s2, s, np.full(m, n_states)]))),
+        shape=(m, n_states + 1))
+    if objective == "sparse_l1":
+        M, b = A, np.asarray(r, dtype=float)
+    else:
+        if pairs is None or len(pairs) == 0:
+            raise RewardLabError("smooth_l1 needs adjacent pairs of transitions")
+        M = A[pairs[:, 0]] - A[pairs[:, 1]]
+        b = np.asarray(r, dtype=float)[pairs[:, 0]] - np.asarray(r, dtype=float)[pairs[:, 1]]
+    k = M.shape[0]
+    nv = n_states + 1
+    eye = sparse.identity(k, format="csr")
+    # M x + b <= t  ->  M x - t <= -b ;  -(M x + b) <= t  ->  -M x - t <= b
+    A_ub = sparse.vstack([sparse.hstack([M, -eye]), sparse.hstack([-M, -eye])], format="csr")
+    b_ub = np.concatenate([-b, b])
+    cost = np.concatenate([np.zeros(nv), np.full(k, 1.0 / k)])
+    bounds = [(None, None)] * nv + [(0, None)] * k
+    if objective == "smooth_l1":
+        bounds[n_states] = (0, 0)  # the shift cancels in differences: pin it
+    res = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs")
+    if res.status != 0:
+        raise RewardLabError(f"the preprocessing LP failed: {res.message}")
+    x = res.x[:nv]
+    shaped = np.asarray(r, dtype=float) + A @ x
+    return {"phi": x[:n_states], "shift": float(x[n_states]), "objective": float(res.fun), "shaped": shaped}
+
+
+def shaped_net_from_lp(base: RewardNet, n_states: int, gamma: float, phi: np.ndarray, shift: float) -> ShapedRewardNet:
+    """A ShapedRewardNet carrying the LP's potential and shift."""
+    pot = TabularPotential(n_states)
+    with torch.no_grad():
+        pot.phi.copy_(torch.as_tensor(phi, dtype=torch.float32))
+    net = ShapedRewardNet(base, pot, gamma)
+    with torch.no_grad():
+        net.shift.fill_(shift)
+    return net.eval()
