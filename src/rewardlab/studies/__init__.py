@@ -1,3 +1,4 @@
 """Each paper's pipeline as a short recipe over the shared pieces. STUDIES maps CLI names to modules."""
 
-STUDIES = {"learned-rewards": "rewardlab.studies.learned_rewards"}
+STUDIES = {"learned-rewards": "rewardlab.studies.learned_rewards",
+           "preprocessing": "rewardlab.studies.preprocessing"}
