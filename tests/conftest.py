@@ -23,3 +23,13 @@ def run_copy(fast_run, tmp_path) -> Path:
     dst = tmp_path / "run"
     shutil.copytree(fast_run, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def preprocessing_run(tmp_path_factory) -> Path:
+    """The preprocessing `fast` preset, run once end to end through the CLI."""
+    from rewardlab.cli import main
+
+    out = tmp_path_factory.mktemp("pp") / "fast"
+    assert main(["preprocessing", "run", "--preset", "fast", "--out", str(out)]) == 0
+    return out

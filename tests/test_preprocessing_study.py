@@ -1,0 +1,49 @@
+"""The preprocessing study end to end (fast preset)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rewardlab.envs.tabular_maze import MAZES
+from rewardlab.rewards.nets import load_reward_net
+
+pytestmark = pytest.mark.slow
+
+
+def test_fast_preset_summary(preprocessing_run):
+    s = json.loads((preprocessing_run / "summary.json").read_text())
+    tab = s["tabular"]
+    assert set(tab) == set(MAZES)
+    for maze, blocks in tab.items():
+        for key, block in blocks.items():
+            assert set(block) == {"sparse_l1", "sparse_log", "smooth_l1", "smooth_log"}
+            for obj, m in block.items():
+                assert m["policy_preserved"], (maze, key, obj)
+            if key.endswith("/true"):
+                # exact LP: the four shapings of one base reward preprocess to the same r'
+                assert block["sparse_l1"]["invariance_gap_after"] < 1e-6
+                assert block["smooth_l1"]["invariance_gap_after"] < 1e-6
+                assert block["sparse_l1"]["invariance_gap_before"] > 1.0
+                assert block["sparse_l1"]["sparsity_after"] > block["sparse_l1"]["sparsity_before"]
+                assert block["smooth_l1"]["smoothness_after"] < block["smooth_l1"]["smoothness_before"]
+    assert "goal/learned" in tab["EmptyMaze4"]
+    report = (preprocessing_run / "report.md").read_text()
+    assert "heatmap_KeyMaze10_path_true.png" in report
+    for maze in MAZES:
+        assert (preprocessing_run / "figures" / f"heatmap_{maze}_goal_true.png").stat().st_size > 20_000
+
+
+def test_saved_models_reproduce_the_preprocessed_rewards(preprocessing_run):
+    spec = MAZES["EmptyMaze10"]
+    s, _, s2 = spec.all_transitions()
+    st, st2 = torch.as_tensor(s), torch.as_tensor(s2)
+    outs = []
+    for shaping in ("unshaped", "dense", "antidense", "random"):
+        net, meta = load_reward_net(preprocessing_run / "models" / "EmptyMaze10" / f"goal_{shaping}_true.sparse_l1.pt")
+        assert meta["objective"] == "sparse_l1" and meta["shaping"] == shaping
+        outs.append(net(st, None, st2, None).detach().numpy())
+        unmod, _ = load_reward_net(preprocessing_run / "models" / "EmptyMaze10" / f"goal_{shaping}_true.unmodified.pt")
+        assert unmod(st, None, st2, None).abs().max() > 0
+    assert max(np.abs(o - outs[0]).max() for o in outs) < 1e-5
