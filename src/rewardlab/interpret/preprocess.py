@@ -37,8 +37,8 @@ class PreprocessConfig:
     batch_size: int = param(200, help="minibatch size for linear/MLP potentials", min=2)
     mlp_hidden: int = param(128, help="MLP potential width", min=1)
     mlp_layers: int = param(4, help="MLP potential hidden layers", min=1)
-    l1_solver: str = param("lp", help="tabular L1 objectives: 'lp' (exact, HiGHS) or 'adam' (as the original)",
-                           choices=("lp", "adam"))
+    l1_solver: str = param("lp", help="L1 objectives with tabular or linear potentials: 'lp' (exact, HiGHS) or "
+                                      "'adam' (as the original)", choices=("lp", "adam"))
 
     def validate(self) -> None:
         """Objectives must be known."""
@@ -188,45 +188,77 @@ def solve_lp(r: np.ndarray, s: np.ndarray, s2: np.ndarray, dones: np.ndarray, n_
              objective: str, pairs: np.ndarray | None = None) -> dict[str, Any]:
     """Globally optimal tabular shaping for sparse_l1 or smooth_l1 as a linear program (HiGHS).
 
-    Variables: Phi (n_states), c, and one slack t per transition (sparse) or pair (smooth); minimise mean(t)
-    subject to -t <= r' <= t (or the pair difference). Returns phi, shift, the optimal objective value and r'.
+    Returns phi (n_states,), shift, the optimal objective value and the shaped rewards r'.
+    """
+    from scipy import sparse
+
+    m = len(r)
+    rows = np.arange(m)
+    nd = 1.0 - np.asarray(dones, dtype=float)
+    # r'_i = r_i + F_i . [phi, c] with F_i = gamma*(1-done_i) e_{s'_i} - e_{s_i} - e_c
+    F = sparse.csr_matrix(
+        (np.concatenate([gamma * nd, -np.ones(m), -np.ones(m)]),
+         (np.concatenate([rows, rows, rows]), np.concatenate([s2, s, np.full(m, n_states)]))),
+        shape=(m, n_states + 1))
+    res = solve_lp_features(r, F, objective, pairs)
+    x = res.pop("theta")
+    return {"phi": x[:n_states], "shift": float(x[n_states]), **res}
+
+
+def linear_features(obs: np.ndarray, next_obs: np.ndarray, dones: np.ndarray, gamma: float) -> np.ndarray:
+    """F (m, d + 2) such that r' = r + F . [w, b, c] for a linear potential Phi(s) = w.s + b and shift c."""
+    x, x2 = obs.reshape(len(obs), -1).astype(float), next_obs.reshape(len(obs), -1).astype(float)
+    nd = (1.0 - np.asarray(dones, dtype=float))[:, None]
+    one = np.ones((len(obs), 1))
+    return np.hstack([gamma * nd * x2 - x, gamma * nd * one - one, -one])
+
+
+def solve_lp_features(r: np.ndarray, F: Any, objective: str, pairs: np.ndarray | None = None) -> dict[str, Any]:
+    """Minimise the sparse_l1 or smooth_l1 objective of r' = r + F theta over theta exactly (HiGHS LP).
+
+    Any shaping whose potential is linear in its parameters fits: tabular (one-hot F) or linear potentials
+    (`linear_features`). Variables: theta and one slack t per transition (sparse) or pair (smooth); minimise
+    mean(t) subject to -t <= r' <= t (or the pair difference). Returns theta, the optimum and r'.
     """
     from scipy import sparse
     from scipy.optimize import linprog
 
     if objective not in ("sparse_l1", "smooth_l1"):
         raise RewardLabError(f"only sparse_l1 and smooth_l1 are linear programs, not {objective}")
-    m = len(r)
-    rows = np.arange(m)
-    nd = 1.0 - np.asarray(dones, dtype=float)
-    # r'_i = r_i + A_i . [phi, c] with A_i = gamma*(1-done) e_{s'} - e_s - e_c
-    A = sparse.csr_matrix(
-        (np.concatenate([gamma * nd, -np.ones(m), -np.ones(m)]),
-         (np.concatenate([rows, rows, rows]), np.concatenate([s2, s, np.full(m, n_states)]))),
-        shape=(m, n_states + 1))
+    F = sparse.csr_matrix(F)
+    r = np.asarray(r, dtype=float)
     if objective == "sparse_l1":
-        M, b = A, np.asarray(r, dtype=float)
+        M, b = F, r
     else:
         if pairs is None or len(pairs) == 0:
             raise RewardLabError("smooth_l1 needs adjacent pairs of transitions")
-        M = A[pairs[:, 0]] - A[pairs[:, 1]]
-        b = np.asarray(r, dtype=float)[pairs[:, 0]] - np.asarray(r, dtype=float)[pairs[:, 1]]
-    k = M.shape[0]
-    nv = n_states + 1
+        M, b = (F[pairs[:, 0]] - F[pairs[:, 1]]).tocsr(), r[pairs[:, 0]] - r[pairs[:, 1]]
+    k, nv = M.shape
     eye = sparse.identity(k, format="csr")
     # M x + b <= t  ->  M x - t <= -b ;  -(M x + b) <= t  ->  -M x - t <= b
     A_ub = sparse.vstack([sparse.hstack([M, -eye]), sparse.hstack([-M, -eye])], format="csr")
     b_ub = np.concatenate([-b, b])
     cost = np.concatenate([np.zeros(nv), np.full(k, 1.0 / k)])
-    bounds = [(None, None)] * nv + [(0, None)] * k
-    if objective == "smooth_l1":
-        bounds[n_states] = (0, 0)  # the shift cancels in differences: pin it
+    unused = np.asarray(abs(M).sum(0)).ravel() == 0  # e.g. the shift in pair differences: pin it to 0
+    bounds = [(0, 0) if u else (None, None) for u in unused] + [(0, None)] * k
     res = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs")
     if res.status != 0:
         raise RewardLabError(f"the preprocessing LP failed: {res.message}")
-    x = res.x[:nv]
-    shaped = np.asarray(r, dtype=float) + A @ x
-    return {"phi": x[:n_states], "shift": float(x[n_states]), "objective": float(res.fun), "shaped": shaped}
+    theta = res.x[:nv]
+    return {"theta": theta, "objective": float(res.fun), "shaped": r + F @ theta}
+
+
+def linear_net_from_lp(base: RewardNet, obs_dim: int, gamma: float, theta: np.ndarray) -> ShapedRewardNet:
+    """A ShapedRewardNet with a linear potential from `solve_lp_features` on `linear_features` ([w, b, c])."""
+    pot = build_potential({"name": "linear", "obs_dim": obs_dim})
+    lin = pot.net[1]
+    with torch.no_grad():
+        lin.weight.copy_(torch.as_tensor(theta[:obs_dim], dtype=torch.float32)[None])
+        lin.bias.fill_(float(theta[obs_dim]))
+    net = ShapedRewardNet(base, pot, gamma)
+    with torch.no_grad():
+        net.shift.fill_(float(theta[obs_dim + 1]))
+    return net.eval()
 
 
 def shaped_net_from_lp(base: RewardNet, n_states: int, gamma: float, phi: np.ndarray, shift: float) -> ShapedRewardNet:

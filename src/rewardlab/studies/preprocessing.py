@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from rewardlab.agents.ppo import PPOConfig
 from rewardlab.config import param
 from rewardlab.envs.tabular_maze import GAMMA, MAZES, REWARD_KINDS, SHAPINGS, MazeSpec, maze_spec, reward_table
 from rewardlab.errors import RewardLabError
@@ -43,6 +44,28 @@ class TabularStudyConfig:
                                      help="mazes whose rewards are also learned from preferences and preprocessed")
 
 
+def _mc_expert_ppo() -> PPOConfig:
+    return PPOConfig(total_timesteps=200_000, n_envs=16, n_steps=64, batch_size=128, n_epochs=10, learning_rate=1e-2,
+                     lr_schedule="linear", gamma=0.99, gae_lambda=0.95, checkpoint_every=50_000)
+
+
+@dataclass
+class MountainCarStudyConfig:
+    """Shaped mountain car: a PPO expert, mixed expert/random rollouts, continuous preprocessing."""
+
+    enabled: bool = param(True, help="run the mountain-car part")
+    shapings: list[str] = param(default_factory=lambda: ["unshaped", "dense", "antidense", "random"],
+                                help="potentials of the shaped mountain car to preprocess")
+    expert: PPOConfig = param(default_factory=_mc_expert_ppo, help="PPO expert, trained on the unshaped reward")
+    transitions: int = param(30_000, help="transitions in the rollout dataset", min=10)
+    random_prob: float = param(0.5, help="probability of a uniformly random action instead of the expert's",
+                               min=0.0, max=1.0)
+    potential: str = param("auto", help="potential model: linear, mlp, or auto (linear for unshaped/dense/"
+                                        "antidense, mlp for random, as in the paper-era scripts)",
+                           choices=("auto", "linear", "mlp"))
+    curve_episodes: int = param(5, help="expert episodes in the reward-against-time figure", min=1)
+
+
 @dataclass
 class PreprocessingConfig:
     """Reward preprocessing for interpretability (Jenner & Gleave 2022)."""
@@ -52,6 +75,7 @@ class PreprocessingConfig:
     tabular: TabularStudyConfig = param(default_factory=TabularStudyConfig, help="tabular mazes")
     preprocess: PreprocessConfig = param(default_factory=PreprocessConfig, help="shaping optimisation")
     preferences: PreferenceConfig = param(default_factory=PreferenceConfig, help="preference-learned rewards")
+    mountain_car: MountainCarStudyConfig = param(default_factory=MountainCarStudyConfig, help="shaped mountain car")
 
     def validate(self) -> None:
         """Check names of mazes, rewards and shapings."""
@@ -60,7 +84,7 @@ class PreprocessingConfig:
         for r in self.tabular.rewards:
             if r not in REWARD_KINDS:
                 raise RewardLabError(f"unknown reward '{r}'; choose one of {', '.join(REWARD_KINDS)}")
-        for s in self.tabular.shapings:
+        for s in self.tabular.shapings + self.mountain_car.shapings:
             if s not in SHAPINGS:
                 raise RewardLabError(f"unknown shaping '{s}'; choose one of {', '.join(SHAPINGS)}")
 
@@ -176,6 +200,131 @@ def step_tabular(cfg: PreprocessingConfig, run: RunDir, redo: bool = False) -> d
     return {m: r["summary"] for m, r in out.items()}
 
 
+def step_mountain_car(cfg: PreprocessingConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+    """Shaped mountain car: PPO expert, mixed rollouts, every shaping preprocessed with every objective."""
+    import torch
+
+    from rewardlab.agents.ppo import load_ppo, policy_act_fn, train_ppo
+    from rewardlab.data.rollouts import collect_trajectories
+    from rewardlab.envs.mountain_car import BatchedMountainCar, reached_goal_stats
+    from rewardlab.envs.vec import BatchedVecEnv
+    from rewardlab.interpret.preprocess import (linear_features, linear_net_from_lp, make_potential, preprocess_adam,
+                                                solve_lp_features, trajectory_pairs)
+    from rewardlab.rewards.mountain_car import MountainCarRewardNet
+
+    mc = cfg.mountain_car
+    if not mc.enabled:
+        return {}
+    if not redo and (res := _done(run, "mountain_car")):
+        return res
+    out = run.step_dir("mountain_car")
+    t0 = time.perf_counter()
+    if (out / "expert" / "model.zip").exists() and not redo:
+        expert = load_ppo(out / "expert" / "model.zip")
+    else:
+        from stable_baselines3.common.vec_env import VecMonitor
+
+        venv = VecMonitor(BatchedVecEnv(BatchedMountainCar(mc.expert.n_envs, "unshaped", seeds=cfg.seed)))
+        expert = train_ppo(mc.expert, venv, out / "expert", seed=cfg.seed, desc="mountain-car expert")
+    expert_seconds = time.perf_counter() - t0
+    act = policy_act_fn(expert, deterministic=True)
+    stats = reached_goal_stats(BatchedMountainCar(50, "unshaped", seeds=cfg.seed + 1), act, 100)
+    data, episode = collect_trajectories(BatchedMountainCar(16, "unshaped", seeds=cfg.seed + 2), act, mc.transitions,
+                                         random_prob=mc.random_prob, seed=cfg.seed)
+    pairs = trajectory_pairs(episode)
+    curve_env = BatchedMountainCar(1, "unshaped", seeds=cfg.seed + 3)
+    curve, _ = collect_trajectories(curve_env, act, 200 * mc.curve_episodes, random_prob=0.0)
+    s_t, s2_t = torch.as_tensor(data.obs), torch.as_tensor(data.next_obs)
+    d_t = torch.zeros(len(data))
+    shaped_r: dict[str, dict[str, np.ndarray]] = {}
+    curves: dict[tuple[str, str], np.ndarray] = {}
+    per_shaping: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    for shaping in mc.shapings:
+        base = MountainCarRewardNet(shaping, cfg.gamma)
+        kind = mc.potential if mc.potential != "auto" else ("mlp" if shaping == "random" else "linear")
+        with torch.no_grad():
+            raw = base(s_t, None, s2_t, None).numpy()
+        scale = float(np.abs(raw).max()) or 1.0
+        nets = {"unmodified": None}
+        shaped_r[shaping] = {"unmodified": raw}
+        entry = {"unmodified": {**sparsity(raw, scale), "smoothness": smoothness(raw, pairs)}}
+        for obj in cfg.preprocess.objectives:
+            t1 = time.perf_counter()
+            no_done = np.zeros(len(data), bool)
+            if kind == "linear" and obj.endswith("l1") and cfg.preprocess.l1_solver == "lp":
+                lp = solve_lp_features(raw, linear_features(data.obs, data.next_obs, no_done, cfg.gamma), obj, pairs)
+                net = linear_net_from_lp(base, 2, cfg.gamma, lp["theta"])
+                solver = "lp"
+            else:
+                net = preprocess_adam(base, data.obs, data.next_obs, no_done, pairs, obj,
+                                      make_potential(kind, (2,), cfg.preprocess), cfg.gamma, cfg.preprocess,
+                                      seed=cfg.seed, desc=f"mountain car {shaping} {obj}")
+                solver = "adam"
+            timings[f"{shaping}/{obj}"] = time.perf_counter() - t1
+            nets[obj] = net
+            with torch.no_grad():
+                r = net(s_t, None, s2_t, d_t).numpy()
+            shaped_r[shaping][obj] = r
+            entry[obj] = {**sparsity(r, scale), "smoothness": smoothness(r, pairs), "potential": kind, "solver": solver}
+            save_reward_net(out / "models" / f"{shaping}.{obj}.pt", net,
+                            {"env": f"ShapedMountainCar-{shaping}", "objective": obj, "potential": kind,
+                             "solver": solver, "gamma": cfg.gamma})
+        save_reward_net(out / "models" / f"{shaping}.unmodified.pt", base,
+                        {"env": f"ShapedMountainCar-{shaping}", "objective": "unmodified", "gamma": cfg.gamma})
+        cs, cs2 = torch.as_tensor(curve.obs), torch.as_tensor(curve.next_obs)
+        with torch.no_grad():
+            for name, net in nets.items():
+                curves[(shaping, name)] = (base if net is None else net)(cs, None, cs2, None).numpy()
+        per_shaping[shaping] = entry
+    summary = {}
+    for obj in cfg.preprocess.objectives:
+        summary[obj] = {
+            "sparsity_before": float(np.mean([per_shaping[s]["unmodified"]["sparsity"] for s in mc.shapings])),
+            "sparsity_after": float(np.mean([per_shaping[s][obj]["sparsity"] for s in mc.shapings])),
+            "mean_abs_before": float(np.mean([per_shaping[s]["unmodified"]["mean_abs"] for s in mc.shapings])),
+            "mean_abs_after": float(np.mean([per_shaping[s][obj]["mean_abs"] for s in mc.shapings])),
+            "smoothness_before": float(np.mean([per_shaping[s]["unmodified"]["smoothness"] for s in mc.shapings])),
+            "smoothness_after": float(np.mean([per_shaping[s][obj]["smoothness"] for s in mc.shapings])),
+            "invariance_gap_before": invariance_gap([shaped_r[s]["unmodified"] for s in mc.shapings]),
+            "invariance_gap_after": invariance_gap([shaped_r[s][obj] for s in mc.shapings],
+                                                   center=obj.startswith("smooth")),
+            "policy_preserved": True,  # potential shaping by construction (no tabular value iteration here)
+        }
+    _reward_curves(mc.shapings, ["unmodified"] + list(cfg.preprocess.objectives), curves, run.figures / "mountain_car_curves.png")
+    res = {"summary": summary, "per_shaping": per_shaping, "expert_success_rate": stats["success_rate"],
+           "expert_mean_steps_to_goal": stats["mean_steps_to_goal"], "expert_seconds": expert_seconds,
+           "transitions": len(data), "pairs": int(len(pairs)), "seconds": timings,
+           "figures": ["figures/mountain_car_curves.png"]}
+    run.update_summary(mountain_car=summary, mountain_car_expert_success_rate=stats["success_rate"])
+    write_json(out / "result.json", res)
+    return res
+
+
+def _reward_curves(shapings: list[str], cols: list[str], curves: dict[tuple[str, str], np.ndarray], path: Any) -> Any:
+    """Reward against time over the expert episodes, each curve offset to start at 0 (spec A4)."""
+    from rewardlab.interpret.plots import plt, save_figure
+
+    fig, axes = plt.subplots(len(shapings), len(cols), figsize=(2.6 * len(cols), 1.8 * len(shapings)),
+                             sharex=True, squeeze=False, layout="constrained")
+    for i, sh in enumerate(shapings):
+        for j, c in enumerate(cols):
+            y = curves[(sh, c)]
+            ax = axes[i, j]
+            ax.plot(np.arange(len(y)), y - y[0], lw=0.7)
+            for x in range(200, len(y), 200):
+                ax.axvline(x, color="0.8", lw=0.5)
+            if i == 0:
+                ax.set_title(c, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(f"{sh}\nr' - r'(0)", fontsize=8)
+            if i == len(shapings) - 1:
+                ax.set_xlabel("step (episodes of 200)", fontsize=8)
+            ax.tick_params(labelsize=7)
+    fig.suptitle("Shaped mountain car: reward along expert episodes, before and after preprocessing", fontsize=10)
+    return save_figure(fig, path)
+
+
 def step_report(cfg: PreprocessingConfig, run: RunDir) -> Any:
     """Write `report.md` with every figure and number of the run."""
     from rewardlab.runs import write_text
@@ -202,6 +351,20 @@ def step_report(cfg: PreprocessingConfig, run: RunDir) -> Any:
                              f"{m['invariance_gap_before']:.3g} → {m['invariance_gap_after']:.3g} | "
                              f"{'yes' if m['policy_preserved'] else 'NO'} |")
             lines += ["", f"![{maze} {key}](figures/heatmap_{maze}_{reward}_{src}.png)", ""]
+    mc = _done(run, "mountain_car")
+    if mc:
+        lines += ["## Shaped mountain car", "",
+                  f"Expert (PPO on the unshaped reward): reaches the goal in {mc['expert_success_rate']:.2f} of 100 "
+                  f"episodes, mean {mc['expert_mean_steps_to_goal']:.1f} steps. Dataset: {mc['transitions']} "
+                  "transitions with expert and random actions mixed; smoothness pairs are consecutive steps of one "
+                  "trajectory.", "",
+                  "| objective | sparsity before → after | mean abs | smoothness | invariance gap |", "|---|---|---|---|---|"]
+        for obj, m in mc["summary"].items():
+            lines.append(f"| {obj} | {m['sparsity_before']:.3f} → {m['sparsity_after']:.3f} | "
+                         f"{m['mean_abs_before']:.3g} → {m['mean_abs_after']:.3g} | "
+                         f"{m['smoothness_before']:.3g} → {m['smoothness_after']:.3g} | "
+                         f"{m['invariance_gap_before']:.3g} → {m['invariance_gap_after']:.3g} |")
+        lines += ["", "![mountain car reward curves](figures/mountain_car_curves.png)", ""]
     path = run.root / "report.md"
     write_text(path, "\n".join(lines) + "\n")
     return path
@@ -212,9 +375,10 @@ def run_all(cfg: PreprocessingConfig, run: RunDir, redo: bool = False) -> dict[s
     set_torch_threads()
     t0 = time.time()
     step_tabular(cfg, run, redo)
+    step_mountain_car(cfg, run, redo)
     step_report(cfg, run)
     return run.update_summary(study=NAME, last_run_seconds=time.time() - t0)
 
 
-STEP_FUNCS = {"tabular": step_tabular, "report": step_report}
+STEP_FUNCS = {"tabular": step_tabular, "mountain-car": step_mountain_car, "report": step_report}
 STEP_ARGS: dict[str, Any] = {}
