@@ -47,3 +47,22 @@ def test_saved_models_reproduce_the_preprocessed_rewards(preprocessing_run):
         unmod, _ = load_reward_net(preprocessing_run / "models" / "EmptyMaze10" / f"goal_{shaping}_true.unmodified.pt")
         assert unmod(st, None, st2, None).abs().max() > 0
     assert max(np.abs(o - outs[0]).max() for o in outs) < 1e-5
+
+
+def test_mountain_car_part(preprocessing_run):
+    r = json.loads((preprocessing_run / "mountain_car" / "result.json").read_text())
+    assert r["transitions"] == 30_000 and r["pairs"] > 29_000
+    assert 0.0 <= r["expert_success_rate"] <= 1.0
+    m = r["summary"]
+    # the exact LP with a linear potential makes the reward sparser and pulls the shapings together
+    assert m["sparse_l1"]["mean_abs_after"] < 0.5 * m["sparse_l1"]["mean_abs_before"]
+    assert m["sparse_l1"]["invariance_gap_after"] < 0.5 * m["sparse_l1"]["invariance_gap_before"]
+    assert m["smooth_l1"]["smoothness_after"] < 0.5 * m["smooth_l1"]["smoothness_before"]
+    for shaping in ("unshaped", "dense", "antidense"):
+        assert r["per_shaping"][shaping]["sparse_l1"]["solver"] == "lp"
+    assert r["per_shaping"]["random"]["sparse_l1"]["potential"] == "mlp"
+    assert (preprocessing_run / "figures" / "mountain_car_curves.png").stat().st_size > 20_000
+    net, meta = load_reward_net(preprocessing_run / "mountain_car" / "models" / "dense.sparse_l1.pt")
+    assert meta["solver"] == "lp"
+    x = torch.tensor([[-0.5, 0.0], [0.2, 0.01]])
+    assert net(x, None, x, None).shape == (2,)

@@ -45,7 +45,7 @@ class TabularStudyConfig:
 
 
 def _mc_expert_ppo() -> PPOConfig:
-    return PPOConfig(total_timesteps=200_000, n_envs=16, n_steps=64, batch_size=128, n_epochs=10, learning_rate=1e-2,
+    return PPOConfig(total_timesteps=300_000, n_envs=16, n_steps=64, batch_size=128, n_epochs=10, learning_rate=1e-2,
                      lr_schedule="linear", gamma=0.99, gae_lambda=0.95, checkpoint_every=50_000)
 
 
