@@ -230,6 +230,16 @@ class RunDir:
                 "use another --out, or pass --overwrite to start over there")
         write_text(path, text)
 
+    def step_result(self, step: str) -> dict[str, Any] | None:
+        """The saved result of a finished step (`<step>/result.json`), or None if it has not finished."""
+        path = self.root / step / "result.json"
+        return read_json(path) if path.exists() else None
+
+    def finish_step(self, step: str, result: dict[str, Any]) -> dict[str, Any]:
+        """Mark a step finished by writing its result atomically; returns the result."""
+        write_json(self.root / step / "result.json", result)
+        return result
+
     def update_summary(self, **values: Any) -> dict[str, Any]:
         """Merge values into summary.json (written atomically) and return it."""
         path = self.root / "summary.json"

@@ -26,7 +26,7 @@ from rewardlab.envs.vec import BatchedVecEnv
 from rewardlab.errors import RewardLabError
 from rewardlab.learn.regression import RegressionConfig, train_regression
 from rewardlab.rewards.nets import MazeRewardMLP, load_reward_net
-from rewardlab.runs import RunDir, read_json, resolve_device, set_torch_threads, write_json
+from rewardlab.runs import RunDir, resolve_device, set_torch_threads, write_json
 
 NAME = "learned-rewards"
 COINFLIP = env_id("CoinFlipGoal")
@@ -101,16 +101,6 @@ CONFIG = LearnedRewardsConfig
 
 # ----------------------------------------------------------------------------- helpers
 
-def _done(run: RunDir, step: str) -> dict[str, Any] | None:
-    path = run.root / step / "result.json"
-    return read_json(path) if path.exists() else None
-
-
-def _finish(run: RunDir, step: str, result: dict[str, Any]) -> dict[str, Any]:
-    write_json(run.root / step / "result.json", result)
-    return result
-
-
 def _clear(run: RunDir, step: str) -> None:
     import shutil
 
@@ -144,7 +134,7 @@ def _file_digest(path: Path) -> str:
 
 def step_expert(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
     """Train the PPO expert on the true reward and evaluate it (success rate, mean length)."""
-    if not redo and (res := _done(run, "expert")):
+    if not redo and (res := run.step_result("expert")):
         return res
     if redo:
         _clear(run, "expert")
@@ -167,7 +157,7 @@ def step_expert(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> d
     res["eval_policy"] = kind
     run.update_summary(expert_success_rate=res["success_rate"], expert_mean_length=res["mean_length"],
                        expert_stochastic_success_rate=res["stochastic_success_rate"])
-    return _finish(run, "expert", res)
+    return run.finish_step("expert", res)
 
 
 def _dataset_meta(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
@@ -193,7 +183,7 @@ def step_dataset(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> 
         old = read_meta(path)
         keys = ("env_id", "policy_sha256", "seed", "n_train", "n_test", "deterministic")
         if all(old.get(k) == meta[k] for k in keys):
-            if res := _done(run, "dataset"):
+            if res := run.step_result("dataset"):
                 return res
         else:
             diff = next(k for k in keys if old.get(k) != meta[k])
@@ -211,7 +201,7 @@ def step_dataset(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> 
     res = {"path": "dataset/transitions.h5", "n_train": len(train), "n_test": len(test),
            "train_rewarding_fraction": float((train.rewards != 0).mean()),
            "test_rewarding_fraction": float((test.rewards != 0).mean()), "collect_seconds": time.time() - t0}
-    return _finish(run, "dataset", res)
+    return run.finish_step("dataset", res)
 
 
 def reward_net_spec(cfg: LearnedRewardsConfig) -> dict[str, Any]:
@@ -222,7 +212,7 @@ def reward_net_spec(cfg: LearnedRewardsConfig) -> dict[str, Any]:
 def step_reward_model(cfg: LearnedRewardsConfig, run: RunDir, dataset: str | None = None,
                       redo: bool = False) -> dict[str, Any]:
     """Regress the reward model on the dataset; report train/test MSE and test MSE on rewarding transitions."""
-    if not redo and (res := _done(run, "reward_model")):
+    if not redo and (res := run.step_result("reward_model")):
         return res
     if redo:
         _clear(run, "reward_model")
@@ -243,7 +233,7 @@ def step_reward_model(cfg: LearnedRewardsConfig, run: RunDir, dataset: str | Non
     res.update({"dataset": str(path), "train_seconds": time.time() - t0, "checkpoint": "reward_model/model.pt"})
     run.update_summary(reward_model_train_mse=res["train_mse"], reward_model_test_mse=res["test_mse"],
                        reward_model_test_mse_rewarding=res["test_mse_rewarding"])
-    return _finish(run, "reward_model", res)
+    return run.finish_step("reward_model", res)
 
 
 def _load_reward_model(cfg: LearnedRewardsConfig, run: RunDir, device: str = "cpu") -> MazeRewardMLP:
@@ -258,7 +248,7 @@ def step_interpret(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -
     """Saliency maps of the reward model, the three counterfactual probes, and policy saliency."""
     from rewardlab.interpret import maze as mi
 
-    if not redo and (res := _done(run, "interpret")):
+    if not redo and (res := run.step_result("interpret")):
         return res
     net = _load_reward_model(cfg, run)
     test = read_transitions(run.root / "dataset" / "transitions.h5", "test", env_id=cfg.expert.env)
@@ -279,14 +269,14 @@ def step_interpret(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -
            "probe_goal_moved_reward_at_reached_cell": probes["goal_moved_at_reached_cell"],
            "probe_goal_moved_reward_elsewhere_mean": probes["goal_moved_elsewhere_mean"]}
     write_json(run.root / "interpret" / "probes.json", probes)
-    return _finish(run, "interpret", res)
+    return run.finish_step("interpret", res)
 
 
 def step_retrain(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
     """PPO on the learned reward and on the true reward, for each env and seed, evaluated on the true reward."""
     from rewardlab.rewards.wrappers import LearnedRewardVecEnv
 
-    if not redo and (res := _done(run, "retrain")):
+    if not redo and (res := run.step_result("retrain")):
         return res
     if redo:
         _clear(run, "retrain")
@@ -325,7 +315,7 @@ def step_retrain(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> 
     run.update_summary(retrain={v: {rw: d["final_true_return_mean"] for rw, d in x.items()} for v, x in results.items()},
                        **{f"{v}_{rw}_reward_final_true_return": d["final_true_return_mean"]
                           for v, x in results.items() for rw, d in x.items()})
-    return _finish(run, "retrain", {"results": results, "figures": figures})
+    return run.finish_step("retrain", {"results": results, "figures": figures})
 
 
 def retrain_figures(cfg: LearnedRewardsConfig, run: RunDir) -> list[str]:
@@ -360,8 +350,8 @@ def step_report(cfg: LearnedRewardsConfig, run: RunDir) -> Path:
     from rewardlab.runs import write_text
 
     s = run.summary()
-    ex, ds, rm = _done(run, "expert") or {}, _done(run, "dataset") or {}, _done(run, "reward_model") or {}
-    it, rt = _done(run, "interpret") or {}, _done(run, "retrain") or {}
+    ex, ds, rm = run.step_result("expert") or {}, run.step_result("dataset") or {}, run.step_result("reward_model") or {}
+    it, rt = run.step_result("interpret") or {}, run.step_result("retrain") or {}
     f = lambda x: "n/a" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))  # noqa: E731
     lines = [f"# Learned reward models on gridworld mazes", "",
              "Reproduces Michaud, Gleave & Russell (2020), *Understanding Learned Reward Functions*.", "",

@@ -92,11 +92,6 @@ class PreprocessingConfig:
 CONFIG = PreprocessingConfig
 
 
-def _done(run: RunDir, step: str) -> dict[str, Any] | None:
-    path = run.root / step / "result.json"
-    return read_json(path) if path.exists() else None
-
-
 def _models(cfg: PreprocessingConfig, spec: MazeSpec) -> dict[tuple[str, str, str], np.ndarray]:
     """Reward tables to preprocess: (source, reward, shaping) -> R[s, s'], ground truth and learned."""
     t = cfg.tabular
@@ -215,7 +210,7 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir, redo: bool = False)
     mc = cfg.mountain_car
     if not mc.enabled:
         return {}
-    if not redo and (res := _done(run, "mountain_car")):
+    if not redo and (res := run.step_result("mountain_car")):
         return res
     out = run.step_dir("mountain_car")
     t0 = time.perf_counter()
@@ -297,8 +292,7 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir, redo: bool = False)
            "transitions": len(data), "pairs": int(len(pairs)), "seconds": timings,
            "figures": ["figures/mountain_car_curves.png"]}
     run.update_summary(mountain_car=summary, mountain_car_expert_success_rate=stats["success_rate"])
-    write_json(out / "result.json", res)
-    return res
+    return run.finish_step("mountain_car", res)
 
 
 def _reward_curves(shapings: list[str], cols: list[str], curves: dict[tuple[str, str], np.ndarray], path: Any) -> Any:
@@ -351,7 +345,7 @@ def step_report(cfg: PreprocessingConfig, run: RunDir) -> Any:
                              f"{m['invariance_gap_before']:.3g} → {m['invariance_gap_after']:.3g} | "
                              f"{'yes' if m['policy_preserved'] else 'NO'} |")
             lines += ["", f"![{maze} {key}](figures/heatmap_{maze}_{reward}_{src}.png)", ""]
-    mc = _done(run, "mountain_car")
+    mc = run.step_result("mountain_car")
     if mc:
         lines += ["## Shaped mountain car", "",
                   f"Expert (PPO on the unshaped reward): reaches the goal in {mc['expert_success_rate']:.2f} of 100 "
