@@ -138,13 +138,3 @@ def test_help_on_every_subcommand():
         p = subprocess.run([sys.executable, "-m", "rewardlab", *args], capture_output=True, text=True)
         assert p.returncode == 0 and "usage:" in p.stdout, args
 
-
-def test_demo_writes_one_report_linking_every_study(fast_run, tmp_path, cli):
-    import shutil
-
-    shutil.copytree(fast_run, tmp_path / "demo" / LR)  # finished steps are reused, so this only reports
-    code, out, _ = cli("demo", "--out", tmp_path / "demo")
-    assert code == 0
-    report = (tmp_path / "demo" / "report.md").read_text()
-    assert f"({LR}/report.md)" in report and f"{LR}/figures/reward_saliency.png" in report
-    assert "expert_success_rate" in report

@@ -44,6 +44,17 @@ def test_dynamics_equal_gymnasium(seed):
         assert trunc == (t == HORIZON - 1)
 
 
+def test_render_rgb():
+    env = ShapedMountainCarEnv(render_mode="rgb_array")
+    env.reset(seed=0)
+    img = env.render()
+    assert img.shape == (200, 300, 3) and img.dtype == np.uint8
+    imgs = BatchedMountainCar(2, seeds=0).render_images()
+    assert len(imgs) == 2 and imgs[0].shape == (200, 300, 3)
+    with pytest.raises(RewardLabError, match="render_mode"):
+        ShapedMountainCarEnv(render_mode="human")
+
+
 def test_left_wall_stops_the_car():
     env = ShapedMountainCarEnv()
     env.reset(seed=0, options={"state": (-1.19, -0.05)})
@@ -131,7 +142,7 @@ def test_potentials():
 
 @pytest.mark.parametrize("shaping", SHAPINGS)
 def test_reward_net_equals_env_reward(shaping):
-    env = BatchedMountainCar(8, shaping, seeds=shaping.__len__())
+    env = BatchedMountainCar(8, shaping, seeds=len(shaping))
     t, _ = collect_trajectories(env, pump, 3200, random_prob=0.3, seed=1)
     assert (t.obs[:, 0] >= 0.5).any()  # absorbed states are covered
     net = MountainCarRewardNet(shaping)

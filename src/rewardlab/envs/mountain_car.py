@@ -133,7 +133,7 @@ def render_car(pos: float, width: int = 300, height: int = 200) -> np.ndarray:
     """An RGB image (height, width, 3) uint8 of the hill curve, the goal flag and the car at `pos`."""
     img = np.full((height, width, 3), 255, dtype=np.uint8)
     xs = np.linspace(MIN_POS, MAX_POS, width)
-    ys = ((np.sin(3 * xs) * 0.45 + 0.55) * (height - 20) / 1.0).astype(np.int64)
+    ys = ((np.sin(3 * xs) * 0.45 + 0.55) * (height - 20)).astype(np.int64)
     rows = np.arange(height)[:, None]
     ground = rows >= (height - 1 - ys)[None, :]
     img[ground] = (200, 200, 200)
