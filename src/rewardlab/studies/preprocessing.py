@@ -25,7 +25,7 @@ from rewardlab.interpret.preprocess import (OBJECTIVES, PreprocessConfig, prepro
 from rewardlab.learn.preferences import PreferenceConfig, learn_tabular_reward
 from rewardlab.rewards.nets import save_reward_net
 from rewardlab.rewards.tabular import TabularRewardNet
-from rewardlab.runs import RunDir, read_json, set_torch_threads, write_json
+from rewardlab.runs import RunDir, set_torch_threads, write_json
 
 NAME = "preprocessing"
 
@@ -180,16 +180,15 @@ def preprocess_maze(cfg: PreprocessingConfig, run: RunDir, maze: str) -> dict[st
                          center=[c for c in cols if c.startswith("smooth")])
     result = {"summary": summary, "per_model": per_model, "seconds": timings, "n_transitions": int(len(s)),
               "n_pairs": int(len(pairs))}
-    write_json(run.root / "tabular" / maze / "result.json", result)
-    return result
+    return run.finish_step(f"tabular/{maze}", result)
 
 
 def step_tabular(cfg: PreprocessingConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
     """Ground-truth and preference-learned rewards on the tabular mazes, preprocessed with every objective."""
     out = {}
     for maze in cfg.tabular.mazes:
-        path = run.root / "tabular" / maze / "result.json"
-        out[maze] = read_json(path) if path.exists() and not redo else preprocess_maze(cfg, run, maze)
+        done = None if redo else run.step_result(f"tabular/{maze}")
+        out[maze] = done or preprocess_maze(cfg, run, maze)
     run.update_summary(tabular={m: r["summary"] for m, r in out.items()})
     write_json(run.root / "tabular" / "result.json", {m: r["summary"] for m, r in out.items()})
     return {m: r["summary"] for m, r in out.items()}
