@@ -1,0 +1,448 @@
+"""Internally rewarded RL, digit recognition: RAM / DT-RAM on Cluttered MNIST with a classifier-made reward.
+
+Reproduces Li et al. (ICML 2023), "Internally Rewarded Reinforcement Learning", section on digit recognition: a
+glimpse policy rewarded by a jointly trained classifier's belief in the true digit (accuracy, linear or log
+reward, clipped or not), reward hacking with a converged oracle as the reward, and the reward-noise analysis
+delta = q_target(y|tau) - q_oracle(y|tau). Beyond the original: it runs on a CPU, loads MNIST itself, extracts
+glimpses for the whole batch at once, freezes the oracle (the original let it drift: `hack.oracle_drift=true`),
+offers `loss.detach_reward=true`, and loads the paper's released checkpoints.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardlab.agents.ram import RAM, LossConfig, Oracle, RAMConfig, load_ram
+from rewardlab.agents.ram_train import TrainConfig, evaluate, train_ram
+from rewardlab.config import param
+from rewardlab.errors import RewardLabError
+from rewardlab.rewards.internal import REWARD_KINDS
+from rewardlab.runs import RunDir, resolve_device, set_torch_threads, write_json, write_text
+
+NAME = "irrl-digits"
+
+# Validation accuracy (%) of RAM read off the project site's curves (spec irrl.md section 3).
+PAPER_RAM_ACCURACY = {"linear_clipping": {100: 47, 200: 57, 400: 76, 1500: 90},
+                      "log_clipping": {100: 44, 200: 53, 400: 64, 1500: 87.5},
+                      "accuracy": {100: 26, 200: 40, 400: 58, 1500: 85}}
+PAPER_DTRAM_ACCURACY = {"linear_clipping": {1500: 85}, "log_clipping": {1500: 76}, "accuracy": {1500: 75}}
+
+
+@dataclass
+class DataConfig:
+    """Where the digits come from and how the cluttered canvases are drawn (spec irrl.md 1.1)."""
+
+    digits: str = param("mnist", help="mnist (the real MNIST), or sklearn: scikit-learn's 8x8 digits upscaled, "
+                                      "a stand-in that only the demo uses when MNIST is absent",
+                        choices=("mnist", "sklearn"))
+    mnist_dir: str = param("", help="folder with the four MNIST .gz files (default: $REWARDLAB_MNIST_DIR, the "
+                                    "user cache, else a download)")
+    path: str = param("", help="an existing Cluttered MNIST .npz to use instead of generating one")
+    canvas: int = param(60, help="canvas side in pixels", min=8, max=512)
+    digit_size: int = param(28, help="side of the pasted digit (MNIST digits are resized if not 28)", min=4)
+    clutter_size: int = param(8, help="side of each clutter crop", min=1, max=27)
+    n_clutter: int = param(4, help="clutter crops per image", min=0, max=64)
+    bank_size: int = param(100_000, help="clutter crops drawn once, then sampled", min=1)
+    n_train: int = param(60_000, help="training images (drawn with replacement from the MNIST train set)", min=2)
+    n_test: int = param(10_000, help="test images (drawn with replacement from the MNIST test set)", min=1)
+    uniform_placement: bool = param(False, help="place digits uniformly; false keeps the paper's row bias")
+    valid_fraction: float = param(0.1, help="fraction of the training images held out for validation",
+                                  min=0.0, max=0.9)
+    seed: int = param(1234, help="seed of the generator (the original's)")
+
+
+@dataclass
+class HackConfig:
+    """Reward hacking (spec irrl.md 1.6): a fresh RAM rewarded by a converged oracle on its own glimpses."""
+
+    rewards: list[str] = param(default_factory=lambda: ["accuracy", "linear_clipping", "log_noclipping"],
+                               help="reward types to train with the oracle's reward (empty: skip the step)")
+    epochs: int = param(1500, help="training epochs per reward type", min=0)
+    oracle_drift: bool = param(False, help="reproduce the original's bug: the oracle classifier is in the "
+                                           "optimiser and a non-detached reward moves it")
+
+
+@dataclass
+class IrrlDigitsConfig:
+    """RAM / DT-RAM on Cluttered MNIST with an internal reward, reward hacking and reward noise."""
+
+    seed: int = param(1, help="seed of initialisation, shuffling and location sampling (the scripts' 1)")
+    device: str = param("auto", help="auto, cpu or cuda")
+    data: DataConfig = param(default_factory=DataConfig, help="data")
+    model: RAMConfig = param(default_factory=RAMConfig, help="agent architecture")
+    loss: LossConfig = param(default_factory=LossConfig, help="reward and loss")
+    train: TrainConfig = param(default_factory=TrainConfig, help="optimisation")
+    oracle_ckpt: str = param("", help="converged RAM checkpoint used as the oracle by `noise` and `hack` (ours or "
+                                      "the paper's ram_18_4x4_linear_clipping epoch-1400 file); empty: this run's "
+                                      "best checkpoint")
+    noise_ckpts: list[str] = param(default_factory=list, help="checkpoints whose reward noise `noise` measures "
+                                                                 "(empty: every checkpoint this run saved)")
+    hack: HackConfig = param(default_factory=HackConfig, help="reward hacking")
+    cases: int = param(9, help="test images drawn by `cases` (a 3x3 grid video uses the first 9)", min=1, max=64)
+
+    def validate(self) -> None:
+        self.model.validate()
+        self.loss.validate()
+        for r in self.hack.rewards:
+            if r not in REWARD_KINDS:
+                raise RewardLabError(f"unknown reward '{r}' in hack.rewards; choose from {', '.join(REWARD_KINDS)}")
+        if self.model.model == "dtram" and self.hack.rewards and self.oracle_ckpt == "":
+            pass
+
+
+CONFIG = IrrlDigitsConfig
+
+
+# ----------------------------------------------------------------------------------------------------- data
+def _digits(cfg: IrrlDigitsConfig):
+    from rewardlab.data.mnist import load_mnist, sklearn_digits
+
+    if cfg.data.digits == "sklearn":
+        return sklearn_digits()
+    return load_mnist(cfg.data.mnist_dir or None)
+
+
+def _data_path(cfg: IrrlDigitsConfig, run: RunDir) -> Path:
+    return Path(cfg.data.path) if cfg.data.path else run.root / "data" / "cluttered_mnist.npz"
+
+
+def step_data(cfg: IrrlDigitsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+    """Generate Cluttered MNIST (or check the given `data.path`) and draw a grid of examples."""
+    from rewardlab.data.cluttered_mnist import ClutteredSpec, example_grid, generate_cluttered, load_cluttered, \
+        save_cluttered
+    from rewardlab.interpret.plots import plt, save_figure
+
+    if not redo and (res := run.step_result("data")):
+        return res
+    t0 = time.time()
+    if cfg.data.path:
+        data = load_cluttered(cfg.data.path)
+        source = f"given file {cfg.data.path}"
+    else:
+        d = cfg.data
+        digits = _digits(cfg)
+        spec = ClutteredSpec(canvas=d.canvas, digit_size=d.digit_size, clutter_size=d.clutter_size,
+                             n_clutter=d.n_clutter, bank_size=d.bank_size, n_train=d.n_train, n_test=d.n_test,
+                             uniform_placement=d.uniform_placement, seed=d.seed)
+        data = generate_cluttered(digits, spec)
+        save_cluttered(data, _data_path(cfg, run))
+        source = digits.source
+    if data.canvas < cfg.model.patch_size:
+        raise RewardLabError(f"images of {data.canvas} pixels are smaller than a {cfg.model.patch_size}-pixel patch")
+    fig, ax = plt.subplots(figsize=(6, 6))
+    ax.imshow(example_grid(data.x_train, 8), cmap="gray", vmin=0, vmax=1)
+    ax.set_title(f"Cluttered MNIST: first 64 training images ({data.canvas}x{data.canvas})")
+    ax.axis("off")
+    save_figure(fig, run.figures / "cluttered_examples.png", pdf=False)
+    tr, va = data.split(cfg.data.valid_fraction, cfg.seed)
+    return run.finish_step("data", {
+        "source": source, "path": str(_data_path(cfg, run)), "canvas": data.canvas, "train": len(tr),
+        "valid": len(va), "test": len(data.y_test), "seconds": time.time() - t0})
+
+
+def _load_data(cfg: IrrlDigitsConfig, run: RunDir):
+    from rewardlab.data.cluttered_mnist import load_cluttered
+
+    path = _data_path(cfg, run)
+    if not path.exists():
+        raise RewardLabError(f"no Cluttered MNIST at '{path}'; run the `data` step first")
+    return load_cluttered(path)
+
+
+# ---------------------------------------------------------------------------------------------------- train
+def _new_model(cfg: IrrlDigitsConfig, seed: int) -> RAM:
+    import torch
+
+    torch.manual_seed(seed)
+    return RAM(RAMConfig(**asdict(cfg.model)))
+
+
+def _meta(cfg: IrrlDigitsConfig, **extra: Any) -> dict[str, Any]:
+    return {"reward": cfg.loss.reward, "detach_reward": cfg.loss.detach_reward, "seed": cfg.seed, **extra}
+
+
+def step_train(cfg: IrrlDigitsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+    """Train the agent (validation every epoch, checkpoints, resume after an interruption)."""
+    if not redo and (res := run.step_result("train")):
+        return res
+    if redo:
+        _clear(run, "train")
+    data = _load_data(cfg, run)
+    tr, va = data.split(cfg.data.valid_fraction, cfg.seed)
+    device = resolve_device(cfg.device)
+    t0 = time.time()
+    res = train_ram(_new_model(cfg, cfg.seed), cfg.loss, cfg.train, data.x_train[tr], data.y_train[tr],
+                    data.x_train[va], data.y_train[va], run.step_dir("train"), seed=cfg.seed, device=device,
+                    meta=_meta(cfg))
+    res.pop("history")
+    res.update(seconds=time.time() - t0, reward=cfg.loss.reward, model=cfg.model.model)
+    _curve_figure(run, {f"{cfg.model.model.upper()}, {cfg.loss.reward}": run.root / "train"}, "valid_accuracy",
+                  cfg.model.model)
+    run.update_summary(best_valid_accuracy=res["best_valid_accuracy"], epochs_run=res["epochs"],
+                       reward_type=cfg.loss.reward, model=cfg.model.model)
+    return run.finish_step("train", res)
+
+
+def _clear(run: RunDir, step: str) -> None:
+    import shutil
+
+    d = run.root / step
+    if d.exists():
+        shutil.rmtree(d)
+
+
+def _curve_figure(run: RunDir, runs: dict[str, Path], key: str, model: str, name: str = "valid_accuracy") -> Path:
+    from rewardlab.interpret.plots import plt, save_figure
+    from rewardlab.runs import read_metrics
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, folder in runs.items():
+        m = read_metrics(folder / "metrics.csv").get("valid/accuracy")
+        if m is not None:
+            ax.plot(m[0], 100 * m[1], label=label)
+    if model == "ram" and name == "valid_accuracy":
+        for reward, pts in PAPER_RAM_ACCURACY.items():
+            xs = [e for e in pts if e <= max(1, ax.get_xlim()[1])]
+            if xs:
+                ax.scatter(xs, [pts[e] for e in xs], marker="x", label=f"paper RAM, {reward}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.axhline(10, color="gray", lw=0.8, ls=":", label="chance")
+    ax.legend(fontsize=7)
+    ax.set_title("Validation accuracy during training")
+    return save_figure(fig, run.figures / f"{name}.png")
+
+
+# ----------------------------------------------------------------------------------------------------- test
+def _checkpoint(run: RunDir, ckpt: str | None) -> Path:
+    path = Path(ckpt) if ckpt else run.root / "train" / "best.pt"
+    if not path.exists():
+        raise RewardLabError(f"checkpoint '{path}' does not exist" + ("" if ckpt else "; run the `train` step first"))
+    return path
+
+
+def step_test(cfg: IrrlDigitsConfig, run: RunDir, ckpt: str | None = None, redo: bool = False) -> dict[str, Any]:
+    """Test accuracy of a checkpoint (default: this run's best) on the test set."""
+    if ckpt is None and not redo and (res := run.step_result("test")):
+        return res
+    device = resolve_device(cfg.device)
+    data = _load_data(cfg, run)
+    path = _checkpoint(run, ckpt)
+    model, meta = load_ram(path, map_location=device)
+    t0 = time.time()
+    ev = evaluate(model, data.x_test, data.y_test, cfg.train.eval_batch_size, seed=cfg.seed, device=device)
+    res = {"checkpoint": str(path), "test_accuracy": ev["accuracy"], "images": len(data.y_test),
+           "mean_glimpses": ev["steps"], "images_per_second": len(data.y_test) / (time.time() - t0),
+           "checkpoint_epoch": meta.get("epoch")}
+    print(f"test accuracy of {path}: {100 * ev['accuracy']:.2f}% on {len(data.y_test)} images")
+    if ckpt is None:
+        run.update_summary(test_accuracy=ev["accuracy"])
+        return run.finish_step("test", res)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------------- cases
+def step_cases(cfg: IrrlDigitsConfig, run: RunDir, ckpt: str | None = None, redo: bool = False) -> dict[str, Any]:
+    """Glimpse paths on test images: a figure per image and a 3x3 grid video (MP4 and GIF)."""
+    from rewardlab.interpret.glimpses import case_figure, grid_video
+
+    if ckpt is None and not redo and (res := run.step_result("cases")):
+        return res
+    import torch
+
+    from rewardlab.agents.ram_train import normalise
+
+    data = _load_data(cfg, run)
+    model, _ = load_ram(_checkpoint(run, ckpt))
+    model.eval()
+    n = min(cfg.cases, len(data.y_test))
+    x, y = data.x_test[:n], data.y_test[:n]
+    with torch.no_grad():
+        ro = model(normalise(x), generator=torch.Generator().manual_seed(cfg.seed))
+    locs = ro.locations.numpy().transpose(1, 0, 2)  # (n, T, 2)
+    stops = ro.t_stop.numpy()
+    pred = ro.log_probs.argmax(1).numpy()
+    out = run.step_dir("cases")
+    figs = []
+    for i in range(n):
+        figs.append(str(case_figure(x[i], locs[i, : stops[i] + 1], model.cfg, int(y[i]), int(pred[i]),
+                                    out / f"case_{i}.png")))
+    videos = grid_video(x[:9], locs[:9], stops[:9], model.cfg, y[:9], pred[:9], out / "cases_3x3")
+    res = {"figures": figs, "videos": [str(v) for v in videos], "correct": int((pred == y).sum()), "images": n}
+    return run.finish_step("cases", res) if ckpt is None else res
+
+
+# ---------------------------------------------------------------------------------------------------- noise
+def _oracle(cfg: IrrlDigitsConfig, run: RunDir, drift: bool = False) -> tuple[Oracle, str]:
+    path = Path(cfg.oracle_ckpt) if cfg.oracle_ckpt else run.root / "train" / "best.pt"
+    if not path.exists():
+        raise RewardLabError(f"oracle checkpoint '{path}' does not exist; set oracle_ckpt=PATH (a converged RAM, "
+                             "e.g. the paper's ram_18_4x4_linear_clipping epoch-1400 checkpoint) or run `train`")
+    model, _ = load_ram(path)
+    if (model.cfg.patch_size, model.cfg.num_patches, model.cfg.glimpse_scale) != \
+            (cfg.model.patch_size, cfg.model.num_patches, cfg.model.glimpse_scale):
+        raise RewardLabError(f"oracle '{path}' sees different glimpses ({model.cfg.patch_size}px x "
+                             f"{model.cfg.num_patches}) from this run's agent ({cfg.model.patch_size}px x "
+                             f"{cfg.model.num_patches})")
+    return Oracle(model, drift=drift), str(path)
+
+
+def step_noise(cfg: IrrlDigitsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+    """Reward noise delta = q_target(y|tau) - q_oracle(y|tau) on the whole test set, per checkpoint, and violins."""
+    if not redo and (res := run.step_result("noise")):
+        return res
+    data = _load_data(cfg, run)
+    oracle, opath = _oracle(cfg, run)
+    if cfg.noise_ckpts:
+        targets = [Path(p) for p in cfg.noise_ckpts]
+    else:
+        targets = sorted((run.root / "train" / "checkpoints").glob("epoch_*.pt"),
+                         key=lambda p: int(p.stem.split("_")[1]))
+    if not targets:
+        raise RewardLabError("no checkpoints to analyse; run `train` first or set noise_ckpts=[PATH,...]")
+    out = run.step_dir("noise")
+    rows = []
+    for path in targets:
+        model, meta = load_ram(path)
+        if model.dynamic:
+            raise RewardLabError(f"'{path}' is a DT-RAM checkpoint; the noise analysis is defined for RAM")
+        ev = evaluate(model, data.x_test, data.y_test, cfg.train.eval_batch_size, seed=cfg.seed, oracle=oracle)
+        epoch = meta.get("epoch")
+        label = f"epoch {epoch}" if epoch is not None else path.stem
+        npy = out / f"noise_{epoch if epoch is not None else path.stem}.npy"
+        from rewardlab.runs import atomic_path
+
+        with atomic_path(npy) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, ev["delta"].astype(np.float32))
+        d = ev["delta"]
+        rows.append({"checkpoint": str(path), "label": label, "epoch": epoch, "file": str(npy),
+                     "test_accuracy": ev["accuracy"], "mean": float(d.mean()), "std": float(d.std()),
+                     "q25": float(np.quantile(d, 0.25)), "q75": float(np.quantile(d, 0.75))})
+    _violin(run, rows)
+    return run.finish_step("noise", {"oracle": opath, "checkpoints": rows})
+
+
+def _violin(run: RunDir, rows: list[dict[str, Any]]) -> Path:
+    from rewardlab.interpret.plots import plt, save_figure
+
+    fig, ax = plt.subplots(figsize=(max(4, 1.3 * len(rows) + 1), 4))
+    arrays = [np.load(r["file"]) for r in rows]
+    parts = ax.violinplot(arrays, showmeans=True, showextrema=False, quantiles=[[0.25, 0.75]] * len(arrays))
+    for b in parts["bodies"]:
+        b.set_alpha(0.6)
+    ax.axhline(0, color="gray", lw=0.8)
+    ax.set_xticks(range(1, len(rows) + 1), [r["label"] for r in rows])
+    ax.set_ylabel(r"$\tilde\delta = q_{target}(y|\tau) - q_{oracle}(y|\tau)$")
+    ax.set_title("Reward noise on the test set (mean, quartiles)")
+    return save_figure(fig, run.figures / "reward_noise.png")
+
+
+# ----------------------------------------------------------------------------------------------------- hack
+def step_hack(cfg: IrrlDigitsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+    """Train a fresh RAM per reward type with the (frozen) oracle's reward on the agent's own glimpses."""
+    if not redo and (res := run.step_result("hack")):
+        return res
+    if cfg.model.model != "ram":
+        raise RewardLabError("reward hacking is defined for RAM (model.model=ram), as in the paper")
+    if redo:
+        _clear(run, "hack")
+    data = _load_data(cfg, run)
+    tr, va = data.split(cfg.data.valid_fraction, cfg.seed)
+    device = resolve_device(cfg.device)
+    results, folders = {}, {}
+    for reward in cfg.hack.rewards:
+        oracle, opath = _oracle(cfg, run, drift=cfg.hack.oracle_drift)
+        loss = LossConfig(**{**asdict(cfg.loss), "reward": reward})
+        tcfg = TrainConfig(**{**asdict(cfg.train), "epochs": cfg.hack.epochs})
+        folder = run.step_dir("hack") / reward
+        r = train_ram(_new_model(cfg, cfg.seed), loss, tcfg, data.x_train[tr], data.y_train[tr], data.x_train[va],
+                      data.y_train[va], folder, seed=cfg.seed, oracle=oracle, device=device,
+                      meta=_meta(cfg, oracle=opath, hacked_reward=reward))
+        r.pop("history")
+        results[reward] = r
+        folders[f"oracle reward: {reward}"] = folder
+    if (run.root / "train" / "metrics.csv").exists():
+        folders[f"own reward: {cfg.loss.reward}"] = run.root / "train"
+    if results:
+        _curve_figure(run, folders, "valid_accuracy", "hack", name="reward_hacking")
+    return run.finish_step("hack", {"oracle": cfg.oracle_ckpt or "this run's best checkpoint",
+                                    "oracle_drift": cfg.hack.oracle_drift, "runs": results})
+
+
+# --------------------------------------------------------------------------------------------------- report
+def step_report(cfg: IrrlDigitsConfig, run: RunDir) -> Path:
+    """Write `report.md` with the run's numbers and figures."""
+    lines = [f"# {NAME}", "", __doc__.strip().splitlines()[0], ""]
+    data = run.step_result("data") or {}
+    if data:
+        lines += [f"Data: {data['source']}; {data['train']} train / {data['valid']} validation / {data['test']} test "
+                  f"images of {data['canvas']}x{data['canvas']}.", ""]
+        if "scikit-learn" in str(data["source"]):
+            lines += ["**MNIST was not available: this run used scikit-learn's bundled 8x8 digits, upscaled, as a "
+                      "stand-in. Its numbers are not comparable with the paper's.**", ""]
+    tr, te = run.step_result("train"), run.step_result("test")
+    if tr:
+        lines += [f"Training: {tr['model']}, reward {tr['reward']}, {tr['epochs']} epochs, best validation accuracy "
+                  f"{100 * (tr['best_valid_accuracy'] or 0):.2f}% ({tr['seconds']:.0f} s).", ""]
+    if te:
+        lines += [f"Test accuracy of the best checkpoint: {100 * te['test_accuracy']:.2f}% on {te['images']} images.",
+                  ""]
+    noise = run.step_result("noise")
+    if noise:
+        lines += ["## Reward noise", "", f"Oracle: {noise['oracle']}", "", "| checkpoint | test acc | mean delta | "
+                  "std | IQR |", "|---|---|---|---|---|"]
+        for r in noise["checkpoints"]:
+            lines.append(f"| {r['label']} | {100 * r['test_accuracy']:.1f}% | {r['mean']:+.3f} | {r['std']:.3f} | "
+                         f"[{r['q25']:+.3f}, {r['q75']:+.3f}] |")
+        lines.append("")
+    hack = run.step_result("hack")
+    if hack and hack["runs"]:
+        lines += ["## Reward hacking", "", f"Oracle: {hack['oracle']} (drift: {hack['oracle_drift']})", "",
+                  "| reward from the oracle | epochs | best validation accuracy |", "|---|---|---|"]
+        for k, r in hack["runs"].items():
+            lines.append(f"| {k} | {r['epochs']} | {100 * (r['best_valid_accuracy'] or 0):.2f}% |")
+        lines.append("")
+    for p in sorted(run.figures.glob("*.png")):
+        lines += [f"![{p.stem}](figures/{p.name})", ""]
+    cases = run.step_result("cases")
+    if cases:
+        lines += ["Cases: " + ", ".join(f"[{Path(v).name}](cases/{Path(v).name})" for v in cases["videos"]), ""]
+    path = run.root / "report.md"
+    write_text(path, "\n".join(lines))
+    return path
+
+
+def run_all(cfg: IrrlDigitsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+    """Every step in order; finished steps are reused unless `redo`."""
+    set_torch_threads()
+    t0 = time.time()
+    step_data(cfg, run, redo)
+    step_train(cfg, run, redo)
+    step_test(cfg, run, redo=redo)
+    step_cases(cfg, run, redo=redo)
+    if cfg.model.model == "ram":
+        step_noise(cfg, run, redo)
+        if cfg.hack.rewards:
+            step_hack(cfg, run, redo)
+    step_report(cfg, run)
+    return run.update_summary(study=NAME, last_run_seconds=time.time() - t0)
+
+
+def demo_overrides() -> list[str]:
+    """What `rewardlab demo` changes: scikit-learn's digits when the real MNIST is not on this machine."""
+    from rewardlab.data.mnist import mnist_available
+
+    return [] if mnist_available() else ["data.digits=sklearn"]
+
+
+_CKPT = {"ckpt": ("--ckpt", {"default": None, "metavar": "PATH",
+                             "help": "a RAM checkpoint, ours or the paper's (default: this run's best)"})}
+STEP_FUNCS = {"data": step_data, "train": step_train, "test": step_test, "cases": step_cases, "noise": step_noise,
+              "hack": step_hack, "report": step_report}
+STEP_ARGS = {"test": _CKPT, "cases": _CKPT}
