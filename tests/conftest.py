@@ -33,3 +33,13 @@ def preprocessing_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pp") / "fast"
     assert main(["preprocessing", "run", "--preset", "fast", "--out", str(out)]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def irrl_digits_run(tmp_path_factory) -> Path:
+    """The irrl-digits `fast` preset, run once end to end through the CLI (about 1.5 minutes)."""
+    from rewardlab.cli import main
+
+    out = tmp_path_factory.mktemp("irrl") / "fast"
+    assert main(["irrl-digits", "run", "--preset", "fast", "--out", str(out)]) == 0
+    return out

@@ -9,13 +9,14 @@ from rewardlab.cli import main
 pytestmark = pytest.mark.slow
 
 
-def test_demo_writes_one_report_linking_every_study(fast_run, preprocessing_run, tmp_path, capsys):
+def test_demo_writes_one_report_linking_every_study(fast_run, preprocessing_run, irrl_digits_run, tmp_path, capsys):
     from rewardlab.studies import STUDIES
 
-    assert set(STUDIES) == {"learned-rewards", "preprocessing"}
+    assert set(STUDIES) == {"learned-rewards", "preprocessing", "irrl-digits"}
     # finished steps are reused, so with both fast runs in place the demo only writes the reports
     shutil.copytree(fast_run, tmp_path / "demo" / "learned-rewards")
     shutil.copytree(preprocessing_run, tmp_path / "demo" / "preprocessing")
+    shutil.copytree(irrl_digits_run, tmp_path / "demo" / "irrl-digits")
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
     report = (tmp_path / "demo" / "report.md").read_text()
     for name in STUDIES:
@@ -23,3 +24,12 @@ def test_demo_writes_one_report_linking_every_study(fast_run, preprocessing_run,
     assert "learned-rewards/figures/reward_saliency.png" in report
     assert "preprocessing/figures/heatmap_EmptyMaze10_goal_true.png" in report
     assert "expert_success_rate" in report
+    assert "irrl-digits/figures/valid_accuracy.png" in report and "test_accuracy" in report
+
+
+def test_demo_uses_sklearn_digits_when_mnist_is_absent(monkeypatch, tmp_path):
+    from rewardlab.studies import irrl_digits
+
+    monkeypatch.setenv("REWARDLAB_MNIST_DIR", str(tmp_path / "none"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert irrl_digits.demo_overrides() == ["data.digits=sklearn"]

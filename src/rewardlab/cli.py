@@ -88,12 +88,16 @@ def cmd_demo(args: argparse.Namespace) -> None:
     lines = ["# rewardlab demo", "", f"Every study's `{args.preset}` preset, run by `rewardlab demo`.", ""]
     for name in STUDIES:
         study = _study(name)
-        sub = argparse.Namespace(preset=args.preset, out=str(root.root / name), overrides=[], redo=args.redo)
+        overrides = study.demo_overrides() if hasattr(study, "demo_overrides") else []
+        sub = argparse.Namespace(preset=args.preset, out=str(root.root / name), overrides=overrides, redo=args.redo)
         print(f"== {name}: {study.__doc__.strip().splitlines()[0]}", flush=True)
         cfg, run = _open_run(study, sub)
         summary = study.run_all(cfg, run, redo=args.redo)
         lines += [f"## {name}", "", study.__doc__.strip().splitlines()[0], "",
-                  f"Report: [{name}/report.md]({name}/report.md)", "", "| figure | value |", "|---|---|"]
+                  f"Report: [{name}/report.md]({name}/report.md)", ""]
+        if overrides:
+            lines += [f"Run with `{' '.join(overrides)}` (see its report for why).", ""]
+        lines += ["| figure | value |", "|---|---|"]
         for k, v in summary.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 lines.append(f"| {k} | {v:.4g} |")

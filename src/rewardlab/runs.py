@@ -224,10 +224,11 @@ class RunDir:
 
             old = yaml.safe_load(path.read_text()) or {}
             new = yaml.safe_load(text)
-            diff = _first_diff(old, new)
-            raise RewardLabError(
-                f"'{self.root}' holds a run made with a different config ({diff}); "
-                "use another --out, or pass --overwrite to start over there")
+            diff = _first_diff(old, _known(new, old))
+            if diff:  # settings added to the program since the run was made keep their defaults
+                raise RewardLabError(
+                    f"'{self.root}' holds a run made with a different config ({diff}); "
+                    "use another --out, or pass --redo to start over there")
         write_text(path, text)
 
     def step_result(self, step: str) -> dict[str, Any] | None:
@@ -254,7 +255,17 @@ class RunDir:
         return read_json(path) if path.exists() else {}
 
 
+def _known(new: Any, old: Any) -> Any:
+    """`new` restricted to the keys `old` has (recursively)."""
+    if isinstance(new, dict) and isinstance(old, dict):
+        return {k: _known(v, old[k]) for k, v in new.items() if k in old}
+    return new
+
+
 def _first_diff(a: Any, b: Any, prefix: str = "") -> str:
+    """The first setting that differs between two configs, or '' if none does."""
+    if a == b:
+        return ""
     if isinstance(a, dict) and isinstance(b, dict):
         for k in list(a) + [k for k in b if k not in a]:
             if a.get(k) != b.get(k):

@@ -80,20 +80,53 @@ def extract_glimpses(xp: torch.Tensor, pad: int, loc: torch.Tensor, cfg: RAMConf
     """
     B, C, Hp, Wp = xp.shape
     start = (0.5 * ((loc + 1.0) * side)).long()  # (B, 2): column, row
-    flat = xp.reshape(B, C, Hp * Wp)
+    flat = xp.reshape(B, C * Hp * Wp) if C == 1 else xp.reshape(B, C, Hp * Wp)
     g = cfg.patch_size
     parts = []
     for size in glimpse_sizes(cfg):
-        ar = torch.arange(size, device=xp.device)
         off = pad - size // 2
-        rows = start[:, 1:2] + off + ar  # (B, size)
-        cols = start[:, 0:1] + off + ar
-        idx = (rows[:, :, None] * Wp + cols[:, None, :]).reshape(B, 1, size * size).expand(B, C, size * size)
-        patch = flat.gather(2, idx).reshape(B, C, size, size)
+        base = (start[:, 1] + off) * Wp + (start[:, 0] + off)  # (B,) flat index of the patch's corner
+        idx = base[:, None] + _grid(size, Wp, xp.device)
+        if C == 1:
+            patch = flat.gather(1, idx).reshape(B, 1, size, size)
+        else:
+            patch = flat.gather(2, idx[:, None, :].expand(B, C, size * size)).reshape(B, C, size, size)
         if size != g:
             patch = F.avg_pool2d(patch, size // g)
         parts.append(patch)
+    if len(parts) == 1:
+        return parts[0].reshape(B, -1)
     return torch.cat(parts, 1).reshape(B, -1)
+
+
+def reference_glimpses(x: torch.Tensor, loc: torch.Tensor, cfg: RAMConfig) -> torch.Tensor:
+    """The original's retina, per sample in a Python loop (pad each patch size by size // 2, slice, pool).
+
+    Kept as the reference that the tests and `benchmarks/irrl_digits.py` compare `extract_glimpses` with.
+    """
+    B, C, H, W = x.shape
+    start = (0.5 * ((loc + 1.0) * H)).long()
+    phi = []
+    for size in glimpse_sizes(cfg):
+        xp = F.pad(x, (size // 2, size // 2, size // 2, size // 2))
+        end = start + size
+        patch = torch.stack([xp[i, :, start[i, 1]:end[i, 1], start[i, 0]:end[i, 0]] for i in range(B)])
+        if size != cfg.patch_size:
+            patch = F.avg_pool2d(patch, size // cfg.patch_size)
+        phi.append(patch)
+    return torch.cat(phi, 1).reshape(B, -1)
+
+
+_GRIDS: dict[tuple[int, int, str], torch.Tensor] = {}
+
+
+def _grid(size: int, width: int, device: torch.device) -> torch.Tensor:
+    """Flat offsets of a size x size patch in rows of `width` pixels (cached)."""
+    key = (size, width, str(device))
+    if key not in _GRIDS:
+        ar = torch.arange(size, device=device)
+        _GRIDS[key] = (ar[:, None] * width + ar[None, :]).reshape(-1)
+    return _GRIDS[key]
 
 
 class _Sensor(nn.Module):
@@ -178,11 +211,13 @@ class RAM(nn.Module):
         return F.relu(F.linear(torch.cat([g, h], 1), wr, br))
 
     def forward(self, x: torch.Tensor, l0: torch.Tensor | None = None, sample: bool | None = None,
-                generator: torch.Generator | None = None, stop_early: bool = True) -> Rollout:
+                generator: torch.Generator | None = None, stop_early: bool = True,
+                eps: torch.Tensor | None = None) -> Rollout:
         """Run the agent over images x (B, C, H, W), already normalised.
 
         l0: first location (default U[-1, 1]^2, as the original, also at test time); sample: draw locations from
-        the policy (default: in training mode) or use its mean.
+        the policy (default: in training mode) or use its mean; eps: the standard-normal draws (T, B, 2) of the
+        sampled locations (default: drawn from `generator`).
         """
         if x.ndim != 4 or x.shape[1] != self.cfg.channels or x.shape[2] != x.shape[3]:
             raise RewardLabError(f"RAM expects square images (B, {self.cfg.channels}, H, H), got {tuple(x.shape)}")
@@ -190,7 +225,8 @@ class RAM(nn.Module):
         B, side, T, dev = x.shape[0], x.shape[-1], self.cfg.num_glimpses, x.device
         if l0 is None:
             l0 = torch.rand(B, 2, device=dev, generator=generator) * 2 - 1
-        eps = torch.randn(T, B, 2, device=dev, generator=generator) if sample else None
+        if sample and eps is None:
+            eps = torch.randn(T, B, 2, device=dev, generator=generator)
         xp, pad = pad_images(x, self.cfg)
         fused = self._fused()
         h = x.new_zeros(B, self.cfg.hidden_size)
@@ -265,11 +301,13 @@ class LossConfig:
 
 
 def hybrid_loss(ro: Rollout, y: torch.Tensor, cfg: LossConfig, dynamic: bool,
-                reward_log_probs: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                reward_log_probs: torch.Tensor | None = None, batch_total: int | None = None,
+                valid_total: int | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """NLL + baseline MSE + weight * REINFORCE for a training rollout.
 
     reward_log_probs: where the reward's classifier differs from the one trained (reward hacking with an oracle),
-    its log q over the same glimpses.
+    its log q over the same glimpses. batch_total / valid_total: when this rollout is one shard of a batch, the
+    whole batch's size and (DT-RAM) number of valid steps, so that the shards' losses sum to the batch's loss.
     """
     src = ro.log_probs if reward_log_probs is None else reward_log_probs
     log_q_true = src.gather(1, y[:, None]).squeeze(1)
@@ -282,17 +320,18 @@ def hybrid_loss(ro: Rollout, y: torch.Tensor, cfg: LossConfig, dynamic: bool,
     validf = ro.valid.to(r.dtype)
     R = r[None, :] * validf  # (T, B)
     b = ro.baselines * validf
-    nll = F.nll_loss(ro.log_probs, y)
+    n = batch_total or len(y)
+    nll = F.nll_loss(ro.log_probs, y, reduction="sum") / n
     if dynamic:
-        mse = ((b - R) ** 2).sum() / validf.sum()
+        mse = ((b - R) ** 2).sum() / (valid_total or validf.sum())
     else:
-        mse = F.mse_loss(b, R)
-    reinforce = (-(ro.log_pi * validf) * (R - b.detach())).sum(0).mean()
+        mse = ((b - R) ** 2).sum() / (b.shape[0] * n)
+    reinforce = (-(ro.log_pi * validf) * (R - b.detach())).sum() / n
     loss = nll + cfg.baseline_weight * mse + cfg.reinforce_weight * reinforce
     acc = (ro.log_probs.argmax(1) == y).float().mean()
     stats = {"loss": loss.detach(), "nll": nll.detach(), "baseline_mse": mse.detach(),
              "reinforce": reinforce.detach(), "reward": r.detach().mean(), "accuracy": acc,
-             "steps": ro.t_stop.float().mean() + 1}
+             "steps": ro.t_stop.float().mean() + 1}  # loss terms are this shard's share; the rest are its means
     return loss, stats
 
 

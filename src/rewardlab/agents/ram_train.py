@@ -33,6 +33,8 @@ class TrainConfig:
                       min=0.0)
     checkpoint_every: int = param(200, help="keep a checkpoint every this many epochs (and at epoch 0)", min=1)
     eval_batch_size: int = param(1000, help="images per evaluation batch", min=1)
+    threads: int = param(0, help="torch threads while training (0: every available core); 1 when several runs "
+                                 "share the machine", min=0, max=256)
 
 
 def normalise(x: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -69,6 +71,30 @@ def evaluate(model: RAM, x: np.ndarray, y: np.ndarray, batch_size: int = 1000, s
     return out
 
 
+def available_cores() -> int:
+    """CPU cores this process may use."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def train_step(model: RAM, opt: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor, loss_cfg: LossConfig,
+               generator: torch.Generator, oracle: Oracle | None = None) -> dict[str, float]:
+    """One update on a batch: rollout, hybrid loss, backward, Adam; returns the batch's statistics."""
+    ro = model(xb, generator=generator)
+    reward_lp = oracle(xb, ro.locations) if oracle is not None else None
+    loss, stats = hybrid_loss(ro, yb, loss_cfg, model.dynamic, reward_log_probs=reward_lp)
+    if not torch.isfinite(loss):
+        raise RewardLabError(f"the loss became {loss.item()}; lower the learning rate or use a clipped reward")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return {k: float(v) for k, v in stats.items()}
+
+
 def _epoch_generator(seed: int, epoch: int, device: str) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(int(seed) * 1_000_003 + int(epoch))
 
@@ -103,6 +129,17 @@ def train_ram(model: RAM, loss_cfg: LossConfig, cfg: TrainConfig, x_train: np.nd
         start, best, history = int(state["epoch"]), float(state["best"]), list(state["history"])
     else:
         save_ram(ckpt_dir / "epoch_0.pt", model, epoch=0, **(meta or {}))
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads or available_cores())
+    try:
+        return _train_loop(model, loss_cfg, cfg, x_train, y_train, x_valid, y_valid, out_dir, seed, oracle, device,
+                           meta, on_epoch, opt, start, best, history, last, ckpt_dir)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train_loop(model, loss_cfg, cfg, x_train, y_train, x_valid, y_valid, out_dir, seed, oracle, device, meta,
+                on_epoch, opt, start, best, history, last, ckpt_dir) -> dict[str, Any]:
     xt = torch.from_numpy(np.ascontiguousarray(x_train))
     yt = torch.from_numpy(np.ascontiguousarray(y_train))
     n = len(yt)
@@ -121,15 +158,7 @@ def train_ram(model: RAM, loss_cfg: LossConfig, cfg: TrainConfig, x_train: np.nd
                 idx = perm[s:s + cfg.batch_size]
                 xb = normalise(xt[idx]).to(device)
                 yb = yt[idx].to(device)
-                ro = model(xb, generator=gdev)
-                reward_lp = oracle(xb, ro.locations) if oracle is not None else None
-                loss, stats = hybrid_loss(ro, yb, loss_cfg, model.dynamic, reward_log_probs=reward_lp)
-                if not torch.isfinite(loss):
-                    raise RewardLabError(f"the loss became {loss.item()} at epoch {epoch + 1}; lower lr or use a "
-                                         "clipped reward")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                stats = train_step(model, opt, xb, yb, loss_cfg, gdev, oracle)
                 for k, v in stats.items():
                     sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
             train = {k: v / n for k, v in sums.items()}

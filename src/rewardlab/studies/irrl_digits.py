@@ -231,9 +231,9 @@ def step_test(cfg: IrrlDigitsConfig, run: RunDir, ckpt: str | None = None, redo:
     if ckpt is None and not redo and (res := run.step_result("test")):
         return res
     device = resolve_device(cfg.device)
-    data = _load_data(cfg, run)
     path = _checkpoint(run, ckpt)
     model, meta = load_ram(path, map_location=device)
+    data = _load_data(cfg, run)
     t0 = time.time()
     ev = evaluate(model, data.x_test, data.y_test, cfg.train.eval_batch_size, seed=cfg.seed, device=device)
     res = {"checkpoint": str(path), "test_accuracy": ev["accuracy"], "images": len(data.y_test),
@@ -267,7 +267,8 @@ def step_cases(cfg: IrrlDigitsConfig, run: RunDir, ckpt: str | None = None, redo
     locs = ro.locations.numpy().transpose(1, 0, 2)  # (n, T, 2)
     stops = ro.t_stop.numpy()
     pred = ro.log_probs.argmax(1).numpy()
-    out = run.step_dir("cases")
+    out = run.step_dir("cases") / Path(ckpt).name.split(".")[0] if ckpt else run.step_dir("cases")
+    out.mkdir(parents=True, exist_ok=True)
     figs = []
     for i in range(n):
         figs.append(str(case_figure(x[i], locs[i, : stops[i] + 1], model.cfg, int(y[i]), int(pred[i]),
