@@ -181,12 +181,12 @@ def load_cluttered(path: str | os.PathLike) -> ClutteredMNIST:
     return ClutteredMNIST(*out)
 
 
-def example_grid(images: np.ndarray, n: int = 10) -> np.ndarray:
-    """An n x n mosaic of the first n*n images (for a look at the data)."""
+def example_grid(images: np.ndarray, n: int = 10, border: float = 0.5) -> np.ndarray:
+    """An n x n mosaic of the first n*n images, separated by 1-pixel lines of value `border`."""
     k = min(len(images), n * n)
     h, w = images.shape[1:]
-    grid = np.zeros((n * h, n * w), dtype=np.float32)
+    grid = np.full((n * (h + 1) - 1, n * (w + 1) - 1), border, dtype=np.float32)
     for i in range(k):
         r, c = divmod(i, n)
-        grid[r * h:(r + 1) * h, c * w:(c + 1) * w] = images[i]
+        grid[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = images[i]
     return grid
