@@ -1,5 +1,7 @@
 """Environments (registered Gymnasium ids) and their batched twins."""
 
+from rewardlab.envs.four_rooms import FourRooms, FourRoomsEnv, four_rooms
+from rewardlab.envs.four_rooms import register as register_four_rooms
 from rewardlab.envs.maze import BatchedMaze, MazeEnv, env_id, register_mazes
 from rewardlab.envs.mountain_car import BatchedMountainCar, ShapedMountainCarEnv, mc_env_id, register_mountain_cars
 from rewardlab.envs.tabular_maze import TabularMazeEnv, register_tabular_mazes
@@ -7,6 +9,7 @@ from rewardlab.envs.tabular_maze import TabularMazeEnv, register_tabular_mazes
 register_mazes()
 register_mountain_cars()
 register_tabular_mazes()
+register_four_rooms()
 
 __all__ = ["MazeEnv", "BatchedMaze", "TabularMazeEnv", "env_id", "register_mazes", "register_tabular_mazes",
-           "ShapedMountainCarEnv", "BatchedMountainCar", "mc_env_id", "register_mountain_cars"]
+           "ShapedMountainCarEnv", "FourRooms", "FourRoomsEnv", "four_rooms", "register_four_rooms", "BatchedMountainCar", "mc_env_id", "register_mountain_cars"]

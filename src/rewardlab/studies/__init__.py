@@ -2,4 +2,5 @@
 
 STUDIES = {"learned-rewards": "rewardlab.studies.learned_rewards",
            "preprocessing": "rewardlab.studies.preprocessing",
-           "irrl-digits": "rewardlab.studies.irrl_digits"}
+           "irrl-digits": "rewardlab.studies.irrl_digits",
+           "irrl-skills": "rewardlab.studies.irrl_skills"}
