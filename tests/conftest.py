@@ -43,3 +43,13 @@ def irrl_digits_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("irrl") / "fast"
     assert main(["irrl-digits", "run", "--preset", "fast", "--out", str(out)]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def irrl_skills_run(tmp_path_factory) -> Path:
+    """The irrl-skills `fast` preset, run once end to end through the CLI (about 75 seconds)."""
+    from rewardlab.cli import main
+
+    out = tmp_path_factory.mktemp("skills") / "fast"
+    assert main(["irrl-skills", "run", "--preset", "fast", "--out", str(out)]) == 0
+    return out

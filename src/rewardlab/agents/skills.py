@@ -330,6 +330,24 @@ class SkillLearner:
         return {"effective_skills": np.exp(logs.mean(axis=1)), "final_occupancy": final_occ,
                 "occupancy": visits / visits.sum(axis=1, keepdims=True)}
 
+    def greedy_skills(self) -> dict[str, np.ndarray]:
+        """Per seed: how many skills, run greedily (no exploration), end in a state that the discriminator decodes
+        as that skill (`skills_learned`), and how many distinct final states the K skills reach."""
+        N, K = len(self.seeds), self.cfg.skills
+        z = np.arange(K)
+        learned, distinct = np.zeros(N, dtype=np.int64), np.zeros(N, dtype=np.int64)
+        for n in range(N):
+            s = np.zeros(K, dtype=np.int64)
+            combined = self.Qs[n] + self.cfg.bonus_weight * self.Qb[n]
+            for _ in range(self.T):
+                s = self.world.next_state[s, combined[z, s].argmax(1)]
+            logits = self.D[n][:, s, :] * (s > 0)[None, :, None]  # (E, K, K): the start state's logits are 0
+            probs = np.exp(logits - logits.max(-1, keepdims=True))
+            probs = (probs / probs.sum(-1, keepdims=True)).mean(0)
+            learned[n] = int((probs.argmax(1) == z).sum())
+            distinct[n] = len(np.unique(s))
+        return {"skills_learned": learned, "distinct_final_states": distinct}
+
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"Qs": self.Qs, "Qb": self.Qb, "D": self.D, "rng": self.rng, "eval_rng": self.eval_rng,
                 "iterations": np.array(self.iterations), "seeds": np.array(self.seeds)}
