@@ -20,7 +20,7 @@ from rewardlab.agents.ram import RAM, LossConfig, Oracle, hybrid_loss, load_ram,
 from rewardlab.config import param
 from rewardlab.data.cluttered_mnist import MEAN, STD
 from rewardlab.errors import RewardLabError
-from rewardlab.runs import MetricsLogger, load_checkpoint, progress, save_checkpoint
+from rewardlab.runs import MetricsLogger, available_cores, load_checkpoint, progress, save_checkpoint
 
 
 @dataclass
@@ -69,16 +69,6 @@ def evaluate(model: RAM, x: np.ndarray, y: np.ndarray, batch_size: int = 1000, s
         out["q_oracle"] = torch.cat(q_oracle).numpy()
         out["delta"] = out["q_true"] - out["q_oracle"]
     return out
-
-
-def available_cores() -> int:
-    """CPU cores this process may use."""
-    import os
-
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def train_step(model: RAM, opt: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor, loss_cfg: LossConfig,

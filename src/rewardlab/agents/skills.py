@@ -260,10 +260,10 @@ class SkillLearner:
     """Q tables, discriminators and random streams of several seeds, trained side by side."""
 
     def __init__(self, cfg: SkillConfig, world: FourRooms, seeds: list[int], threads: int = 0):
-        cfg.validate()
-        import os
+        from rewardlab.runs import available_cores
 
-        self.threads = threads or len(os.sched_getaffinity(0))
+        cfg.validate()
+        self.threads = threads or available_cores()
         if not seeds:
             raise RewardLabError("give at least one seed")
         self.cfg, self.world, self.seeds = cfg, world, list(seeds)

@@ -75,12 +75,15 @@ def _save_state(path: Path, learner: SkillLearner, extra: dict[str, np.ndarray])
             np.savez(f, **learner.state_dict(), **extra)
 
 
-def train_method(cfg: IrrlSkillsConfig, run: RunDir, method: str) -> dict[str, Any]:
-    """Train every seed of one reward type (resuming from its `state.npz`), evaluating every `eval_every`."""
+def train_method(cfg: IrrlSkillsConfig, run: RunDir, method: str, threads: int = 0) -> dict[str, Any]:
+    """Train every seed of one reward type (resuming from its `state.npz`), evaluating every `eval_every`.
+
+    threads: threads for its seeds (0: one per core).
+    """
     lcfg = method_config(cfg, method)
     world = four_rooms(lcfg.grid)
     folder = run.step_dir("train") / method
-    learner = SkillLearner(lcfg, world, cfg.seeds)
+    learner = SkillLearner(lcfg, world, cfg.seeds, threads=threads)
     state_path = folder / "state.npz"
     snaps: dict[str, np.ndarray] = {}
     seconds = 0.0
@@ -142,7 +145,17 @@ def step_train(cfg: IrrlSkillsConfig, run: RunDir, redo: bool = False) -> dict[s
 
         if (run.root / "train").exists():
             shutil.rmtree(run.root / "train")
-    results = {m: train_method(cfg, run, m) for m in cfg.reward}
+    # Reward types run side by side when there are more cores than seeds (the kernels release the GIL).
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rewardlab.runs import available_cores
+
+    cores = available_cores()
+    parallel = max(1, min(len(cfg.reward), cores // len(cfg.seeds)))
+    per_method = max(1, cores // parallel)
+    with ThreadPoolExecutor(parallel) as pool:
+        futures = {m: pool.submit(train_method, cfg, run, m, per_method) for m in cfg.reward}
+        results = {m: f.result() for m, f in futures.items()}
     run.update_summary(
         final_effective_skills={m: r["effective_skills"] for m, r in results.items()},
         skills_learned={m: r["skills_learned"] for m, r in results.items()},
