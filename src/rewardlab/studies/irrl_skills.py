@@ -173,6 +173,7 @@ def step_figures(cfg: IrrlSkillsConfig, run: RunDir) -> list[str]:
 
     out = []
     fig, ax = plt.subplots(figsize=(6.5, 4))
+    colors = {m: f"C{i}" for i, m in enumerate(cfg.reward)}  # a reward's curve and its paper value share a colour
     for m in cfg.reward:
         path = run.root / "train" / m / "metrics.csv"
         if not path.exists():
@@ -180,17 +181,17 @@ def step_figures(cfg: IrrlSkillsConfig, run: RunDir) -> list[str]:
         met = read_metrics(path)
         curves = [met[f"effective_skills/seed{s}"] for s in cfg.seeds if f"effective_skills/seed{s}" in met]
         n = min(len(c[0]) for c in curves)
-        mean_spread(ax, curves[0][0][:n], [c[1][:n] for c in curves], m, spread="minmax")
+        mean_spread(ax, curves[0][0][:n], [c[1][:n] for c in curves], m, color=colors[m], spread="minmax")
     world = four_rooms(cfg.learner.grid)
     if cfg.learner.grid == "large" and cfg.learner.skills == 128:
         for m, v in PAPER_SKILLS.items():
             if m in cfg.reward:
-                ax.scatter([30e6], [v], marker="x", s=40, label=f"paper at 30M: {m}")
+                ax.scatter([30e6], [v], marker="x", s=40, color=colors[m], label=f"paper at 30M: {m}")
     ax.axhline(world.n_states, color="gray", ls=":", lw=0.8, label=f"ceiling ({world.n_states} states)")
     ax.set_xlabel("iterations (SGD steps of 32 trajectories)")
     ax.set_ylabel("effective skills exp(mean log reward)")
     ax.set_title(f"Skills learned, {cfg.learner.grid} grid, K={cfg.learner.skills} (min-max over seeds)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: the curves fill the axes
     out.append(str(save_figure(fig, run.figures / "effective_skills.png")))
     for m in cfg.reward:
         with np.load(run.root / "train" / m / "state.npz") as z:
