@@ -25,7 +25,7 @@ class BatchedVecEnv(VecEnv):
         return self.env.reset()
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions).reshape(self.num_envs)
+        self._actions = np.asarray(actions).reshape((self.num_envs,) + tuple(self.action_space.shape or ()))
 
     def step_wait(self):
         obs, rewards, terminated, truncated, final_obs = self.env.step(self._actions)

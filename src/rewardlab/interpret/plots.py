@@ -28,10 +28,17 @@ def save_figure(fig: "plt.Figure", path: Path, pdf: bool = True) -> Path:
 
 def mean_spread(ax: "plt.Axes", steps: np.ndarray, runs: Sequence[np.ndarray], label: str, color: str | None = None,
                 spread: str = "std") -> None:
-    """Plot the mean over runs (rows) with a shaded band of +-1 std (or min-max)."""
+    """Plot the mean over runs (rows) with a shaded band: +-1 std ("std"), min-max ("minmax") or the 95% confidence
+    interval of the mean, Student t ("ci95")."""
     y = np.asarray(runs, dtype=float)
     m = y.mean(axis=0)
-    if spread == "std":
+    if spread == "ci95":
+        from scipy.stats import t as student_t
+
+        n = len(y)
+        half = student_t.ppf(0.975, n - 1) * y.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros_like(m)
+        lo, hi = m - half, m + half
+    elif spread == "std":
         lo, hi = m - y.std(axis=0), m + y.std(axis=0)
     else:
         lo, hi = y.min(axis=0), y.max(axis=0)

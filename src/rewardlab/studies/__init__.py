@@ -3,4 +3,5 @@
 STUDIES = {"learned-rewards": "rewardlab.studies.learned_rewards",
            "preprocessing": "rewardlab.studies.preprocessing",
            "irrl-digits": "rewardlab.studies.irrl_digits",
-           "irrl-skills": "rewardlab.studies.irrl_skills"}
+           "irrl-skills": "rewardlab.studies.irrl_skills",
+           "ptgm": "rewardlab.studies.ptgm"}

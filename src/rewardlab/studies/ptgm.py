@@ -1,0 +1,371 @@
+"""PTGM: pre-trained goal codebook, low-level policy and goal prior make long-horizon RL sample-efficient (mini-kitchen).
+
+Reproduces the Kitchen pipeline of Yuan et al. (ICLR 2024), "Pre-Training Goal-based Models for Sample-Efficient
+Reinforcement Learning", on the mini-kitchen (a fast numpy stand-in for FrankaKitchen with the same task structure):
+task-agnostic scripted demonstrations, a goal codebook (t-SNE + k-means++), a goal-conditioned low-level policy and a
+goal prior by behaviour cloning, and high-level discrete SAC over codes regularised towards the prior. Baselines on
+the same environment and budget: flat SAC (Stable-Baselines3), PTGM without the prior, PTGM with a random codebook.
+Pre-training also runs on real Kitchen data (`data.source` = a D4RL HDF5 file or a local Minari folder).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardlab.agents.flat_sac import FlatSACConfig
+from rewardlab.agents.hl_sac import HLSACConfig
+from rewardlab.agents.ptgm import CodebookConfig, PretrainConfig
+from rewardlab.config import param
+from rewardlab.errors import RewardLabError
+from rewardlab.runs import MetricsLogger, RunDir, progress, read_json, write_json, write_text
+
+NAME = "ptgm"
+METHODS = ("ptgm", "ptgm_no_prior", "ptgm_random_codebook", "flat_sac")
+LABELS = {"ptgm": "PTGM", "ptgm_no_prior": "PTGM without prior (entropy SAC)",
+          "ptgm_random_codebook": "PTGM, random codebook", "flat_sac": "flat SAC"}
+
+
+@dataclass
+class DataConfig:
+    """Offline data: the scripted mini-kitchen demonstrator, or a real dataset for pre-training."""
+
+    source: str = param("scripted", help="scripted (mini-kitchen demonstrator), or the path of a D4RL-layout HDF5 "
+                                         "file or of a local Minari dataset folder (pre-training only)")
+    episodes: int = param(500, help="scripted episodes", min=1)
+    subtasks_per_episode: int = param(4, help="subtasks each scripted episode performs", min=1, max=7)
+    action_noise: float = param(0.2, help="std of the demonstrator's action noise", min=0.0, max=2.0)
+    seed: int = param(0, help="seed of the demonstrator")
+
+
+@dataclass
+class PtgmConfig:
+    """The PTGM study: data, codebook, pre-training, and RL for every method over every seed."""
+
+    data: DataConfig = param(default_factory=DataConfig, help="offline data")
+    goal_features: list[int] = param(default_factory=list, help="observation indices of the goal features; empty: "
+                                                                "the domain's (mini-kitchen: effector and the 7 "
+                                                                "objects; Kitchen: the spec's 21)")
+    codebook: CodebookConfig = param(default_factory=CodebookConfig, help="goal codebook")
+    pretrain: PretrainConfig = param(default_factory=PretrainConfig, help="low-level policy and prior")
+    rl: HLSACConfig = param(default_factory=HLSACConfig, help="high-level SAC (env_steps, eval_every and "
+                                                              "eval_episodes also apply to flat SAC)")
+    flat: FlatSACConfig = param(default_factory=FlatSACConfig, help="flat SAC baseline")
+    methods: list[str] = param(default_factory=lambda: list(METHODS), help="methods to run: " + ", ".join(METHODS))
+    seeds: list[int] = param(default_factory=lambda: [0, 1, 2], help="RL seeds, each method runs every seed")
+    workers: int = param(0, help="RL runs in parallel processes (0: one per core)", min=0)
+
+    def validate(self) -> None:
+        if not self.methods:
+            raise RewardLabError("methods is empty; give at least one of " + ", ".join(METHODS))
+        for m in self.methods:
+            if m not in METHODS:
+                raise RewardLabError(f"unknown method '{m}'; choose from {', '.join(METHODS)}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise RewardLabError(f"seeds must be distinct and non-empty, got {self.seeds}")
+        self.codebook.validate()
+        if self.rl.k != self.pretrain.horizon:
+            raise RewardLabError(f"rl.k ({self.rl.k}) must equal pretrain.horizon ({self.pretrain.horizon}): the "
+                                 "low-level policy is trained on goals up to k steps ahead")
+
+
+CONFIG = PtgmConfig
+
+
+# ----------------------------------------------------------------------------------------------------- domain
+def _domain(cfg: PtgmConfig, obs_dim: int) -> tuple[list[int], int, int]:
+    """Goal-feature indices and the observation/action widths the pipeline expects."""
+    from rewardlab.envs import mini_kitchen as mk
+
+    if cfg.data.source == "scripted":
+        goal = cfg.goal_features or list(mk.GOAL_IDX)
+        dims = (mk.OBS_DIM, mk.ACT_DIM)
+    else:
+        from rewardlab.envs.franka_kitchen import KITCHEN_ACT_DIM, KITCHEN_GOAL_IDX, KITCHEN_OBS_DIM
+
+        goal = cfg.goal_features or list(KITCHEN_GOAL_IDX)
+        dims = (KITCHEN_OBS_DIM, KITCHEN_ACT_DIM)
+    if max(goal) >= obs_dim or min(goal) < 0:
+        raise RewardLabError(f"goal_features {goal} do not fit {obs_dim}-d observations")
+    return goal, *dims
+
+
+def load_dataset(cfg: PtgmConfig, run: RunDir):
+    from rewardlab.data.offline import read_d4rl
+
+    return read_d4rl(run.path("data", "dataset.hdf5"))
+
+
+# ----------------------------------------------------------------------------------------------------- steps
+def step_data(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+    """Write the offline dataset (`data/dataset.hdf5`, D4RL layout): scripted demos, or a copy of a real dataset."""
+    if not redo and (res := run.step_result("data")):
+        return res
+    from rewardlab.data.offline import read_d4rl, write_d4rl
+
+    src = cfg.data.source
+    if src == "scripted":
+        from rewardlab.data.kitchen_demos import DemoConfig, scripted_demos
+
+        ds = scripted_demos(DemoConfig(episodes=cfg.data.episodes, subtasks_per_episode=cfg.data.subtasks_per_episode,
+                                       action_noise=cfg.data.action_noise, seed=cfg.data.seed))
+    else:
+        path = Path(src).expanduser()
+        if path.is_file():
+            ds = read_d4rl(path)
+        elif path.is_dir():
+            from rewardlab.data.minari import read_minari
+
+            ds = read_minari(path)
+        else:
+            raise RewardLabError(f"data.source '{src}' is neither 'scripted' nor an existing file or folder")
+    goal, obs_dim, act_dim = _domain(cfg, ds.obs_dim)
+    ds.check_dims(obs_dim, act_dim, "the mini-kitchen pipeline" if src == "scripted" else "the Kitchen pipeline")
+    write_d4rl(run.path("data", "dataset.hdf5"), ds)
+    b = ds.episode_bounds()
+    # which objects each episode moved past the completion threshold (coverage of the subtasks)
+    result = {"steps": len(ds), "episodes": len(b), "mean_episode_length": float((b[:, 1] - b[:, 0]).mean()),
+              "obs_dim": ds.obs_dim, "act_dim": ds.act_dim, "source": src}
+    if src == "scripted":
+        from rewardlab.envs.mini_kitchen import AGENT_DIM, N_OBJ, OBJECTS, THRESHOLD
+
+        final_q = ds.observations[b[:, 1] - 1, AGENT_DIM:AGENT_DIM + N_OBJ]
+        result["episodes_completing"] = {o: int(v) for o, v in zip(OBJECTS, (final_q > 1 - THRESHOLD).sum(0))}
+        result["dropped_episodes_solving_the_task"] = ds.meta.get("dropped_episodes_solving_the_task", 0)
+    run.update_summary(dataset_steps=len(ds), dataset_episodes=len(b))
+    return run.finish_step("data", result)
+
+
+def step_codebook(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+    """Build the goal codebook (`codebook/codebook.npz`) and the random-codebook ablation's (`codebook/random.npz`)."""
+    if not redo and (res := run.step_result("codebook")):
+        return res
+    from rewardlab.agents.ptgm import build_codebook
+
+    ds = load_dataset(cfg, run)
+    goal, _, _ = _domain(cfg, ds.obs_dim)
+    t0 = time.perf_counter()
+    cb = build_codebook(ds, goal, cfg.codebook)
+    seconds = time.perf_counter() - t0
+    cb.save(run.path("codebook", "codebook.npz"))
+    rnd = build_codebook(ds, goal, CodebookConfig(**{**asdict(cfg.codebook), "method": "random"}))
+    rnd.save(run.path("codebook", "random.npz"))
+    sizes = np.bincount(cb.assignment, minlength=cb.n) if cb.assignment is not None else None
+    return run.finish_step("codebook", {"codes": cb.n, "goal_dim": len(goal), "sampled_states": int(
+        len(range(cfg.codebook.offset, len(ds), cfg.codebook.stride))), "seconds": seconds,
+        "cluster_sizes": sizes.tolist() if sizes is not None else None})
+
+
+def step_pretrain(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+    """Behaviour-clone the low-level policy and train the goal prior (`pretrain/`; the random codebook gets its own
+    prior, the low-level policy is shared)."""
+    if not redo and (res := run.step_result("pretrain")):
+        return res
+    import shutil
+
+    from rewardlab.agents.ptgm import Codebook, load_pretrained, pretrain
+    from rewardlab.runs import set_torch_threads
+
+    set_torch_threads(1)
+    if redo and (run.root / "pretrain").exists():
+        shutil.rmtree(run.root / "pretrain")
+    ds = load_dataset(cfg, run)
+    cb = Codebook.load(run.path("codebook", "codebook.npz"))
+    with MetricsLogger(run.step_dir("pretrain")) as log:
+        main = pretrain(ds, cb, cfg.pretrain, run.step_dir("pretrain"), log=lambda s, r: log.log(s, **r))
+    low, _ = load_pretrained(run.path("pretrain", "pretrain.pt"))
+    need_random = "ptgm_random_codebook" in cfg.methods
+    res = {"main": {k: v for k, v in main.items() if k != "history"}, "history": main["history"]}
+    if need_random:
+        rnd_dir = run.step_dir("pretrain") / "random_codebook"
+        with MetricsLogger(rnd_dir) as log:
+            rnd = pretrain(ds, Codebook.load(run.path("codebook", "random.npz")), cfg.pretrain, rnd_dir,
+                           log=lambda s, r: log.log(s, **r), low_from=low)
+        res["random_codebook_prior"] = {k: v for k, v in rnd.items() if k not in ("history", "low_nll")}
+    run.update_summary(low_level_val_nll=main["low_nll"], prior_val_accuracy=main["prior_acc"])
+    return run.finish_step("pretrain", res)
+
+
+def _rl_task(cfg_dict: dict[str, Any], root: str, method: str, seed: int) -> dict[str, Any]:
+    """One (method, seed) RL run, in its own process; writes `rl/<method>/seed<seed>/result.json`."""
+    from rewardlab.config import from_dict
+    from rewardlab.envs.mini_kitchen import KitchenSpec
+    from rewardlab.runs import set_torch_threads
+
+    set_torch_threads(1)
+    cfg = from_dict(PtgmConfig, cfg_dict)
+    run = RunDir(root)
+    out = run.step_dir("rl") / method / f"seed{seed}"
+    spec = KitchenSpec()
+    t0 = time.time()
+    with MetricsLogger(out) as log:
+        logf = lambda s, r: log.log(s, **r)  # noqa: E731
+        if method == "flat_sac":
+            from rewardlab.agents.flat_sac import train_flat_sac
+
+            res = train_flat_sac(cfg.flat, spec, cfg.rl.env_steps, out, seed, cfg.rl.eval_every,
+                                 cfg.rl.eval_episodes, log=logf)
+        else:
+            from rewardlab.agents.hl_sac import HLSACConfig, train_hl
+            from rewardlab.agents.ptgm import Codebook, load_pretrained
+
+            random_cb = method == "ptgm_random_codebook"
+            low, prior = load_pretrained(run.path("pretrain", "pretrain.pt"))
+            if random_cb:
+                _, prior = load_pretrained(run.path("pretrain", "random_codebook", "pretrain.pt"))
+            cb = Codebook.load(run.path("codebook", "random.npz" if random_cb else "codebook.npz"))
+            rl = HLSACConfig(**{**asdict(cfg.rl), "use_prior": method != "ptgm_no_prior"})
+            res = train_hl(rl, low, prior, cb, spec, out, seed, log=logf)
+    res["wall_seconds"] = time.time() - t0
+    write_json(out / "result.json", res)
+    return res
+
+
+def step_rl(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+    """RL on the mini-kitchen for every method and seed, in parallel processes; finished runs are skipped, an
+    interrupted one resumes from its checkpoint, and a failing one is reported without stopping the others."""
+    if not redo and (res := run.step_result("rl")):
+        return res
+    if cfg.data.source != "scripted":
+        raise RewardLabError("RL runs on the mini-kitchen only; with a real dataset run the data, codebook and "
+                             "pretrain steps")
+    import shutil
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    from rewardlab.config import to_dict
+    from rewardlab.runs import available_cores
+
+    if redo and (run.root / "rl").exists():
+        shutil.rmtree(run.root / "rl")
+    for need in ("pretrain.pt",):
+        if not run.path("pretrain", need).exists():
+            raise RewardLabError("no pre-trained models; run the pretrain step first")
+    tasks = [(m, s) for m in cfg.methods for s in cfg.seeds]
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    todo = []
+    for m, s in tasks:
+        done = run.root / "rl" / m / f"seed{s}" / "result.json"
+        if done.exists():
+            results[(m, s)] = read_json(done)
+        else:
+            todo.append((m, s))
+    failures: dict[str, str] = {}
+    workers = min(cfg.workers or available_cores(), max(len(todo), 1))
+    bar = progress(total=len(tasks), initial=len(tasks) - len(todo), desc="ptgm rl runs")
+    if todo:
+        cd = to_dict(cfg)
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            futs = {pool.submit(_rl_task, cd, str(run.root), m, s): (m, s) for m, s in todo}
+            for f in as_completed(futs):
+                m, s = futs[f]
+                try:
+                    results[(m, s)] = f.result()
+                except RewardLabError as e:
+                    failures[f"{m}/seed{s}"] = str(e)
+                except Exception as e:  # noqa: BLE001 - one failing run must not stop the others
+                    failures[f"{m}/seed{s}"] = "".join(traceback.format_exception_only(type(e), e)).strip()
+                bar.update(1)
+    bar.close()
+    if failures:
+        lines = "; ".join(f"{k}: {v}" for k, v in failures.items())
+        raise RewardLabError(f"{len(failures)} of {len(tasks)} RL runs failed ({lines}); the others are kept, "
+                             "rerun the step to retry the failed ones")
+    final = {m: {str(s): results[(m, s)]["final_subtasks"] for s in cfg.seeds} for m in cfg.methods}
+    means = {m: float(np.mean(list(v.values()))) for m, v in final.items()}
+    summary = {"final_mean_subtasks": means, "final_subtasks": final,
+               "env_steps_run": {m: int(min(results[(m, s)]["env_steps"] for s in cfg.seeds)) for m in cfg.methods}}
+    if "ptgm" in means and "flat_sac" in means:
+        summary["ptgm_over_flat_sac"] = means["ptgm"] / means["flat_sac"] if means["flat_sac"] > 0 else None
+    run.update_summary(**summary)
+    return run.finish_step("rl", {**summary, "runs": {f"{m}/seed{s}": {k: v for k, v in r.items() if k != "history"}
+                                                      for (m, s), r in results.items()}})
+
+
+def step_figures(cfg: PtgmConfig, run: RunDir) -> list[str]:
+    """Subtasks completed against environment steps (mean and 95% interval over seeds, every method on one plot)
+    and the codebook in its t-SNE plane."""
+    from rewardlab.interpret.plots import mean_spread, plt, save_figure
+    from rewardlab.runs import read_metrics
+
+    out = []
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for i, m in enumerate(cfg.methods):
+        curves = []
+        for s in cfg.seeds:
+            path = run.root / "rl" / m / f"seed{s}" / "metrics.csv"
+            if not path.exists():
+                raise RewardLabError(f"no RL metrics for {m} seed {s}; run the `rl` step first")
+            curves.append(read_metrics(path)["eval/subtasks"])
+        n = min(len(c[0]) for c in curves)
+        mean_spread(ax, curves[0][0][:n], [c[1][:n] for c in curves], LABELS[m], color=f"C{i}", spread="ci95")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("subtasks completed (of 4)")
+    ax.set_ylim(-0.1, 4.1)
+    ax.set_title("Mini-kitchen: subtasks completed (mean, 95% CI over seeds)")
+    ax.legend(fontsize=7, loc="upper left")
+    out.append(str(save_figure(fig, run.figures / "subtasks.png")))
+    from rewardlab.agents.ptgm import Codebook
+
+    cb = Codebook.load(run.path("codebook", "codebook.npz"))
+    if cb.embedding is not None:
+        fig, ax = plt.subplots(figsize=(5, 5))
+        ax.scatter(cb.embedding[:, 0], cb.embedding[:, 1], c=cb.assignment % 20, cmap="tab20", s=2, alpha=0.5)
+        # the codes: the sampled state nearest each cluster centre (indices are dataset rows; map to sample order)
+        samples = np.arange(cfg.codebook.offset, cfg.codebook.offset + cfg.codebook.stride * len(cb.embedding),
+                            cfg.codebook.stride)
+        pos = np.searchsorted(samples, cb.indices)
+        ax.scatter(cb.embedding[pos, 0], cb.embedding[pos, 1], marker="x", color="k", s=30, label="codes")
+        ax.set_title(f"Goal codebook: t-SNE of goal features, {cb.n} k-means++ clusters")
+        ax.legend(fontsize=8)
+        ax.set_xticks([]), ax.set_yticks([])
+        out.append(str(save_figure(fig, run.figures / "codebook_tsne.png", pdf=False)))
+    return out
+
+
+def step_report(cfg: PtgmConfig, run: RunDir) -> Path:
+    """Write `report.md`."""
+    rl = run.step_result("rl") or {}
+    data = run.step_result("data") or {}
+    pre = run.step_result("pretrain") or {}
+    lines = [f"# {NAME}", "", __doc__.strip().splitlines()[0], "",
+             f"Data: {data.get('episodes', '?')} episodes, {data.get('steps', '?')} steps ({cfg.data.source}). "
+             f"Codebook: N = {cfg.codebook.n_codes} ({cfg.codebook.method}). Pre-training: {cfg.pretrain.steps:,} steps "
+             f"(low-level validation NLL {pre.get('main', {}).get('low_nll', float('nan')):.3f}, prior validation "
+             f"accuracy {pre.get('main', {}).get('prior_acc', float('nan')):.3f}). High level: k = {cfg.rl.k}, "
+             f"{cfg.rl.env_steps:,} environment steps per run, seeds {cfg.seeds}.", "",
+             "| method | subtasks completed per seed | mean |", "|---|---|---|"]
+    for m, per in rl.get("final_subtasks", {}).items():
+        lines.append(f"| {LABELS[m]} | {', '.join(f'{v:.2f}' for v in per.values())} | "
+                     f"{rl['final_mean_subtasks'][m]:.2f} |")
+    if rl.get("ptgm_over_flat_sac"):
+        lines += ["", f"PTGM completes {rl['ptgm_over_flat_sac']:.1f}x as many subtasks as flat SAC."]
+    lines.append("")
+    for p in sorted(run.figures.glob("*.png")):
+        lines += [f"![{p.stem}](figures/{p.name})", ""]
+    path = run.root / "report.md"
+    write_text(path, "\n".join(lines))
+    return path
+
+
+def run_all(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+    """Every step in order; finished steps are reused unless `redo`."""
+    t0 = time.time()
+    step_data(cfg, run, redo)
+    step_codebook(cfg, run, redo)
+    step_pretrain(cfg, run, redo)
+    if cfg.data.source == "scripted":
+        step_rl(cfg, run, redo)
+        step_figures(cfg, run)
+    step_report(cfg, run)
+    return run.update_summary(study=NAME, last_run_seconds=time.time() - t0)
+
+
+STEP_FUNCS = {"data": step_data, "codebook": step_codebook, "pretrain": step_pretrain, "rl": step_rl,
+              "figures": step_figures, "report": step_report}
+STEP_ARGS: dict[str, dict] = {}
