@@ -53,3 +53,20 @@ def irrl_skills_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("skills") / "fast"
     assert main(["irrl-skills", "run", "--preset", "fast", "--out", str(out)]) == 0
     return out
+
+
+# A few minutes of the ptgm fast preset would not fit CI beside the other studies: this is its pipeline at toy size
+# (every step, every method, 2 seeds). The demo test reuses the run through `ptgm.demo_overrides`.
+PTGM_TINY = ["data.episodes=150", "codebook.n_codes=12", "pretrain.steps=400", "pretrain.log_every=200",
+             "rl.env_steps=3000", "rl.warmup=200", "rl.eval_every=1500", "rl.eval_episodes=4", "rl.batch=64",
+             "flat.learning_starts=500", "flat.batch=64", "seeds=[0,1]"]
+
+
+@pytest.fixture(scope="session")
+def ptgm_run(tmp_path_factory) -> Path:
+    """The ptgm pipeline end to end through the CLI at toy size (about a minute)."""
+    from rewardlab.cli import main
+
+    out = tmp_path_factory.mktemp("ptgm") / "tiny"
+    assert main(["ptgm", "run", "--preset", "fast", "--out", str(out), *PTGM_TINY]) == 0
+    return out

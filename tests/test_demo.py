@@ -10,15 +10,21 @@ pytestmark = pytest.mark.slow
 
 
 def test_demo_writes_one_report_linking_every_study(fast_run, preprocessing_run, irrl_digits_run, irrl_skills_run,
-                                                    tmp_path, capsys):
-    from rewardlab.studies import STUDIES
+                                                    ptgm_run, tmp_path, capsys, monkeypatch):
+    from conftest import PTGM_TINY
 
-    assert set(STUDIES) == {"learned-rewards", "preprocessing", "irrl-digits", "irrl-skills"}
+    from rewardlab.studies import STUDIES
+    from rewardlab.studies import ptgm
+
+    assert set(STUDIES) == {"learned-rewards", "preprocessing", "irrl-digits", "irrl-skills", "ptgm"}
+    # the ptgm run in place is the toy-size one; the demo reuses it when asked for the same settings
+    monkeypatch.setattr(ptgm, "demo_overrides", lambda: PTGM_TINY, raising=False)
     # finished steps are reused, so with both fast runs in place the demo only writes the reports
     shutil.copytree(fast_run, tmp_path / "demo" / "learned-rewards")
     shutil.copytree(preprocessing_run, tmp_path / "demo" / "preprocessing")
     shutil.copytree(irrl_digits_run, tmp_path / "demo" / "irrl-digits")
     shutil.copytree(irrl_skills_run, tmp_path / "demo" / "irrl-skills")
+    shutil.copytree(ptgm_run, tmp_path / "demo" / "ptgm")
     assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
     report = (tmp_path / "demo" / "report.md").read_text()
     for name in STUDIES:
@@ -28,6 +34,7 @@ def test_demo_writes_one_report_linking_every_study(fast_run, preprocessing_run,
     assert "expert_success_rate" in report
     assert "irrl-digits/figures/valid_accuracy.png" in report and "test_accuracy" in report
     assert "irrl-skills/figures/effective_skills.png" in report
+    assert "ptgm/figures/subtasks.png" in report
 
 
 def test_demo_uses_sklearn_digits_when_mnist_is_absent(monkeypatch, tmp_path):

@@ -90,8 +90,8 @@ def _domain(cfg: PtgmConfig, obs_dim: int) -> tuple[list[int], int, int]:
 
         goal = cfg.goal_features or list(KITCHEN_GOAL_IDX)
         dims = (KITCHEN_OBS_DIM, KITCHEN_ACT_DIM)
-    if max(goal) >= obs_dim or min(goal) < 0:
-        raise RewardLabError(f"goal_features {goal} do not fit {obs_dim}-d observations")
+    if max(goal) >= dims[0] or min(goal) < 0:
+        raise RewardLabError(f"goal_features {goal} do not fit {dims[0]}-d observations")
     return goal, *dims
 
 

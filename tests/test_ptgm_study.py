@@ -1,0 +1,70 @@
+"""The ptgm study end to end (toy size), its resume and failure handling, and bad inputs."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from rewardlab.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_pipeline_writes_every_step_summary_figures_and_report(ptgm_run):
+    run = ptgm_run
+    summary = json.loads((run / "summary.json").read_text())
+    methods = ["ptgm", "ptgm_no_prior", "ptgm_random_codebook", "flat_sac"]
+    assert set(summary["final_mean_subtasks"]) == set(methods)
+    for m in methods:
+        assert set(summary["final_subtasks"][m]) == {"0", "1"}
+        assert 0 <= summary["final_mean_subtasks"][m] <= 4
+        assert summary["env_steps_run"][m] >= 3000
+        for s in (0, 1):
+            assert (run / "rl" / m / f"seed{s}" / "result.json").exists()
+    assert summary["dataset_episodes"] >= 145 and 0 <= summary["prior_val_accuracy"] <= 1
+    data = json.loads((run / "data" / "result.json").read_text())
+    assert all(v > 0 for v in data["episodes_completing"].values())  # every subtask is demonstrated
+    with np.load(run / "codebook" / "codebook.npz") as z:
+        assert z["features"].shape == (12, 10) and z["states"].shape == (12, 17)
+    for fig in ("subtasks.png", "codebook_tsne.png"):
+        assert (run / "figures" / fig).stat().st_size > 10_000, fig
+    report = (run / "report.md").read_text()
+    assert "PTGM" in report and "flat SAC" in report and "figures/subtasks.png" in report
+
+
+def test_rerun_reuses_finished_runs_and_a_failed_run_is_reported(ptgm_run, tmp_path, capsys):
+    from conftest import PTGM_TINY
+
+    run = tmp_path / "run"
+    shutil.copytree(ptgm_run, run)
+    (run / "rl" / "result.json").unlink()  # the step is redone, but finished (method, seed) runs are kept
+    before = (run / "rl" / "ptgm" / "seed0" / "result.json").stat().st_mtime_ns
+    shutil.rmtree(run / "rl" / "ptgm_no_prior" / "seed1")  # as if interrupted before this run finished
+    (run / "pretrain" / "random_codebook" / "pretrain.pt").write_bytes(b"junk")  # this method's runs will fail
+    shutil.rmtree(run / "rl" / "ptgm_random_codebook")
+    assert main(["ptgm", "rl", "--out", str(run), *PTGM_TINY]) == 2
+    err = capsys.readouterr().err
+    assert "2 of 8 RL runs failed" in err and "ptgm_random_codebook/seed0" in err and "corrupt" in err
+    assert (run / "rl" / "ptgm_no_prior" / "seed1" / "result.json").exists()  # the others finished
+    assert (run / "rl" / "ptgm" / "seed0" / "result.json").stat().st_mtime_ns == before  # not redone
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
+    assert main(["ptgm", "run", "--out", str(tmp_path / "a"), "methods=[ptgm,dqn]"]) == 2
+    assert "unknown method 'dqn'" in capsys.readouterr().err
+    assert main(["ptgm", "run", "--out", str(tmp_path / "b"), "rl.k=5"]) == 2
+    assert "must equal pretrain.horizon" in capsys.readouterr().err
+    import h5py
+
+    bad = tmp_path / "kitchen.hdf5"
+    with h5py.File(bad, "w") as f:  # a D4RL-layout file of the wrong widths
+        f["observations"] = np.zeros((30, 12))
+        f["actions"] = np.zeros((30, 9))
+        f["rewards"] = np.zeros(30)
+        f["terminals"] = np.zeros(30, dtype=bool)
+    assert main(["ptgm", "data", "--out", str(tmp_path / "c"), f"data.source={bad}"]) == 2
+    err = capsys.readouterr().err
+    assert "12-d observations and 9-d actions" in err and "60-d" in err
+    assert main(["ptgm", "data", "--out", str(tmp_path / "d"), f"data.source={tmp_path / 'none.hdf5'}"]) == 2
+    assert "neither 'scripted' nor an existing file" in capsys.readouterr().err
