@@ -29,8 +29,15 @@ def test_pipeline_writes_every_step_summary_figures_and_report(ptgm_run):
         assert z["features"].shape == (12, 10) and z["states"].shape == (12, 17)
     for fig in ("subtasks.png", "codebook_tsne.png"):
         assert (run / "figures" / fig).stat().st_size > 10_000, fig
+    diag = json.loads((run / "diagnose" / "result.json").read_text())["subtask_completion_rate"]
+    assert set(diag) == set(methods)
+    for m in methods:  # rates of the 4 target subtasks, and their sum is the mean number completed
+        rates = [v for k, v in diag[m].items() if k != "mean_subtasks"]
+        assert len(rates) == 4 and all(0 <= r <= 1 for r in rates)
+        assert np.isclose(sum(rates), diag[m]["mean_subtasks"])
     report = (run / "report.md").read_text()
     assert "PTGM" in report and "flat SAC" in report and "figures/subtasks.png" in report
+    assert "Completion rate of each subtask" in report
 
 
 def test_rerun_reuses_finished_runs_and_a_failed_run_is_reported(ptgm_run, tmp_path, capsys):

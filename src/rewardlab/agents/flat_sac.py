@@ -61,16 +61,22 @@ class AutoResetKitchen:
         return obs, r, term, trunc, final
 
 
-def evaluate_policy(act: Callable[[np.ndarray], np.ndarray], spec: KitchenSpec, episodes: int,
-                    seed: int) -> np.ndarray:
-    """Subtasks completed by `act` (batched obs -> actions) in `episodes` episodes run together."""
+def rollout_policy(act: Callable[[np.ndarray], np.ndarray], spec: KitchenSpec, episodes: int,
+                   seed: int) -> BatchedMiniKitchen:
+    """Run `act` (batched obs -> actions) for `episodes` episodes together; returns the kitchens at their ends."""
     env = BatchedMiniKitchen(episodes, spec, seed=seed)
     obs = env.obs()
     alive = np.ones(episodes, dtype=bool)
     while alive.any():
         obs, _, te, tr = env.step(act(obs), alive)
         alive &= ~(te | tr)
-    return env.completed().astype(np.float64)
+    return env
+
+
+def evaluate_policy(act: Callable[[np.ndarray], np.ndarray], spec: KitchenSpec, episodes: int,
+                    seed: int) -> np.ndarray:
+    """Subtasks completed by `act` in `episodes` episodes run together."""
+    return rollout_policy(act, spec, episodes, seed).completed().astype(np.float64)
 
 
 def train_flat_sac(cfg: FlatSACConfig, spec: KitchenSpec, env_steps: int, out: Path, seed: int, eval_every: int,

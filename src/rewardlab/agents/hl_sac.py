@@ -235,8 +235,8 @@ class Hierarchy:
 
 
 @torch.no_grad()
-def evaluate(agent: HighLevelSAC, hier: Hierarchy, spec: KitchenSpec, episodes: int, seed: int) -> np.ndarray:
-    """Subtasks completed in `episodes` stochastic episodes, all run at once."""
+def rollout(agent: HighLevelSAC, hier: Hierarchy, spec: KitchenSpec, episodes: int, seed: int) -> BatchedMiniKitchen:
+    """Run `episodes` stochastic episodes at once; returns the kitchens at the end of their episodes."""
     env = BatchedMiniKitchen(episodes, spec, seed=seed)
     gen = torch.Generator().manual_seed(seed)
     obs = env.obs()
@@ -245,7 +245,12 @@ def evaluate(agent: HighLevelSAC, hier: Hierarchy, spec: KitchenSpec, episodes: 
         code = agent.act(torch.as_tensor(obs), gen)
         obs, _, te, tr, _ = hier.run_code(env, obs, code, gen, alive)
         alive &= ~(te | tr)
-    return env.completed().astype(np.float64)
+    return env
+
+
+def evaluate(agent: HighLevelSAC, hier: Hierarchy, spec: KitchenSpec, episodes: int, seed: int) -> np.ndarray:
+    """Subtasks completed in `episodes` stochastic episodes, all run at once."""
+    return rollout(agent, hier, spec, episodes, seed).completed().astype(np.float64)
 
 
 def train_hl(cfg: HLSACConfig, low: LowLevelPolicy, prior: GoalMLP, codebook: Codebook, spec: KitchenSpec, out: Path,

@@ -287,6 +287,55 @@ def step_rl(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
                                                       for (m, s), r in results.items()}})
 
 
+def _final_policy_kitchens(cfg: PtgmConfig, run: RunDir, method: str, seed: int, episodes: int):
+    """The kitchens at the end of `episodes` stochastic episodes of one run's final policy."""
+    from rewardlab.envs.mini_kitchen import KitchenSpec
+
+    out = run.root / "rl" / method / f"seed{seed}"
+    spec = KitchenSpec()
+    if method == "flat_sac":
+        from stable_baselines3 import SAC
+
+        from rewardlab.agents.flat_sac import rollout_policy
+
+        if not (out / "flat_sac.zip").exists():
+            raise RewardLabError(f"no flat SAC model in '{out}'; run the `rl` step first")
+        model = SAC.load(out / "flat_sac.zip", device="cpu")
+        return rollout_policy(lambda o: model.predict(o, deterministic=False)[0], spec, episodes, 20_000 + seed)
+    import torch
+
+    from rewardlab.agents.hl_sac import HighLevelSAC, Hierarchy, rollout
+    from rewardlab.agents.ptgm import Codebook, load_pretrained
+    from rewardlab.runs import load_checkpoint
+
+    random_cb = method == "ptgm_random_codebook"
+    low, prior = load_pretrained(run.path("pretrain", "pretrain.pt"))
+    if random_cb:
+        _, prior = load_pretrained(run.path("pretrain", "random_codebook", "pretrain.pt"))
+    cb = Codebook.load(run.path("codebook", "random.npz" if random_cb else "codebook.npz"))
+    rl = HLSACConfig(**{**asdict(cfg.rl), "use_prior": method != "ptgm_no_prior"})
+    agent = HighLevelSAC(rl, prior, low.obs_dim, seed)
+    agent.load_state_dict(load_checkpoint(out / "hl_sac.pt")["agent"])
+    torch.manual_seed(seed)
+    return rollout(agent, Hierarchy(low, cb, rl.k, rl.low_deterministic), spec, episodes, 20_000 + seed)
+
+
+def step_diagnose(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+    """Which subtasks each method's final policies complete (100 fresh stochastic episodes per run)."""
+    if not redo and (res := run.step_result("diagnose")):
+        return res
+    from rewardlab.envs.mini_kitchen import KitchenSpec
+    from rewardlab.runs import set_torch_threads
+
+    set_torch_threads(1)
+    tasks = KitchenSpec().tasks
+    rates: dict[str, dict[str, float]] = {}
+    for m in cfg.methods:
+        done = np.concatenate([~_final_policy_kitchens(cfg, run, m, s, 100).remaining for s in cfg.seeds])
+        rates[m] = {t: float(v) for t, v in zip(tasks, done.mean(0))} | {"mean_subtasks": float(done.sum(1).mean())}
+    return run.finish_step("diagnose", {"subtask_completion_rate": rates, "episodes_per_run": 100})
+
+
 def step_figures(cfg: PtgmConfig, run: RunDir) -> list[str]:
     """Subtasks completed against environment steps (mean and 95% interval over seeds, every method on one plot)
     and the codebook in its t-SNE plane."""
@@ -345,6 +394,16 @@ def step_report(cfg: PtgmConfig, run: RunDir) -> Path:
                      f"{rl['final_mean_subtasks'][m]:.2f} |")
     if rl.get("ptgm_over_flat_sac"):
         lines += ["", f"PTGM completes {rl['ptgm_over_flat_sac']:.1f}x as many subtasks as flat SAC."]
+    diag = run.step_result("diagnose")
+    if diag:
+        rates = diag["subtask_completion_rate"]
+        tasks = [t for t in next(iter(rates.values())) if t != "mean_subtasks"]
+        lines += ["", f"Completion rate of each subtask by the final policies ({diag['episodes_per_run']} fresh "
+                  "episodes per seed):", "", "| method | " + " | ".join(tasks) + " | mean subtasks |",
+                  "|---|" + "---|" * (len(tasks) + 1)]
+        for m, r in rates.items():
+            lines.append(f"| {LABELS[m]} | " + " | ".join(f"{r[t]:.2f}" for t in tasks) +
+                         f" | {r['mean_subtasks']:.2f} |")
     lines.append("")
     for p in sorted(run.figures.glob("*.png")):
         lines += [f"![{p.stem}](figures/{p.name})", ""]
@@ -361,11 +420,12 @@ def run_all(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
     step_pretrain(cfg, run, redo)
     if cfg.data.source == "scripted":
         step_rl(cfg, run, redo)
+        step_diagnose(cfg, run, redo)
         step_figures(cfg, run)
     step_report(cfg, run)
     return run.update_summary(study=NAME, last_run_seconds=time.time() - t0)
 
 
 STEP_FUNCS = {"data": step_data, "codebook": step_codebook, "pretrain": step_pretrain, "rl": step_rl,
-              "figures": step_figures, "report": step_report}
+              "diagnose": step_diagnose, "figures": step_figures, "report": step_report}
 STEP_ARGS: dict[str, dict] = {}
