@@ -14,6 +14,11 @@ from typing import Any, Sequence
 from rewardlab.errors import RewardLabError
 
 
+def _help(text: str) -> str:
+    """Docstrings become argparse help, which %-formats it: escape a literal '%'."""
+    return text.replace("%", "%%")
+
+
 def _study(name: str) -> ModuleType:
     from rewardlab.studies import STUDIES
 
@@ -124,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in STUDIES:
         study = _study(name)
-        sp = sub.add_parser(name, help=study.__doc__.strip().splitlines()[0], description=study.__doc__)
+        sp = sub.add_parser(name, help=_help(study.__doc__.strip().splitlines()[0]), description=_help(study.__doc__))
         ssub = sp.add_subparsers(dest="step", required=True, metavar="STEP")
 
         def common(q: argparse.ArgumentParser, out_required: bool = True) -> None:
@@ -141,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         common(r)
         r.set_defaults(func=cmd_run, study=name)
         for step, fn in study.STEP_FUNCS.items():
-            q = ssub.add_parser(step, help=(fn.__doc__ or "").strip().splitlines()[0])
+            q = ssub.add_parser(step, help=_help((fn.__doc__ or "").strip().splitlines()[0]))
             common(q)
             for extra, (flag, kw) in study.STEP_ARGS.get(step, {}).items():
                 q.add_argument(flag, dest=extra, **kw)
