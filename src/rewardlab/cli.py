@@ -50,8 +50,38 @@ def _print_summary(run: Any) -> None:
     print(f"run directory: {run.root}  (report: {run.root / 'report.md'})")
 
 
+def _seed_request(study: ModuleType, overrides: Sequence[str]) -> tuple[list[int] | None, list[str]]:
+    """Pull `seeds=...` (a list or a range such as 0-4) out of the overrides of a study whose config has a single
+    `seed`: those seeds run as a seed sweep. Studies with their own `seeds` list get it, ranges expanded."""
+    from dataclasses import fields
+
+    from rewardlab.sweep import parse_seeds
+
+    names = {f.name for f in fields(study.CONFIG)}
+    rest, seeds = [], None
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key.strip() == "seeds":
+            seeds = parse_seeds(value)
+        else:
+            rest.append(o)
+    if seeds is None:
+        return None, list(overrides)
+    if "seeds" in names:  # the study runs its seeds together in one run
+        return None, rest + [f"seeds=[{','.join(map(str, seeds))}]"]
+    return seeds, rest
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     study = _study(args.study)
+    seeds, args.overrides = _seed_request(study, args.overrides)
+    if seeds is not None:
+        from rewardlab.sweep import sweep
+
+        sweep(args.study, args.out, preset=args.preset or "fast", seeds=seeds, base=args.overrides, redo=args.redo)
+        print(f"seed sweep: {args.out}  (aggregate: {Path(args.out) / 'aggregate.json'}; "
+              f"HTML report: rewardlab report {args.out})")
+        return
     cfg, run = _open_run(study, args)
     study.run_all(cfg, run, redo=args.redo)
     _print_summary(run)
@@ -113,6 +143,22 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"demo report: {root.root / 'report.md'}")
 
 
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from rewardlab.sweep import sweep
+
+    res = sweep(args.study, args.out, preset=args.preset, seeds=args.seeds, grid=args.grid, backend=args.backend,
+                workers=args.workers, address=args.address, redo=args.redo)
+    print(f"aggregate over seeds: {Path(args.out) / 'aggregate.json'} ({res['status']}); "
+          f"HTML report: rewardlab report {args.out}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from rewardlab.report import write_report
+
+    path = write_report(args.dir, args.output)
+    print(f"report: {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from rewardlab.studies import STUDIES
 
@@ -126,6 +172,29 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--preset", default="fast", help="preset to run for every study (default: fast)")
     d.add_argument("--redo", action="store_true", help="recompute finished steps instead of reusing them")
     d.set_defaults(func=cmd_demo)
+
+    sw = sub.add_parser("sweep", help="run a study over a grid of settings and seeds, each its own run; resumable",
+                        description="Expand key=v1,v2 settings times --seeds into runs DIR/<setting>/seed<k>, run "
+                                    "them on a local process pool or on Ray, skip finished runs, report failed ones, "
+                                    "then aggregate over seeds (mean, IQM, stratified bootstrap 95%% intervals).")
+    sw.add_argument("study", choices=list(STUDIES), help="the study to sweep")
+    sw.add_argument("grid", nargs="*", metavar="key=v1,v2",
+                    help="settings to vary (or fix), e.g. rl.lr=0.001,0.0003; a list value keeps its brackets")
+    sw.add_argument("--preset", default="fast", help="preset every run starts from (default: fast)")
+    sw.add_argument("--seeds", default="0", help="seeds, e.g. 0-9 or 0,3,7 (default: 0)")
+    sw.add_argument("--out", required=True, help="sweep folder")
+    sw.add_argument("--backend", default="local", choices=["local", "ray"],
+                    help="local process pool (default) or Ray (extra `ray`)")
+    sw.add_argument("--workers", type=int, default=0, help="runs at once (0: one per core)")
+    sw.add_argument("--address", default=None,
+                    help="Ray cluster to join (e.g. auto or ray://host:10001); default: start a local one")
+    sw.add_argument("--redo", action="store_true", help="rerun finished runs too")
+    sw.set_defaults(func=cmd_sweep)
+
+    rp = sub.add_parser("report", help="write a static HTML report over a run or sweep folder (opens from disk)")
+    rp.add_argument("dir", help="a run directory, a sweep folder, or a folder holding several")
+    rp.add_argument("--output", default=None, help="HTML file to write (default: DIR/report.html)")
+    rp.set_defaults(func=cmd_report)
 
     for name in STUDIES:
         study = _study(name)

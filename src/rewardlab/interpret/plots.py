@@ -28,11 +28,15 @@ def save_figure(fig: "plt.Figure", path: Path, pdf: bool = True) -> Path:
 
 def mean_spread(ax: "plt.Axes", steps: np.ndarray, runs: Sequence[np.ndarray], label: str, color: str | None = None,
                 spread: str = "std") -> None:
-    """Plot the mean over runs (rows) with a shaded band: +-1 std ("std"), min-max ("minmax") or the 95% confidence
-    interval of the mean, Student t ("ci95")."""
+    """Plot the mean over runs (rows) with a shaded band: +-1 std ("std"), min-max ("minmax"), the 95% confidence
+    interval of the mean, Student t ("ci95"), or its 95% bootstrap interval ("bootstrap", `rewardlab.stats`)."""
     y = np.asarray(runs, dtype=float)
     m = y.mean(axis=0)
-    if spread == "ci95":
+    if spread == "bootstrap":
+        from rewardlab.stats import curve_band
+
+        m, lo, hi = curve_band(y)
+    elif spread == "ci95":
         from scipy.stats import t as student_t
 
         n = len(y)
@@ -44,3 +48,12 @@ def mean_spread(ax: "plt.Axes", steps: np.ndarray, runs: Sequence[np.ndarray], l
         lo, hi = y.min(axis=0), y.max(axis=0)
     line, = ax.plot(steps, m, label=f"{label} (n={len(y)})", color=color)
     ax.fill_between(steps, lo, hi, alpha=0.2, color=line.get_color())
+
+
+def profile_plot(ax: "plt.Axes", taus: np.ndarray, profile: np.ndarray, low: np.ndarray, high: np.ndarray,
+                 label: str, color: str | None = None) -> None:
+    """A performance profile (fraction of runs above each threshold) with its interval band."""
+    line, = ax.plot(taus, profile, label=label, color=color)
+    ax.fill_between(taus, low, high, alpha=0.2, color=line.get_color())
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("fraction of runs with score > tau")

@@ -97,6 +97,19 @@ class IrrlDigitsConfig:
 
 CONFIG = IrrlDigitsConfig
 
+# Learning curves a sweep aggregates over seeds: (metrics.csv glob in a run, tag, title).
+CURVES = [("train/metrics.csv", "valid/accuracy", "Cluttered MNIST: validation accuracy")]
+
+
+def paper_numbers(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, tuple[float, str]]:
+    """The paper's accuracy at 1500 epochs for this run's model and reward type (fractions, as our summary)."""
+    table = PAPER_DTRAM_ACCURACY if summary.get("model") == "dtram" else PAPER_RAM_ACCURACY
+    acc = table.get(str(summary.get("reward_type")), {}).get(1500)
+    if acc is None:
+        return {}
+    note = f"paper, {summary.get('model', 'ram')} {summary.get('reward_type')} at 1500 epochs (spec irrl.md)"
+    return {"test_accuracy": (acc / 100, note), "best_valid_accuracy": (acc / 100, note)}
+
 
 # ----------------------------------------------------------------------------------------------------- data
 def _digits(cfg: IrrlDigitsConfig):

@@ -59,6 +59,17 @@ class IrrlSkillsConfig:
 
 CONFIG = IrrlSkillsConfig
 
+# Learning curves a sweep aggregates over seeds: (metrics.csv glob in a run, tag, title); {seed} is the run's seed.
+CURVES = [("train/*/metrics.csv", "effective_skills/seed{seed}", "Four rooms: effective skills")]
+
+
+def paper_numbers(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, tuple[float, str]]:
+    """The paper's effective skills beside ours (large grid only: the small grid has no published figure)."""
+    if config.get("learner", {}).get("grid") != "large":
+        return {}
+    return {f"final_effective_skills.{m}.*": (v, "paper, large grid at 30M iterations (spec irrl.md)")
+            for m, v in PAPER_SKILLS.items()}
+
 
 def method_config(cfg: IrrlSkillsConfig, method: str) -> SkillConfig:
     """The learner settings of one reward type."""

@@ -98,6 +98,12 @@ class LearnedRewardsConfig:
 
 CONFIG = LearnedRewardsConfig
 
+# Learning curves a sweep aggregates over seeds: (metrics.csv glob in a run, tag, title).
+CURVES = [("retrain/*/*/seed*/metrics.csv", "true_return", "Maze: true return of agents retrained"),
+          ("expert/metrics.csv", "true_return", "Maze: expert's true return")]
+# Summary figures that are one score per task (maze): IQM over tasks and a performance profile in a sweep.
+TASK_SCORES = ["retrain.*.learned"]
+
 
 # ----------------------------------------------------------------------------- helpers
 

@@ -76,6 +76,9 @@ class PtgmConfig:
 
 CONFIG = PtgmConfig
 
+# Learning curves a sweep aggregates over seeds: (metrics.csv glob in a run, tag, title).
+CURVES = [("rl/*/seed*/metrics.csv", "eval/subtasks", "Mini-kitchen: subtasks completed")]
+
 
 # ----------------------------------------------------------------------------------------------------- domain
 def _domain(cfg: PtgmConfig, obs_dim: int) -> tuple[list[int], int, int]:
