@@ -70,3 +70,18 @@ def ptgm_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ptgm") / "tiny"
     assert main(["ptgm", "run", "--preset", "fast", "--out", str(out), *PTGM_TINY]) == 0
     return out
+
+
+# irrl-skills at toy size (a few seconds a run): the sweep and report tests' real runs.
+SWEEP_TINY = ["reward=[linear_clipping]", "iterations=4000", "eval_every=1000"]
+
+
+@pytest.fixture(scope="session")
+def sweep_run(tmp_path_factory) -> Path:
+    """A local sweep of 2 settings x 2 seeds, one setting invalid (its 2 runs fail, the others finish)."""
+    from rewardlab.cli import main
+
+    out = tmp_path_factory.mktemp("sweep") / "local"
+    rc = main(["sweep", "irrl-skills", *SWEEP_TINY, "learner.lr=0.004,-1", "--seeds", "0-1", "--out", str(out)])
+    assert rc == 1  # some runs failed: exit code 1, after every other run finished
+    return out

@@ -72,16 +72,17 @@ def _seed_request(study: ModuleType, overrides: Sequence[str]) -> tuple[list[int
     return seeds, rest
 
 
-def cmd_run(args: argparse.Namespace) -> None:
+def cmd_run(args: argparse.Namespace) -> int | None:
     study = _study(args.study)
     seeds, args.overrides = _seed_request(study, args.overrides)
     if seeds is not None:
         from rewardlab.sweep import sweep
 
-        sweep(args.study, args.out, preset=args.preset or "fast", seeds=seeds, base=args.overrides, redo=args.redo)
+        res = sweep(args.study, args.out, preset=args.preset or "fast", seeds=seeds, base=args.overrides,
+                    redo=args.redo)
         print(f"seed sweep: {args.out}  (aggregate: {Path(args.out) / 'aggregate.json'}; "
               f"HTML report: rewardlab report {args.out})")
-        return
+        return 1 if set(res["status"]) - {"finished"} else 0
     cfg, run = _open_run(study, args)
     study.run_all(cfg, run, redo=args.redo)
     _print_summary(run)
@@ -143,13 +144,15 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"demo report: {root.root / 'report.md'}")
 
 
-def cmd_sweep(args: argparse.Namespace) -> None:
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Exit code 1 when some run failed (each is reported with its error; the others ran to the end)."""
     from rewardlab.sweep import sweep
 
     res = sweep(args.study, args.out, preset=args.preset, seeds=args.seeds, grid=args.grid, backend=args.backend,
                 workers=args.workers, address=args.address, redo=args.redo)
     print(f"aggregate over seeds: {Path(args.out) / 'aggregate.json'} ({res['status']}); "
           f"HTML report: rewardlab report {args.out}")
+    return 1 if set(res["status"]) - {"finished"} else 0
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -231,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        rc = args.func(args)
     except RewardLabError as e:
         print(f"rewardlab: error: {e}", file=sys.stderr)
         return 2
@@ -239,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("rewardlab: interrupted; finished steps and checkpoints are kept, rerun the same command to resume",
               file=sys.stderr)
         return 130
-    return 0
+    return int(rc or 0)
 
 
 if __name__ == "__main__":
