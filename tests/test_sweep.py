@@ -154,3 +154,17 @@ def test_bad_sweep_inputs(tmp_path, capsys):
         main(["sweep", "no-such-study", "--out", str(tmp_path / "c")])
     with pytest.raises(SystemExit):
         main(["sweep", "irrl-skills", "--backend", "slurm", "--out", str(tmp_path / "d")])
+
+
+@pytest.mark.slow
+def test_run_with_seeds_is_a_seed_sweep(tmp_path):
+    """`<study> run ... seeds=0-1` on a single-seed study: one run per seed through the sweep, then the aggregate."""
+    out = tmp_path / "pp"
+    assert main(["preprocessing", "run", "--out", str(out), "tabular.mazes=[EmptyMaze4]", "tabular.learned_mazes=[]",
+                 "mountain_car.enabled=false", "preprocess.tabular_steps=500", "seeds=0-1"]) == 0
+    for s in (0, 1):
+        assert f"seed: {s}\n" in (out / "base" / f"seed{s}" / "config.yaml").read_text()
+    agg = json.loads((out / "aggregate.json").read_text())
+    assert agg["study"] == "preprocessing" and agg["seeds"] == [0, 1] and agg["status"] == {"finished": 2}
+    figs = agg["settings"]["base"]["figures"]
+    assert figs and all(f["runs"] == 2 for f in figs.values())
