@@ -390,3 +390,18 @@ def test_high_level_training_resumes_and_learns_nothing_twice(demos, tmp_path):
     assert more["history"][:len(first["history"])] == first["history"]
     with pytest.raises(RewardLabError, match="different widths"):
         train_hl(cfg(10), low, GoalMLP(5, 6), cb, KitchenSpec(), tmp_path / "rl2", seed=0)
+
+
+def test_code_reach_measures_the_low_level_from_a_given_situation(demos):
+    """code_reach: one rate per code; a target already open counts as reached; unknown objects are refused."""
+    from rewardlab.agents.hl_sac import code_reach
+
+    cb = build_codebook(demos, GOAL_IDX, CodebookConfig(n_codes=4, method="random"))
+    torch.manual_seed(0)
+    hier = Hierarchy(LowLevelPolicy(OBS_DIM, len(GOAL_IDX), ACT_DIM), cb, k=2)
+    spec = KitchenSpec()
+    r = code_reach(hier, spec, "kettle", kitchens=8, hl_steps=1)
+    assert r.shape == (4,) and np.all((0 <= r) & (r <= 1))
+    assert np.all(code_reach(hier, spec, "kettle", opened=("kettle",), kitchens=8, hl_steps=1) == 1.0)
+    with pytest.raises(RewardLabError, match="unknown object"):
+        code_reach(hier, spec, "toaster")

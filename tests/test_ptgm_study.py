@@ -35,6 +35,10 @@ def test_pipeline_writes_every_step_summary_figures_and_report(ptgm_run):
         rates = [v for k, v in diag[m].items() if k != "mean_subtasks"]
         assert len(rates) == 4 and all(0 <= r <= 1 for r in rates)
         assert np.isclose(sum(rates), diag[m]["mean_subtasks"])
+    reach = json.loads((run / "diagnose" / "result.json").read_text())["low_level_reach"]
+    assert set(reach) == {"microwave", "kettle", "bottom burner", "light switch"}
+    for r in reach.values():
+        assert 0 <= r["fresh"] <= 1 and 0 <= r["after_other_targets"] <= 1 and 0 <= r["best_code_fresh"] < 12
     report = (run / "report.md").read_text()
     assert "PTGM" in report and "flat SAC" in report and "figures/subtasks.png" in report
     assert "Completion rate of each subtask" in report

@@ -235,6 +235,32 @@ class Hierarchy:
 
 
 @torch.no_grad()
+def code_reach(hier: Hierarchy, spec: KitchenSpec, target: str, opened: tuple[str, ...] = (), kitchens: int = 50,
+               hl_steps: int = 6, seed: int = 0) -> np.ndarray:
+    """For every code: the fraction of `kitchens` in which holding that code for `hl_steps` high-level steps
+    completes `target`, starting from kitchens whose `opened` objects are already fully open. Shape (N codes,).
+    Tells whether the low level can reach a subtask at all from a given situation, whatever the high level does."""
+    from rewardlab.envs.mini_kitchen import OBJECTS
+
+    for o in (target, *opened):
+        if o not in OBJECTS:
+            raise RewardLabError(f"unknown object '{o}'; choose from {', '.join(OBJECTS)}")
+    n_codes = hier.codes.shape[0]
+    env = BatchedMiniKitchen(n_codes * kitchens, spec, seed=seed)
+    for o in opened:
+        env.q[:, OBJECTS.index(o)] = 1.0
+        if o in spec.tasks:
+            env.remaining[:, spec.tasks.index(o)] = False
+    code = torch.arange(n_codes).repeat_interleave(kitchens)
+    gen = torch.Generator().manual_seed(seed)
+    obs = env.obs()
+    for _ in range(hl_steps):
+        obs, *_ = hier.run_code(env, obs, code, gen)
+    reached = np.abs(1.0 - env.q[:, OBJECTS.index(target)]) < spec.threshold
+    return reached.reshape(n_codes, kitchens).mean(1)
+
+
+@torch.no_grad()
 def rollout(agent: HighLevelSAC, hier: Hierarchy, spec: KitchenSpec, episodes: int, seed: int) -> BatchedMiniKitchen:
     """Run `episodes` stochastic episodes at once; returns the kitchens at the end of their episodes."""
     env = BatchedMiniKitchen(episodes, spec, seed=seed)

@@ -324,7 +324,9 @@ def _final_policy_kitchens(cfg: PtgmConfig, run: RunDir, method: str, seed: int,
 
 
 def step_diagnose(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
-    """Which subtasks each method's final policies complete (100 fresh stochastic episodes per run)."""
+    """Which subtasks each method's final policies complete (100 fresh stochastic episodes per run), and whether
+    the pre-trained low level can reach each target subtask at all from a fresh kitchen and once the other three
+    targets are done (best code held for 6 high-level steps)."""
     if not redo and (res := run.step_result("diagnose")):
         return res
     from rewardlab.envs.mini_kitchen import KitchenSpec
@@ -336,7 +338,34 @@ def step_diagnose(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str,
     for m in cfg.methods:
         done = np.concatenate([~_final_policy_kitchens(cfg, run, m, s, 100).remaining for s in cfg.seeds])
         rates[m] = {t: float(v) for t, v in zip(tasks, done.mean(0))} | {"mean_subtasks": float(done.sum(1).mean())}
-    return run.finish_step("diagnose", {"subtask_completion_rate": rates, "episodes_per_run": 100})
+    reach = last_subtask_reach(cfg, run)
+    return run.finish_step("diagnose", {"subtask_completion_rate": rates, "episodes_per_run": 100,
+                                        "low_level_reach": reach})
+
+
+def last_subtask_reach(cfg: PtgmConfig, run: RunDir) -> dict[str, dict[str, float]]:
+    """Per target subtask: the best code's success rate from a fresh kitchen and from one where the other three
+    targets are already open (the situation of a last subtask), with the pre-trained codebook and low level."""
+    import torch
+
+    from rewardlab.agents.hl_sac import Hierarchy, code_reach
+    from rewardlab.agents.ptgm import Codebook, load_pretrained
+    from rewardlab.envs.mini_kitchen import KitchenSpec
+
+    if cfg.data.source != "scripted":
+        return {}
+    low, _ = load_pretrained(run.root / "pretrain" / "pretrain.pt")
+    hier = Hierarchy(low, Codebook.load(run.root / "codebook" / "codebook.npz"), cfg.rl.k, cfg.rl.low_deterministic)
+    spec = KitchenSpec()
+    out = {}
+    for t in spec.tasks:
+        others = tuple(o for o in spec.tasks if o != t)
+        fresh = code_reach(hier, spec, t, (), seed=1)
+        last = code_reach(hier, spec, t, others, seed=2)
+        out[t] = {"fresh": float(fresh.max()), "after_other_targets": float(last.max()),
+                  "best_code_fresh": int(fresh.argmax()), "best_code_after": int(last.argmax())}
+    torch.set_num_threads(1)
+    return out
 
 
 def step_figures(cfg: PtgmConfig, run: RunDir) -> list[str]:
@@ -407,6 +436,14 @@ def step_report(cfg: PtgmConfig, run: RunDir) -> Path:
         for m, r in rates.items():
             lines.append(f"| {LABELS[m]} | " + " | ".join(f"{r[t]:.2f}" for t in tasks) +
                          f" | {r['mean_subtasks']:.2f} |")
+        if diag.get("low_level_reach"):
+            reach = diag["low_level_reach"]
+            lines += ["", "Can the pre-trained low level reach each subtask at all? Best code's success rate, the code "
+                      "held for 6 high-level steps, from a fresh kitchen and from one where the other three targets "
+                      "are done (the last subtask of an episode). A subtask that no code reaches last caps what any "
+                      "high-level policy can score:", "",
+                      "| subtask | from a fresh kitchen | after the other three |", "|---|---|---|"]
+            lines += [f"| {t} | {r['fresh']:.2f} | {r['after_other_targets']:.2f} |" for t, r in reach.items()]
     lines.append("")
     for p in sorted(run.figures.glob("*.png")):
         lines += [f"![{p.stem}](figures/{p.name})", ""]
