@@ -168,3 +168,32 @@ def test_run_with_seeds_is_a_seed_sweep(tmp_path):
     assert agg["study"] == "preprocessing" and agg["seeds"] == [0, 1] and agg["status"] == {"finished": 2}
     figs = agg["settings"]["base"]["figures"]
     assert figs and all(f["runs"] == 2 for f in figs.values())
+
+
+def test_aggregate_across_tasks_and_performance_profile(tmp_path):
+    """A study with one score per task (learned-rewards: a maze per task) gets IQM over runs x tasks and a
+    performance profile. The summaries are written by hand here: this tests the aggregation, not the study."""
+    import numpy as np
+    from scipy.stats import trim_mean
+
+    from rewardlab.runs import write_json
+    from rewardlab.sweep import aggregate
+
+    scores = np.array([[0.2, 0.9, 0.5], [0.4, 1.0, 0.3], [0.1, 0.8, 0.6], [0.3, 0.7, 0.2]])
+    mazes = ["EmptyMaze-10x10-CoinFlipGoal", "EmptyMaze-10x10-FixedGoal", "EmptyMaze-10x10-TwoGoals"]
+    runs = []
+    for s, row in enumerate(scores):
+        write_json(tmp_path / "base" / f"seed{s}" / "summary.json",
+                   {"study": "learned-rewards", "retrain": {m: {"learned": v, "true": 1.0} for m, v in zip(mazes, row)}})
+        runs.append({"setting": "base", "seed": s, "status": "finished"})
+    write_json(tmp_path / "sweep.json", {"study": "learned-rewards", "preset": "fast", "grid": {}, "seeds": [0, 1, 2, 3],
+                                         "base": [], "runs": runs})
+    agg = aggregate(tmp_path, reps=500)
+    t = agg["task_scores"]["retrain.*.learned"]["base"]
+    assert t["runs"] == 4 and t["tasks"] == [f"retrain.{m}.learned" for m in mazes]
+    assert t["iqm"] == pytest.approx(trim_mean(scores.ravel(), 0.25))
+    assert t["iqm_ci_low"] <= t["iqm"] <= t["iqm_ci_high"]
+    assert any(f.startswith("figures/profile_") for f in agg["figures"])
+    assert all((tmp_path / f).is_file() for f in agg["figures"])
+    per_maze = agg["settings"]["base"]["figures"][f"retrain.{mazes[0]}.learned"]
+    assert per_maze["values"] == list(scores[:, 0]) and per_maze["mean"] == pytest.approx(scores[:, 0].mean())
