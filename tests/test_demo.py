@@ -35,6 +35,10 @@ def test_demo_writes_one_report_linking_every_study(fast_run, preprocessing_run,
     assert "irrl-digits/figures/valid_accuracy.png" in report and "test_accuracy" in report
     assert "irrl-skills/figures/effective_skills.png" in report
     assert "ptgm/figures/subtasks.png" in report
+    page = (tmp_path / "demo" / "report.html").read_text()  # the same runs as one HTML page
+    for name in ("learned-rewards", "preprocessing", "irrl-digits", "irrl-skills", "ptgm"):
+        assert f"<h2 id='{name}'>" in page
+    assert "ptgm/figures/subtasks.png" in page
 
 
 def test_demo_uses_sklearn_digits_when_mnist_is_absent(monkeypatch, tmp_path):

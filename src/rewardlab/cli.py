@@ -141,7 +141,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
         lines += [""] + [f"![{p.stem}]({name}/figures/{p.name})" for p in figs] + [""]
     lines.append(f"Total wall time: {time.time() - t0:.0f} s")
     write_text(root.root / "report.md", "\n".join(lines) + "\n")
-    print(f"demo report: {root.root / 'report.md'}")
+    from rewardlab.report import write_report
+
+    html_page = write_report(root.root)
+    print(f"demo report: {root.root / 'report.md'} (and as one HTML page: {html_page})")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

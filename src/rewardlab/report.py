@@ -45,6 +45,16 @@ def _study_of(run: Path) -> str | None:
                 return str(s)
         except RewardLabError:
             pass
+    keys = set(_config(run))  # a run made step by step: the study whose config has exactly these settings
+    if keys:
+        from dataclasses import fields
+
+        from rewardlab.cli import _study
+        from rewardlab.studies import STUDIES
+
+        for name in STUDIES:
+            if keys == {f.name for f in fields(_study(name).CONFIG)}:
+                return name
     return None
 
 
@@ -198,7 +208,7 @@ def find_items(root: Path) -> tuple[list[Path], list[Path]]:
     if (root / "sweep.json").is_file():
         sweeps = [root] + [s for s in sweeps if s != root]
     runs = []
-    for cfg in sorted(root.rglob("config.yaml")):
+    for cfg in sorted(root.rglob("config.yaml"), key=lambda p: (len(p.parts), str(p))):  # parents first
         run = cfg.parent
         if any(run == s or s in run.parents for s in sweeps):
             continue
