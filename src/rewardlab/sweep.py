@@ -165,9 +165,10 @@ def run_study_job(job: Job) -> dict[str, Any]:
 def _run_study(job: Job, _study: Callable, resolve: Callable, RunDir: type) -> None:
     study = _study(job.study)
     cfg = resolve(study.CONFIG, study.NAME, job.preset, job.overrides)
+    redo = bool(job.extra.get("redo", False))
     run = RunDir(job.out)
-    run.save_config(cfg)
-    study.run_all(cfg, run)
+    run.save_config(cfg, check_compatible=not redo)
+    study.run_all(cfg, run, redo=redo)
 
 
 def _recorded(job: Job, body: Callable[[], Any]) -> dict[str, Any]:
@@ -291,6 +292,8 @@ def sweep(study: str, out: str | Path, preset: str = "fast", seeds: str | Sequen
     seed_list = parse_seeds(seeds)
     g = parse_grid(grid)
     jobs = expand(study, preset, g, seed_list, out, base)
+    for j in jobs:
+        j.extra["redo"] = redo
     st = _study(study)
     for name in dict.fromkeys(j.setting for j in jobs):  # check each setting once, before any worker starts
         j = next(j for j in jobs if j.setting == name)
