@@ -17,7 +17,7 @@ from benchmarks.common import emit, median_time
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--fast-preset", action="store_true", help="also time the whole fast preset (about 12 minutes)")
+    p.add_argument("--fast-preset", action="store_true", help="also time the whole fast preset (about 14 minutes)")
     args = p.parse_args(argv)
     import gymnasium as gym
     import torch

@@ -1,7 +1,7 @@
 """Sweep backends: overhead per run for trivial runs (local pool and Ray), and the speed-up of an 8-run sweep of real
 runs over running them one after another in one process.
 
-    python -m benchmarks sweep [--runs 8] [--iterations 60000] [--trivial 16] [--no-ray]
+    python -m benchmarks sweep [--runs 8] [--iterations 400000] [--trivial 16] [--no-ray]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _quiet(_: str) -> None:
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks sweep")
     ap.add_argument("--runs", type=int, default=8, help="real runs in the speed-up sweep")
-    ap.add_argument("--iterations", type=int, default=60000, help="irrl-skills iterations per real run")
+    ap.add_argument("--iterations", type=int, default=400000, help="irrl-skills iterations per real run")
     ap.add_argument("--trivial", type=int, default=16, help="trivial runs for the overhead figure")
     ap.add_argument("--no-ray", action="store_true", help="skip the Ray backend")
     a = ap.parse_args(argv)
