@@ -214,15 +214,9 @@ def _rl_task(cfg_dict: dict[str, Any], root: str, method: str, seed: int) -> dic
             res = train_flat_sac(cfg.flat, spec, cfg.rl.env_steps, out, seed, cfg.rl.eval_every,
                                  cfg.rl.eval_episodes, log=logf)
         else:
-            from rewardlab.agents.hl_sac import HLSACConfig, train_hl
-            from rewardlab.agents.ptgm import Codebook, load_pretrained
+            from rewardlab.agents.hl_sac import train_hl
 
-            random_cb = method == "ptgm_random_codebook"
-            low, prior = load_pretrained(run.path("pretrain", "pretrain.pt"))
-            if random_cb:
-                _, prior = load_pretrained(run.path("pretrain", "random_codebook", "pretrain.pt"))
-            cb = Codebook.load(run.path("codebook", "random.npz" if random_cb else "codebook.npz"))
-            rl = HLSACConfig(**{**asdict(cfg.rl), "use_prior": method != "ptgm_no_prior"})
+            low, prior, cb, rl = _method_models(cfg, run, method)
             res = train_hl(rl, low, prior, cb, spec, out, seed, log=logf)
     res["wall_seconds"] = time.time() - t0
     write_json(out / "result.json", res)
@@ -290,6 +284,18 @@ def step_rl(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
                                                       for (m, s), r in results.items()}})
 
 
+def _method_models(cfg: PtgmConfig, run: RunDir, method: str) -> tuple[Any, Any, Any, Any]:
+    """A hierarchical method's pre-trained low level, prior and codebook, and its high-level SAC config."""
+    from rewardlab.agents.ptgm import Codebook, load_pretrained
+
+    random_cb = method == "ptgm_random_codebook"
+    low, prior = load_pretrained(run.path("pretrain", "pretrain.pt"))
+    if random_cb:
+        _, prior = load_pretrained(run.path("pretrain", "random_codebook", "pretrain.pt"))
+    cb = Codebook.load(run.path("codebook", "random.npz" if random_cb else "codebook.npz"))
+    return low, prior, cb, HLSACConfig(**{**asdict(cfg.rl), "use_prior": method != "ptgm_no_prior"})
+
+
 def _final_policy_kitchens(cfg: PtgmConfig, run: RunDir, method: str, seed: int, episodes: int):
     """The kitchens at the end of `episodes` stochastic episodes of one run's final policy."""
     from rewardlab.envs.mini_kitchen import KitchenSpec
@@ -308,15 +314,9 @@ def _final_policy_kitchens(cfg: PtgmConfig, run: RunDir, method: str, seed: int,
     import torch
 
     from rewardlab.agents.hl_sac import HighLevelSAC, Hierarchy, rollout
-    from rewardlab.agents.ptgm import Codebook, load_pretrained
     from rewardlab.runs import load_checkpoint
 
-    random_cb = method == "ptgm_random_codebook"
-    low, prior = load_pretrained(run.path("pretrain", "pretrain.pt"))
-    if random_cb:
-        _, prior = load_pretrained(run.path("pretrain", "random_codebook", "pretrain.pt"))
-    cb = Codebook.load(run.path("codebook", "random.npz" if random_cb else "codebook.npz"))
-    rl = HLSACConfig(**{**asdict(cfg.rl), "use_prior": method != "ptgm_no_prior"})
+    low, prior, cb, rl = _method_models(cfg, run, method)
     agent = HighLevelSAC(rl, prior, low.obs_dim, seed)
     agent.load_state_dict(load_checkpoint(out / "hl_sac.pt")["agent"])
     torch.manual_seed(seed)
@@ -346,16 +346,13 @@ def step_diagnose(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str,
 def last_subtask_reach(cfg: PtgmConfig, run: RunDir) -> dict[str, dict[str, float]]:
     """Per target subtask: the best code's success rate from a fresh kitchen and from one where the other three
     targets are already open (the situation of a last subtask), with the pre-trained codebook and low level."""
-    import torch
-
     from rewardlab.agents.hl_sac import Hierarchy, code_reach
-    from rewardlab.agents.ptgm import Codebook, load_pretrained
     from rewardlab.envs.mini_kitchen import KitchenSpec
 
     if cfg.data.source != "scripted":
         return {}
-    low, _ = load_pretrained(run.root / "pretrain" / "pretrain.pt")
-    hier = Hierarchy(low, Codebook.load(run.root / "codebook" / "codebook.npz"), cfg.rl.k, cfg.rl.low_deterministic)
+    low, _, cb, rl = _method_models(cfg, run, "ptgm")
+    hier = Hierarchy(low, cb, rl.k, rl.low_deterministic)
     spec = KitchenSpec()
     out = {}
     for t in spec.tasks:
@@ -364,7 +361,6 @@ def last_subtask_reach(cfg: PtgmConfig, run: RunDir) -> dict[str, dict[str, floa
         last = code_reach(hier, spec, t, others, seed=2)
         out[t] = {"fresh": float(fresh.max()), "after_other_targets": float(last.max()),
                   "best_code_fresh": int(fresh.argmax()), "best_code_after": int(last.argmax())}
-    torch.set_num_threads(1)
     return out
 
 
