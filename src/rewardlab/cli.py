@@ -53,11 +53,8 @@ def _print_summary(run: Any) -> None:
 def _seed_request(study: ModuleType, overrides: Sequence[str]) -> tuple[list[int] | None, list[str]]:
     """Pull `seeds=...` (a list or a range such as 0-4) out of the overrides of a study whose config has a single
     `seed`: those seeds run as a seed sweep. Studies with their own `seeds` list get it, ranges expanded."""
-    from dataclasses import fields
+    from rewardlab.sweep import parse_seeds, seed_field
 
-    from rewardlab.sweep import parse_seeds
-
-    names = {f.name for f in fields(study.CONFIG)}
     rest, seeds = [], None
     for o in overrides:
         key, _, value = o.partition("=")
@@ -67,7 +64,7 @@ def _seed_request(study: ModuleType, overrides: Sequence[str]) -> tuple[list[int
             rest.append(o)
     if seeds is None:
         return None, list(overrides)
-    if "seeds" in names:  # the study runs its seeds together in one run
+    if seed_field(study.CONFIG) == "seeds":  # the study runs its seeds together in one run
         return None, rest + [f"seeds=[{','.join(map(str, seeds))}]"]
     return seeds, rest
 

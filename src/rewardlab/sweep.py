@@ -19,7 +19,7 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from rewardlab.errors import RewardLabError
 from rewardlab.runs import available_cores, read_json, write_json
@@ -111,17 +111,21 @@ def setting_name(values: dict[str, str]) -> str:
     return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name)
 
 
+def seed_field(config_cls: type) -> str:
+    """A study config's seed setting: 'seed' (one seed per run) or 'seeds' (seeds batched inside one run)."""
+    names = {f.name for f in fields(config_cls)}
+    for name in ("seed", "seeds"):
+        if name in names:
+            return name
+    raise RewardLabError(f"config {config_cls.__name__} has no seed setting")
+
+
 def seed_override(study: str, seed: int) -> str:
     """The override that makes one run of `study` use `seed`: its `seed` field, or `seeds=[seed]` for the studies
     that batch seeds inside one run."""
     from rewardlab.cli import _study
 
-    names = {f.name for f in fields(_study(study).CONFIG)}
-    if "seed" in names:
-        return f"seed={seed}"
-    if "seeds" in names:
-        return f"seeds=[{seed}]"
-    raise RewardLabError(f"study '{study}' has no seed setting")
+    return f"seed={seed}" if seed_field(_study(study).CONFIG) == "seed" else f"seeds=[{seed}]"
 
 
 def expand(study: str, preset: str, grid: dict[str, list[str]], seeds: Sequence[int], out: str | Path,
@@ -459,8 +463,3 @@ def task_scores(out: Path, manifest: dict[str, Any], data: dict[str, Any], reps:
         ax.legend(fontsize=7)
         paths.append(save_figure(fig, out / "figures" / f"profile_{re.sub(r'[^A-Za-z0-9]+', '_', pattern)}"))
     return result, paths
-
-
-def iter_sweeps(root: Path) -> Iterable[Path]:
-    """Sweep folders under root (those with a sweep.json)."""
-    return sorted(p.parent for p in Path(root).rglob("sweep.json"))
