@@ -70,15 +70,24 @@ def bootstrap_indices(n_runs: int, n_tasks: int, reps: int, seed: int) -> np.nda
 def stratified_bootstrap_ci(scores: Sequence[float] | np.ndarray, aggregate: Aggregate = iqm, reps: int = 2000,
                             confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
     """(point estimate, low, high): the aggregate of `scores` and its stratified bootstrap percentile interval."""
-    if not 0 < confidence < 1:
-        raise RewardLabError(f"confidence must lie in (0, 1), got {confidence}")
+    x = _as_scores(scores)
+    return _interval(x, aggregate, _resamples(x, reps, seed), confidence)
+
+
+def _resamples(x: np.ndarray, reps: int, seed: int) -> np.ndarray:
+    """The stratified bootstrap samples of (runs, tasks) scores, shape (reps, runs, tasks)."""
     if reps < 1:
         raise RewardLabError(f"reps must be at least 1, got {reps}")
-    x = _as_scores(scores)
-    idx = bootstrap_indices(*x.shape, reps, seed)
-    replicates = aggregate(np.take_along_axis(x[None], idx, axis=1))
+    return np.take_along_axis(x[None], bootstrap_indices(*x.shape, reps, seed), axis=1)
+
+
+def _interval(x: np.ndarray, aggregate: Aggregate, samples: np.ndarray,
+              confidence: float) -> tuple[float, float, float]:
+    """(point estimate, low, high) of `aggregate` from precomputed bootstrap samples."""
+    if not 0 < confidence < 1:
+        raise RewardLabError(f"confidence must lie in (0, 1), got {confidence}")
     a = (1 - confidence) / 2
-    lo, hi = np.percentile(replicates, [100 * a, 100 * (1 - a)])
+    lo, hi = np.percentile(aggregate(samples), [100 * a, 100 * (1 - a)])
     return float(aggregate(x[None])[0]), float(lo), float(hi)
 
 
@@ -87,9 +96,10 @@ def summarize(scores: Sequence[float] | np.ndarray, reps: int = 2000, confidence
     """Mean, median and IQM with their stratified bootstrap intervals, plus the number of runs and the std over
     runs: the row every aggregate table prints."""
     x = _as_scores(scores)
+    samples = _resamples(x, reps, seed)  # one resampling serves every aggregate
     out: dict[str, float] = {"runs": int(x.shape[0]), "tasks": int(x.shape[1])}
     for name, fn in AGGREGATES.items():
-        point, lo, hi = stratified_bootstrap_ci(x, fn, reps, confidence, seed)
+        point, lo, hi = _interval(x, fn, samples, confidence)
         out[name], out[f"{name}_ci_low"], out[f"{name}_ci_high"] = point, lo, hi
     out["std"] = float(_flat(x[None])[0].std(ddof=1)) if x.size > 1 else 0.0
     return out
@@ -105,8 +115,7 @@ def performance_profile(scores: Sequence[float] | np.ndarray, taus: Sequence[flo
     def frac_above(s: np.ndarray) -> np.ndarray:  # (..., runs, tasks) -> (..., taus)
         return (s[..., None] > t).mean(-2).mean(-2)
 
-    idx = bootstrap_indices(*x.shape, reps, seed)
-    reps_ = frac_above(np.take_along_axis(x[None], idx, axis=1))
+    reps_ = frac_above(_resamples(x, reps, seed))
     a = (1 - confidence) / 2
     lo, hi = np.percentile(reps_, [100 * a, 100 * (1 - a)], axis=0)
     return frac_above(x), lo, hi
