@@ -12,7 +12,7 @@ from benchmarks.common import emit
 
 def run_preset(preset: str, out: str | None) -> dict:
     from rewardlab.config import resolve
-    from rewardlab.runs import RunDir
+    from rewardlab.core.runs import RunDir
     from rewardlab.studies import learned_rewards as lr
 
     cfg = resolve(lr.CONFIG, lr.NAME, preset)

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     from rewardlab.agents.hl_sac import HighLevelSAC, HLSACConfig, Replay
     from rewardlab.agents.ptgm import GoalMLP
     from rewardlab.envs.mini_kitchen import OBS_DIM, BatchedMiniKitchen
-    from rewardlab.runs import set_torch_threads
+    from rewardlab.core.runs import set_torch_threads
 
     set_torch_threads(1)
     rng = np.random.default_rng(0)

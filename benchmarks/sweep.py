@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import emit
-from rewardlab.runs import available_cores
+from rewardlab.core.runs import available_cores
 from rewardlab.sweep import Job, _recorded, expand, parse_grid, run_jobs, run_study_job
 
 B = "sweep"

@@ -33,7 +33,7 @@ def test_fast_preset_learns_most_of_the_24_skills_with_clipped_linear(irrl_skill
 
 def test_an_interrupted_run_resumes_from_its_saved_state(tmp_path):
     from rewardlab.config import resolve
-    from rewardlab.runs import RunDir, read_metrics
+    from rewardlab.core.runs import RunDir, read_metrics
     from rewardlab.studies.irrl_skills import IrrlSkillsConfig, train_method
 
     def cfg(iterations):

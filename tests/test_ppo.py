@@ -3,7 +3,7 @@ import numpy as np
 from rewardlab.agents.ppo import PPOConfig, load_ppo, policy_act_fn, train_ppo
 from rewardlab.envs.maze import BatchedMaze
 from rewardlab.envs.vec import BatchedVecEnv
-from rewardlab.runs import read_metrics
+from rewardlab.core.runs import read_metrics
 
 
 def cfg(total):

@@ -355,7 +355,7 @@ def _tiny_models(demos, tmp_path):
 
 @pytest.mark.parametrize("store_next", [False, True])
 def test_the_executed_code_is_the_one_stored(demos, tmp_path, monkeypatch, store_next):
-    from rewardlab.runs import load_checkpoint
+    from rewardlab.core.runs import load_checkpoint
 
     low, prior, cb = _tiny_models(demos, tmp_path)
     executed = []

@@ -176,7 +176,7 @@ def test_aggregate_across_tasks_and_performance_profile(tmp_path):
     import numpy as np
     from scipy.stats import trim_mean
 
-    from rewardlab.runs import write_json
+    from rewardlab.core.runs import write_json
     from rewardlab.sweep import aggregate
 
     scores = np.array([[0.2, 0.9, 0.5], [0.4, 1.0, 0.3], [0.1, 0.8, 0.6], [0.3, 0.7, 0.2]])

@@ -1,14 +1,14 @@
-"""The `rewardlab` command: `demo`, and per study `run`, one subcommand per step, and `print-config`."""
+"""The `rewardlab` command, built from the study registry: `demo`, `sweep`, `report`, and per study `run`, one
+subcommand per declared step, `status` and `print-config`. Building it imports no torch, numba or SB3: a step
+imports what it needs when it runs."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
+import json
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Sequence
 
 from rewardlab.errors import RewardLabError
@@ -19,41 +19,29 @@ def _help(text: str) -> str:
     return text.replace("%", "%%")
 
 
-def _study(name: str) -> ModuleType:
-    from rewardlab.studies import STUDIES
+def _open(study: Any, args: argparse.Namespace) -> Any:
+    from rewardlab.core.study import StudyRun
 
-    return importlib.import_module(STUDIES[name])
-
-
-def _resolve_config(study: ModuleType, preset: str | None, out: Path | None, overrides: Sequence[str]) -> Any:
-    from rewardlab.config import resolve
-
-    if preset is None:
-        saved = out / "config.yaml" if out is not None else None
-        preset = str(saved) if saved is not None and saved.is_file() else "fast"
-    return resolve(study.CONFIG, study.NAME, preset, overrides)
-
-
-def _open_run(study: ModuleType, args: argparse.Namespace) -> tuple[Any, Any]:
-    from rewardlab.runs import RunDir
-
-    cfg = _resolve_config(study, args.preset, Path(args.out), args.overrides)
-    run = RunDir(args.out)
-    run.save_config(cfg, check_compatible=not args.redo)
-    return cfg, run
+    return StudyRun.open(study, args.out, args.preset, args.overrides, dry_run=args.dry_run)
 
 
 def _print_summary(run: Any) -> None:
-    import json
-
     print(json.dumps(run.summary(), indent=2))
     print(f"run directory: {run.root}  (report: {run.root / 'report.md'})")
 
 
-def _seed_request(study: ModuleType, overrides: Sequence[str]) -> tuple[list[int] | None, list[str]]:
-    """Pull `seeds=...` (a list or a range such as 0-4) out of the overrides of a study whose config has a single
-    `seed`: those seeds run as a seed sweep. Studies with their own `seeds` list get it, ranges expanded."""
-    from rewardlab.sweep import parse_seeds, seed_field
+def _print_plan(sr: Any, plan: list[tuple[str, str]], what: str) -> None:
+    print(f"dry run of `{what}` in '{sr.run.root}' ({sr.state.kind} run directory, config from {sr.config_source}): "
+          "nothing is written")
+    for name, action in plan:
+        print(f"  {name:<14} {action}")
+
+
+def _seed_request(study: Any, overrides: Sequence[str]) -> tuple[list[int] | None, list[str]]:
+    """Pull `seeds=...` (a list or a range such as 0-4) out of the overrides: for a study with one seed per run,
+    those seeds run as a seed sweep; a study that batches seeds gets the list as its own setting."""
+    from rewardlab.core.study import SeedMode
+    from rewardlab.sweep import parse_seeds
 
     rest, seeds = [], None
     for o in overrides:
@@ -64,102 +52,144 @@ def _seed_request(study: ModuleType, overrides: Sequence[str]) -> tuple[list[int
             rest.append(o)
     if seeds is None:
         return None, list(overrides)
-    if seed_field(study.CONFIG) == "seeds":  # the study runs its seeds together in one run
+    if study.seed_mode is SeedMode.BATCHED:
         return None, rest + [f"seeds=[{','.join(map(str, seeds))}]"]
     return seeds, rest
 
 
-def cmd_run(args: argparse.Namespace) -> int | None:
-    study = _study(args.study)
+def cmd_run(args: argparse.Namespace) -> int:
+    from rewardlab.studies import get_study
+
+    study = get_study(args.study)
     seeds, args.overrides = _seed_request(study, args.overrides)
     if seeds is not None:
         from rewardlab.sweep import sweep
 
-        res = sweep(args.study, args.out, preset=args.preset or "fast", seeds=seeds, base=args.overrides,
-                    redo=args.redo)
+        res = sweep(study, args.out, preset=args.preset or "fast", seeds=seeds, base=args.overrides,
+                    redo=args.redo, dry_run=args.dry_run)
+        if args.dry_run:
+            return 0
         print(f"seed sweep: {args.out}  (aggregate: {Path(args.out) / 'aggregate.json'}; "
               f"HTML report: rewardlab report {args.out})")
         return 1 if set(res["status"]) - {"finished"} else 0
-    cfg, run = _open_run(study, args)
-    study.run_all(cfg, run, redo=args.redo)
-    _print_summary(run)
+    sr = _open(study, args)
+    if args.dry_run:
+        _print_plan(sr, sr.plan(list(study.steps), redo=args.redo), "run")
+        return 0
+    with sr:
+        sr.run_all(redo=args.redo)
+    _print_summary(sr.run)
+    return 0
 
 
-def cmd_step(args: argparse.Namespace) -> None:
-    study = _study(args.study)
-    cfg, run = _open_run(study, args)
-    fn = study.STEP_FUNCS[args.step]
-    kwargs = {}
-    params = inspect.signature(fn).parameters
-    if "redo" in params:
-        kwargs["redo"] = args.redo
-    for extra in study.STEP_ARGS.get(args.step, {}):
-        kwargs[extra] = getattr(args, extra)
-    result = fn(cfg, run, **kwargs)
-    import json
+def cmd_step(args: argparse.Namespace) -> int:
+    from rewardlab.studies import get_study
 
-    if isinstance(result, dict):
-        print(json.dumps(result, indent=2, default=str))
-    else:
-        print(result)
+    study = get_study(args.study)
+    step = study.steps[args.step]
+    given = {a.dest: getattr(args, a.dest) for a in step.args}
+    sr = _open(study, args)
+    if args.dry_run:
+        _print_plan(sr, sr.plan([step.name], given, redo=args.redo, skip_inapplicable=False), args.step)
+        return 0
+    with sr:
+        result = sr.execute(step.name, given, redo=args.redo)
+    print(json.dumps(result, indent=2, default=str) if isinstance(result, dict) else result)
+    return 0
 
 
-def cmd_print_config(args: argparse.Namespace) -> None:
-    from rewardlab.config import dump_yaml
+def cmd_status(args: argparse.Namespace) -> int:
+    from rewardlab.studies import get_study
 
-    study = _study(args.study)
-    cfg = _resolve_config(study, args.preset or "fast", None, args.overrides)
-    print(dump_yaml(cfg), end="")
+    study = get_study(args.study)
+    if not Path(args.out).is_dir():
+        raise RewardLabError(f"'{args.out}' is not a run directory (it does not exist); give the --out of a run")
+    args.dry_run = True
+    sr = _open(study, args)
+    kind = {"new": "holds no run yet", "legacy": "was made before the study contract; it is upgraded in place "
+            "the next time a step runs there", "current": ""}[sr.state.kind]
+    print(f"{study.name} run in '{sr.run.root}'" + (f" ({kind})" if kind else ""))
+    for name, state, detail in sr.status():
+        print(f"  {name:<14} {state:<8} {detail}".rstrip())
+    return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> None:
-    from rewardlab.runs import RunDir, write_text
+def cmd_print_config(args: argparse.Namespace) -> int:
+    from rewardlab.config import dump_yaml_with_help, resolve
+    from rewardlab.studies import get_study
+
+    study = get_study(args.study)
+    print(dump_yaml_with_help(resolve(study.config, study.name, args.preset or "fast", args.overrides)), end="")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rewardlab.core.runs import write_text
+    from rewardlab.core.study import StudyRun
     from rewardlab.studies import STUDIES
 
-    root = RunDir(args.out)
+    root = Path(args.out)
+    if root.exists() and not root.is_dir():
+        raise RewardLabError(f"'{root}' exists and is not a directory; choose another --out")
     t0 = time.time()
     lines = ["# rewardlab demo", "", f"Every study's `{args.preset}` preset, run by `rewardlab demo`.", ""]
-    for name in STUDIES:
-        study = _study(name)
-        overrides = study.demo_overrides() if hasattr(study, "demo_overrides") else []
-        sub = argparse.Namespace(preset=args.preset, out=str(root.root / name), overrides=overrides, redo=args.redo)
-        print(f"== {name}: {study.__doc__.strip().splitlines()[0]}", flush=True)
-        cfg, run = _open_run(study, sub)
-        summary = study.run_all(cfg, run, redo=args.redo)
-        lines += [f"## {name}", "", study.__doc__.strip().splitlines()[0], "",
-                  f"Report: [{name}/report.md]({name}/report.md)", ""]
+    for name, study in STUDIES.items():
+        overrides = study.demo_overrides()
+        sr = StudyRun.open(study, root / name, args.preset, overrides, dry_run=args.dry_run)
+        if args.dry_run:
+            _print_plan(sr, sr.plan(list(study.steps), redo=args.redo), f"{name} run")
+            continue
+        print(f"== {name}: {study.summary_line}", flush=True)
+        with sr:
+            summary = sr.run_all(redo=args.redo)
+        lines += [f"## {name}", "", study.summary_line, "", f"Report: [{name}/report.md]({name}/report.md)", ""]
         if overrides:
             lines += [f"Run with `{' '.join(overrides)}` (see its report for why).", ""]
         lines += ["| figure | value |", "|---|---|"]
         for k, v in summary.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 lines.append(f"| {k} | {v:.4g} |")
-        figs = sorted((run.root / "figures").glob("*.png"))
+        figs = sorted((sr.run.root / "figures").glob("*.png"))
         lines += [""] + [f"![{p.stem}]({name}/figures/{p.name})" for p in figs] + [""]
+    if args.dry_run:
+        print(f"then: {root / 'report.md'} and {root / 'report.html'}")
+        return 0
     lines.append(f"Total wall time: {time.time() - t0:.0f} s")
-    write_text(root.root / "report.md", "\n".join(lines) + "\n")
+    write_text(root / "report.md", "\n".join(lines) + "\n")
     from rewardlab.report import write_report
 
-    html_page = write_report(root.root)
-    print(f"demo report: {root.root / 'report.md'} (and as one HTML page: {html_page})")
+    html_page = write_report(root)
+    print(f"demo report: {root / 'report.md'} (and as one HTML page: {html_page})")
+    return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Exit code 1 when some run failed (each is reported with its error; the others ran to the end)."""
+    from rewardlab.studies import get_study
     from rewardlab.sweep import sweep
 
-    res = sweep(args.study, args.out, preset=args.preset, seeds=args.seeds, grid=args.grid, backend=args.backend,
-                workers=args.workers, address=args.address, redo=args.redo)
+    res = sweep(get_study(args.study), args.out, preset=args.preset, seeds=args.seeds, grid=args.grid,
+                backend=args.backend, workers=args.workers, address=args.address, redo=args.redo,
+                dry_run=args.dry_run)
+    if args.dry_run:
+        return 0
     print(f"aggregate over seeds: {Path(args.out) / 'aggregate.json'} ({res['status']}); "
           f"HTML report: rewardlab report {args.out}")
     return 1 if set(res["status"]) - {"finished"} else 0
 
 
-def cmd_report(args: argparse.Namespace) -> None:
+def cmd_report(args: argparse.Namespace) -> int:
     from rewardlab.report import write_report
 
-    path = write_report(args.dir, args.output)
-    print(f"report: {path}")
+    path = write_report(args.dir, args.output, dry_run=args.dry_run)
+    print(f"report: {path}" + (" (dry run: not written)" if args.dry_run else ""))
+    return 0
+
+
+def _dry_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true",
+                   help="parse, resolve the config, check inputs exist and are readable, print what would run; "
+                        "write nothing (exit code 0, or 2 with the problem)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     d.add_argument("--preset", default="fast", help="preset to run for every study (default: fast)")
     d.add_argument("--redo", action="store_true", help="recompute finished steps instead of reusing them")
-    d.set_defaults(func=cmd_demo)
+    _dry_run(d)
+    d.set_defaults(func=cmd_demo, overrides=None)
 
     sw = sub.add_parser("sweep", help="run a study over a grid of settings and seeds, each its own run; resumable",
                         description="Expand key=v1,v2 settings times --seeds into runs DIR/<setting>/seed<k>, run "
@@ -192,48 +223,75 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--address", default=None,
                     help="Ray cluster to join (e.g. auto or ray://host:10001); default: start a local one")
     sw.add_argument("--redo", action="store_true", help="rerun finished runs too")
-    sw.set_defaults(func=cmd_sweep)
+    _dry_run(sw)
+    sw.set_defaults(func=cmd_sweep, overrides=None)
 
     rp = sub.add_parser("report", help="write a static HTML report over a run or sweep folder (opens from disk)")
     rp.add_argument("dir", help="a run directory, a sweep folder, or a folder holding several")
     rp.add_argument("--output", default=None, help="HTML file to write (default: DIR/report.html)")
-    rp.set_defaults(func=cmd_report)
+    _dry_run(rp)
+    rp.set_defaults(func=cmd_report, overrides=None)
 
-    for name in STUDIES:
-        study = _study(name)
-        sp = sub.add_parser(name, help=_help(study.__doc__.strip().splitlines()[0]), description=_help(study.__doc__))
+    for name, study in STUDIES.items():
+        sp = sub.add_parser(name, help=_help(study.summary_line), description=_help(study.doc),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
         ssub = sp.add_subparsers(dest="step", required=True, metavar="STEP")
 
-        def common(q: argparse.ArgumentParser, out_required: bool = True) -> None:
+        def common(q: argparse.ArgumentParser, out: bool = True, redo: bool = True) -> None:
             q.add_argument("--preset", default=None,
                            help="preset name (fast, paper) or a YAML file; default: the run's saved config, else fast")
-            if out_required:
+            if out:
                 q.add_argument("--out", required=True, help="run directory")
+            if redo:
                 q.add_argument("--redo", action="store_true",
-                               help="recompute (and overwrite) finished outputs instead of reusing them")
+                               help="remake finished (or stale) outputs; the old ones are kept until the new are "
+                                    "complete")
+            _dry_run(q)
             q.add_argument("overrides", nargs="*", metavar="key=value",
-                           help="config overrides, e.g. expert.ppo.total_timesteps=20000")
+                           help="config overrides (anywhere on the line), e.g. expert.ppo.total_timesteps=20000")
 
         r = ssub.add_parser("run", help="run every step end to end and write summary.json and report.md")
         common(r)
         r.set_defaults(func=cmd_run, study=name)
-        for step, fn in study.STEP_FUNCS.items():
-            q = ssub.add_parser(step, help=_help((fn.__doc__ or "").strip().splitlines()[0]))
+        for step in study.steps.values():
+            q = ssub.add_parser(step.name, help=_help(step.help), description=_help((step.fn.__doc__ or "").strip()))
             common(q)
-            for extra, (flag, kw) in study.STEP_ARGS.get(step, {}).items():
-                q.add_argument(flag, dest=extra, **kw)
-            q.set_defaults(func=cmd_step, study=name, step=step)
-        c = ssub.add_parser("print-config", help="print the resolved config as YAML")
-        common(c, out_required=False)
+            for a in step.args:
+                q.add_argument(a.flag, dest=a.dest, default=None, metavar=a.metavar, help=_help(a.help))
+            q.set_defaults(func=cmd_step, study=name, step=step.name)
+        st = ssub.add_parser("status", help="each step of a run directory: done, stale (and which settings "
+                                            "changed), partial or missing")
+        common(st, redo=False)
+        st.set_defaults(func=cmd_status, study=name)
+        c = ssub.add_parser("print-config", help="print the resolved config as YAML, each setting's help and bounds "
+                                                 "beside it")
+        common(c, out=False, redo=False)
         c.set_defaults(func=cmd_print_config, study=name)
     return p
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse, accepting key=value settings anywhere on the line (argparse alone takes them only in one run)."""
+    args, extra = parser.parse_known_args(argv)
+    settings = [e for e in extra if "=" in e and not e.startswith("-")]
+    unknown = [e for e in extra if e not in settings]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if settings:
+        if args.command == "sweep":
+            args.grid = [*args.grid, *settings]
+        elif getattr(args, "overrides", None) is not None:
+            args.overrides = [*args.overrides, *settings]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(settings)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: user mistakes print one line and exit with code 2."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        parser = build_parser()
+        args = _parse(parser, argv)
         rc = args.func(args)
     except RewardLabError as e:
         print(f"rewardlab: error: {e}", file=sys.stderr)

@@ -206,10 +206,11 @@ def load_preset(study: str, preset: str) -> dict[str, Any]:
     return data
 
 
-def resolve(cls: type[T], study: str, preset: str, overrides: typing.Sequence[str] = ()) -> T:
-    """Preset plus overrides, checked against the config dataclass."""
-    data = merge(load_preset(study, preset), parse_overrides(overrides))
-    return from_dict(cls, data)
+def resolve(cls: type[T], study: str, preset: str | dict[str, Any], overrides: typing.Sequence[str] = ()) -> T:
+    """A preset (a shipped name, a YAML file, or the settings themselves as a dict) plus overrides, checked against
+    the config dataclass."""
+    base = preset if isinstance(preset, dict) else load_preset(study, preset)
+    return from_dict(cls, merge(base, parse_overrides(overrides)))
 
 
 def dump_yaml(cfg: Any) -> str:
@@ -217,18 +218,40 @@ def dump_yaml(cfg: Any) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)
 
 
-def describe(cls: type, prefix: str = "") -> list[tuple[str, str]]:
-    """(dotted key, help text) for every field, for --help style listings."""
-    out = []
-    hints = _hints(cls)
-    for f in fields(cls):
-        tp = hints[f.name]
-        if is_dataclass(tp):
-            out.extend(describe(tp, prefix + f.name + "."))
+def _bounds(meta: Any) -> str:
+    parts = []
+    if meta.get("choices"):
+        parts.append("one of " + ", ".join(map(str, meta["choices"])))
+    if meta.get("min") is not None and meta.get("max") is not None:
+        parts.append(f"{meta['min']} to {meta['max']}")
+    elif meta.get("min") is not None:
+        parts.append(f">= {meta['min']}")
+    elif meta.get("max") is not None:
+        parts.append(f"<= {meta['max']}")
+    return f" [{'; '.join(parts)}]" if parts else ""
+
+
+def _flow(value: Any) -> str:
+    text = yaml.safe_dump(value, default_flow_style=True, width=float("inf"), sort_keys=False).strip()
+    return text[:-4].strip() if text.endswith("\n...") else text
+
+
+def dump_yaml_with_help(cfg: Any, indent: int = 0) -> str:
+    """The config as YAML with each field's help text and bounds as a comment beside its value (still valid YAML
+    that loads to the same settings: usable as a preset file)."""
+    hints = _hints(type(cfg))
+    lines = []
+    pad = "  " * indent
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        note = f.metadata.get("help", "") + _bounds(f.metadata)
+        if is_dataclass(hints[f.name]):
+            lines.append(f"{pad}{f.name}:  # {note}".rstrip())
+            lines.append(dump_yaml_with_help(value, indent + 1).rstrip("\n"))
         else:
-            out.append((prefix + f.name, f.metadata.get("help", "")))
-    return out
+            lines.append(f"{pad}{f.name}: {_flow(to_dict(value))}" + (f"  # {note}" if note else ""))
+    return "\n".join(lines) + "\n"
 
 
 __all__ = ["param", "from_dict", "to_dict", "parse_overrides", "merge", "load_preset", "resolve",
-           "dump_yaml", "describe", "preset_names", "dataclass"]
+           "dump_yaml", "dump_yaml_with_help", "preset_names", "dataclass"]

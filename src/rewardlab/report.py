@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.errors import RewardLabError
-from rewardlab.runs import read_json, write_text
+from rewardlab.core.runs import read_json, write_text
 from rewardlab.sweep import aggregate, flatten_numbers
 
 CSS = """
@@ -36,38 +36,19 @@ def _fmt(v: Any) -> str:
 
 
 def _study_of(run: Path) -> str | None:
-    """A run's study: from its summary, else the one whose config its config.yaml loads as."""
-    summ = run / "summary.json"
-    if summ.is_file():
-        try:
-            s = read_json(summ).get("study")
-            if s:
-                return str(s)
-        except RewardLabError:
-            pass
-    keys = set(_config(run))  # a run made step by step: the study whose config has exactly these settings
-    if keys:
-        from dataclasses import fields
+    """A run's study (its run.json, else what older runs record; see `rewardlab.studies.study_of_run`)."""
+    from rewardlab.studies import study_of_run
 
-        from rewardlab.cli import _study
-        from rewardlab.studies import STUDIES
-
-        for name in STUDIES:
-            if keys == {f.name for f in fields(_study(name).CONFIG)}:
-                return name
-    return None
+    study = study_of_run(run)
+    return study.name if study else None
 
 
 def _paper(study: str | None, summary: dict[str, Any], config: dict[str, Any]) -> dict[str, tuple[float, str]]:
-    if study is None:
-        return {}
-    from rewardlab.cli import _study
     from rewardlab.studies import STUDIES
 
     if study not in STUDIES:
         return {}
-    fn = getattr(_study(study), "paper_numbers", None)
-    return fn(summary, config) if fn else {}
+    return STUDIES[study].paper_numbers(summary, config)
 
 
 def _paper_for(key: str, paper: dict[str, tuple[float, str]]) -> tuple[float, str] | None:
@@ -203,9 +184,14 @@ def _sweep_section(folder: Path, page: Path, title: str) -> str:
 
 
 def find_items(root: Path) -> tuple[list[Path], list[Path]]:
-    """(sweep folders, run directories not inside a sweep) under root, root included."""
-    sweeps = sorted(p.parent for p in root.rglob("sweep.json"))
-    if (root / "sweep.json").is_file():
+    """(sweep folders, run directories not inside a sweep) under root, root included. A job manifest inside a run
+    (ptgm's `rl/sweep.json`) is part of that run, not a sweep."""
+
+    def in_run(folder: Path) -> bool:
+        return any((p / "config.yaml").is_file() for p in [folder, *folder.parents] if root in [p, *p.parents])
+
+    sweeps = sorted(p.parent for p in root.rglob("sweep.json") if not in_run(p.parent))
+    if (root / "sweep.json").is_file() and root in sweeps:
         sweeps = [root] + [s for s in sweeps if s != root]
     runs = []
     for cfg in sorted(root.rglob("config.yaml"), key=lambda p: (len(p.parts), str(p))):  # parents first
@@ -218,8 +204,9 @@ def find_items(root: Path) -> tuple[list[Path], list[Path]]:
     return sweeps, runs
 
 
-def write_report(root: str | os.PathLike, output: str | os.PathLike | None = None) -> Path:
-    """Write the HTML report over `root` (default `root/report.html`) and return its path."""
+def write_report(root: str | os.PathLike, output: str | os.PathLike | None = None, dry_run: bool = False) -> Path:
+    """Write the HTML report over `root` (default `root/report.html`) and return its path (with `dry_run`, only
+    say what it would cover)."""
     root = Path(root)
     if not root.is_dir():
         raise RewardLabError(f"'{root}' is not a folder; give a run directory or a sweep folder")
@@ -227,6 +214,12 @@ def write_report(root: str | os.PathLike, output: str | os.PathLike | None = Non
     sweeps, runs = find_items(root)
     if not sweeps and not runs:
         raise RewardLabError(f"'{root}' holds no run (config.yaml) or sweep (sweep.json); run a study there first")
+    if dry_run:
+        for s in sweeps:
+            print(f"  sweep {s}")
+        for r in runs:
+            print(f"  run   {r} ({_study_of(r) or 'unknown study'})")
+        return page
     sections, nav = [], []
     for s in sweeps:
         title = s.relative_to(root).as_posix() if s != root else root.name

@@ -1,5 +1,6 @@
-"""Sweeps: a grid of settings times a list of seeds, each (setting, seed) its own run directory, run on a local
-process pool or on Ray, resumable (finished runs are skipped), with failures reported rather than fatal.
+"""Sweeps: a grid of settings times a list of seeds, each (setting, seed) its own run directory, run by the job
+runner (`rewardlab.core.jobs`: a local process pool or Ray), resumable (finished runs are skipped), with failures
+reported rather than fatal. A sweep receives a `Study`.
 
 Layout of a sweep folder::
 
@@ -11,33 +12,14 @@ Layout of a sweep folder::
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import sys
-import time
-import traceback
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from rewardlab.core.jobs import Job, check_backend, run_jobs
+from rewardlab.core.runs import read_json, write_json
+from rewardlab.core.study import Study
 from rewardlab.errors import RewardLabError
-from rewardlab.runs import available_cores, read_json, write_json
-
-BACKENDS = ("local", "ray")
-
-
-@dataclass
-class Job:
-    """One run of a sweep: a study at one setting and one seed, in its own directory."""
-
-    study: str
-    preset: str
-    setting: str
-    seed: int
-    overrides: list[str]
-    out: str
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_seeds(text: str | int | Sequence[int]) -> list[int]:
@@ -111,24 +93,7 @@ def setting_name(values: dict[str, str]) -> str:
     return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name)
 
 
-def seed_field(config_cls: type) -> str:
-    """A study config's seed setting: 'seed' (one seed per run) or 'seeds' (seeds batched inside one run)."""
-    names = {f.name for f in fields(config_cls)}
-    for name in ("seed", "seeds"):
-        if name in names:
-            return name
-    raise RewardLabError(f"config {config_cls.__name__} has no seed setting")
-
-
-def seed_override(study: str, seed: int) -> str:
-    """The override that makes one run of `study` use `seed`: its `seed` field, or `seeds=[seed]` for the studies
-    that batch seeds inside one run."""
-    from rewardlab.cli import _study
-
-    return f"seed={seed}" if seed_field(_study(study).CONFIG) == "seed" else f"seeds=[{seed}]"
-
-
-def expand(study: str, preset: str, grid: dict[str, list[str]], seeds: Sequence[int], out: str | Path,
+def expand(study: Study, preset: str, grid: dict[str, list[str]], seeds: Sequence[int], out: str | Path,
            base: Sequence[str] = ()) -> list[Job]:
     """Every (setting, seed) of the grid as a Job, in a stable order."""
     import itertools
@@ -139,182 +104,68 @@ def expand(study: str, preset: str, grid: dict[str, list[str]], seeds: Sequence[
         values = dict(zip(keys, combo))
         name = setting_name({k: v for k, v in values.items() if len(grid[k]) > 1})  # fixed keys do not name it
         for s in seeds:
-            over = [*base, *(f"{k}={v}" for k, v in values.items()), seed_override(study, s)]
-            jobs.append(Job(study, preset, name, int(s), over, str(Path(out) / name / f"seed{s}")))
+            over = [*base, *(f"{k}={v}" for k, v in values.items()), study.seed_override(s)]
+            jobs.append(Job(study.name, preset, name, int(s), over, str(Path(out) / name / f"seed{s}")))
     return jobs
 
 
-def job_status(job: Job) -> dict[str, Any]:
-    """The run's status.json, or {'status': 'pending'}."""
-    p = Path(job.out) / "status.json"
-    if p.is_file():
-        try:
-            return read_json(p)
-        except RewardLabError:
-            pass
-    return {"status": "pending"}
-
-
-def run_study_job(job: Job) -> dict[str, Any]:
-    """Run one study job in this process: resolve its config, run every step, record the outcome in status.json.
-    Any error is caught and recorded; the caller gets the status either way."""
-    from rewardlab.cli import _study
-    from rewardlab.config import resolve
-    from rewardlab.runs import RunDir, set_torch_threads
+def run_study_job(job: Job) -> None:
+    """Run one sweep job in this process: open its run directory with its preset and overrides, run every step."""
+    from rewardlab.core.runs import set_torch_threads
+    from rewardlab.core.study import StudyRun
+    from rewardlab.studies import get_study
 
     set_torch_threads(1)
-    return _recorded(job, lambda: _run_study(job, _study, resolve, RunDir))
-
-
-def _run_study(job: Job, _study: Callable, resolve: Callable, RunDir: type) -> None:
-    study = _study(job.study)
-    cfg = resolve(study.CONFIG, study.NAME, job.preset, job.overrides)
     redo = bool(job.extra.get("redo", False))
-    run = RunDir(job.out)
-    run.save_config(cfg, check_compatible=not redo)
-    study.run_all(cfg, run, redo=redo)
+    with StudyRun.open(get_study(job.study), job.out, job.preset, job.overrides) as sr:
+        sr.run_all(redo=redo)
 
 
-def _recorded(job: Job, body: Callable[[], Any]) -> dict[str, Any]:
-    """Run body() with status.json written before (running) and after (finished or failed)."""
-    out = Path(job.out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    base = {"setting": job.setting, "seed": job.seed, "host": socket.gethostname(), "pid": os.getpid(),
-            "started": t0}
-    write_json(out / "status.json", {**base, "status": "running"})
-    try:
-        body()
-        status = {**base, "status": "finished", "seconds": time.time() - t0}
-    except KeyboardInterrupt:
-        write_json(out / "status.json", {**base, "status": "interrupted", "seconds": time.time() - t0})
-        raise
-    except BaseException as e:  # a failing run is recorded, never fatal to the sweep
-        msg = str(e) if isinstance(e, RewardLabError) else f"{type(e).__name__}: {e}"
-        (out / "error.txt").write_text(traceback.format_exc())
-        status = {**base, "status": "failed", "error": msg, "seconds": time.time() - t0}
-    write_json(out / "status.json", status)
-    return status
-
-
-def _local(jobs: list[Job], fn: Callable[[Job], dict], workers: int, on_done: Callable) -> None:
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-    from multiprocessing import get_context
-
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(fn, j): j for j in jobs}
-        for f in as_completed(futures):
-            job = futures[f]
-            try:
-                on_done(job, f.result())
-            except BrokenProcessPool as e:  # a worker died (killed, out of memory): the run is failed
-                on_done(job, {"status": "failed", "error": f"worker process died: {e}"})
-
-
-def _ray(jobs: list[Job], fn: Callable[[Job], dict], workers: int, address: str | None, on_done: Callable) -> None:
-    try:
-        import ray
-    except ImportError as e:
-        raise RewardLabError("the ray backend needs Ray: pip install 'rewardlab[ray]'") from e
-    started = not ray.is_initialized()
-    if started:
-        path = os.pathsep.join(os.path.abspath(p or ".") for p in sys.path)
-        env = {"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}}
-        kw: dict[str, Any] = {"runtime_env": env, "log_to_driver": False, "include_dashboard": False,
-                              "ignore_reinit_error": True}
-        if address:
-            ray.init(address=address, **kw)
-        else:
-            ray.init(num_cpus=workers, **kw)
-    try:
-        remote = ray.remote(num_cpus=1, max_retries=0)(fn)
-        refs = {remote.remote(j): j for j in jobs}
-        pending = list(refs)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            job = refs[done[0]]
-            try:
-                on_done(job, ray.get(done[0]))
-            except Exception as e:  # the worker itself failed (killed, out of memory)
-                on_done(job, {"status": "failed", "error": f"ray task failed: {type(e).__name__}: {e}"})
-    finally:
-        if started:
-            ray.shutdown()
-
-
-def run_jobs(jobs: Sequence[Job], fn: Callable[[Job], dict] = run_study_job, backend: str = "local",
-             workers: int = 0, address: str | None = None, redo: bool = False, manifest: Path | None = None,
-             echo: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
-    """Run every job not yet finished (all of them if `redo`); returns {run dir: status}. `fn` runs one job in a
-    worker and must be importable (a module-level function). A failed run is reported and the others go on."""
-    if backend not in BACKENDS:
-        raise RewardLabError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
-    if workers < 0:
-        raise RewardLabError(f"workers must be >= 0 (0: one per core), got {workers}")
-    statuses = {j.out: job_status(j) for j in jobs}
-    todo = [j for j in jobs if redo or statuses[j.out].get("status") != "finished"]
-    skipped = len(jobs) - len(todo)
-    echo(f"sweep: {len(jobs)} runs, {skipped} already finished, {len(todo)} to run ({backend})")
-
-    def save() -> None:
-        if manifest is not None:
-            data = read_json(manifest) if manifest.is_file() else {}
-            data["runs"] = [{**{k: v for k, v in asdict(j).items() if k != "extra"}, **statuses[j.out]}
-                            for j in jobs]
-            write_json(manifest, data)
-
-    def on_done(job: Job, status: dict) -> None:
-        statuses[job.out] = status
-        line = f"  {status['status']:>8}  {job.setting}/seed{job.seed}  ({status.get('seconds', 0):.1f} s)"
-        if status["status"] == "failed":
-            line += f": {status.get('error', '')}"
-        echo(line)
-        save()
-
-    save()
-    if todo:
-        n = min(workers or available_cores(), len(todo))
-        if backend == "local":
-            _local(todo, fn, n, on_done)
-        else:
-            _ray(todo, fn, n, address, on_done)
-    failed = [j for j in jobs if statuses[j.out].get("status") != "finished"]
-    echo(f"sweep: {len(jobs) - len(failed)} of {len(jobs)} runs finished"
-         + (f"; {len(failed)} failed: " + ", ".join(f"{j.setting}/seed{j.seed}" for j in failed) if failed else ""))
-    return statuses
-
-
-def sweep(study: str, out: str | Path, preset: str = "fast", seeds: str | Sequence[int] = "0",
+def sweep(study: Study, out: str | Path, preset: str = "fast", seeds: str | Sequence[int] = "0",
           grid: Sequence[str] = (), base: Sequence[str] = (), backend: str = "local", workers: int = 0,
-          address: str | None = None, redo: bool = False, echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Expand and run a sweep of `study`, then aggregate it. Returns the aggregate."""
-    from rewardlab.cli import _study
+          address: str | None = None, redo: bool = False, dry_run: bool = False,
+          echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Expand and run a sweep of `study`, then aggregate it. Returns the aggregate (with `dry_run`, the planned jobs:
+    nothing is written, and an invalid setting is an error)."""
     from rewardlab.config import resolve
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise RewardLabError(f"'{out}' exists and is not a directory; choose another --out")
+    check_backend(backend, workers)
     seed_list = parse_seeds(seeds)
     g = parse_grid(grid)
     jobs = expand(study, preset, g, seed_list, out, base)
     for j in jobs:
         j.extra["redo"] = redo
-    st = _study(study)
     for name in dict.fromkeys(j.setting for j in jobs):  # check each setting once, before any worker starts
         j = next(j for j in jobs if j.setting == name)
         try:
-            resolve(st.CONFIG, st.NAME, preset, j.overrides)
+            resolve(study.config, study.name, preset, j.overrides)
         except RewardLabError as e:
+            if dry_run:
+                raise RewardLabError(f"setting {name} is invalid: {e}") from None
             echo(f"  setting {name} is invalid, its runs will fail: {e}")
     manifest = out / "sweep.json"
-    spec = {"study": study, "preset": preset, "grid": g, "seeds": seed_list, "base": list(base)}
+    spec = {"study": study.name, "preset": preset, "grid": g, "seeds": seed_list, "base": list(base)}
     if manifest.is_file() and not redo:
         old = read_json(manifest)
         if {k: old.get(k) for k in spec} != spec:
             raise RewardLabError(f"'{out}' holds a different sweep ({old.get('study')}, grid {old.get('grid')}, "
                                  f"seeds {old.get('seeds')}); use another --out, or --redo")
+    if dry_run:
+        from rewardlab.core.jobs import job_status
+
+        echo(f"dry run of a sweep of {study.name} in '{out}' ({backend}): nothing is written")
+        for j in jobs:
+            state = job_status(j)["status"]
+            echo(f"  {j.setting}/seed{j.seed}: " + ("skip (finished)" if state == "finished" and not redo else
+                                                   f"run with {' '.join(j.overrides) or 'the preset'}"))
+        return {"jobs": [j.out for j in jobs]}
     out.mkdir(parents=True, exist_ok=True)
     write_json(manifest, {**spec, "runs": []})
-    run_jobs(jobs, backend=backend, workers=workers, address=address, redo=redo, manifest=manifest, echo=echo)
+    run_jobs(jobs, run_study_job, backend=backend, workers=workers, address=address, redo=redo, manifest=manifest,
+             echo=echo)
     return aggregate(out)
 
 
@@ -391,15 +242,15 @@ def _variant(rel: Path, pattern: str) -> str:
 
 
 def curve_figures(out: Path, manifest: dict[str, Any]) -> list[Path]:
-    """One figure per learning curve the study declares (`CURVES`: (metrics.csv glob in a run, tag, title)), each
+    """One figure per learning curve the study declares (its `curves`: metrics.csv glob in a run, tag, title), each
     (setting, variant) a line with its bootstrap band over seeds."""
     import numpy as np
 
-    from rewardlab.cli import _study
+    from rewardlab.core.runs import read_metrics
     from rewardlab.interpret.plots import mean_spread, plt, save_figure
-    from rewardlab.runs import read_metrics
+    from rewardlab.studies import get_study
 
-    curves = getattr(_study(manifest["study"]), "CURVES", [])
+    curves = get_study(manifest["study"]).curves
     finished = [r for r in manifest["runs"] if r.get("status") == "finished"]
     paths = []
     for i, (pattern, tag, title) in enumerate(curves):
@@ -429,19 +280,19 @@ def curve_figures(out: Path, manifest: dict[str, Any]) -> list[Path]:
 
 
 def task_scores(out: Path, manifest: dict[str, Any], data: dict[str, Any], reps: int) -> tuple[dict, list[Path]]:
-    """For studies that score several tasks per run (`TASK_SCORES`: flattened-summary patterns with one '*' for
+    """For studies that score several tasks per run (their `task_scores`: flattened-summary patterns with one '*' for
     the task): IQM over runs and tasks with stratified bootstrap intervals, and a performance profile figure."""
     import fnmatch
 
     import numpy as np
 
-    from rewardlab.cli import _study
     from rewardlab.interpret.plots import plt, profile_plot, save_figure
     from rewardlab.stats import performance_profile, summarize
+    from rewardlab.studies import get_study
 
     result: dict[str, Any] = {}
     paths = []
-    for pattern in getattr(_study(manifest["study"]), "TASK_SCORES", []):
+    for pattern in get_study(manifest["study"]).task_scores:
         per: dict[str, np.ndarray] = {}
         for setting, runs in data["runs"].items():
             seeds = sorted(runs)

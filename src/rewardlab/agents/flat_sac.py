@@ -9,33 +9,15 @@ an interrupted run resumes from them.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
 
-from rewardlab.config import param
 from rewardlab.envs.mini_kitchen import ACT_DIM, OBS_DIM, BatchedMiniKitchen, KitchenSpec
 from rewardlab.envs.vec import BatchedVecEnv
-
-
-@dataclass
-class FlatSACConfig:
-    """Flat SAC baseline settings."""
-
-    n_envs: int = param(8, help="kitchens stepped together", min=1)
-    policy_layers: int = param(5, help="policy hidden layers of 256", min=1)
-    critic_layers: int = param(2, help="critic hidden layers of 256", min=1)
-    buffer: int = param(100_000, help="replay capacity", min=1)
-    batch: int = param(256, help="batch size", min=1)
-    lr: float = param(3e-4, help="learning rate", min=0.0)
-    gamma: float = param(0.99, help="discount", min=0.0, max=1.0)
-    tau: float = param(0.005, help="target averaging rate", min=0.0, max=1.0)
-    learning_starts: int = param(5000, help="environment steps of random actions before updates", min=0)
-    gradient_steps: int = param(1, help="updates after every vectorised step (of n_envs environment steps)",
-                                min=1)
+from rewardlab.agents.configs import FlatSACConfig  # noqa: F401
 
 
 class AutoResetKitchen:
@@ -123,7 +105,7 @@ def train_flat_sac(cfg: FlatSACConfig, spec: KitchenSpec, env_steps: int, out: P
             log(step, row)
 
     def save() -> None:
-        from rewardlab.runs import atomic_path
+        from rewardlab.core.runs import atomic_path
 
         with atomic_path(model_path) as tmp:
             model.save(tmp)

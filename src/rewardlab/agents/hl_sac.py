@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,41 +27,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rewardlab.agents.ptgm import Codebook, GoalMLP, LowLevelPolicy
-from rewardlab.config import param
 from rewardlab.envs.mini_kitchen import BatchedMiniKitchen, KitchenSpec
 from rewardlab.errors import RewardLabError
-from rewardlab.runs import load_checkpoint, save_checkpoint
-
-
-@dataclass
-class HLSACConfig:
-    """High-level SAC over codebook indices (defaults: the paper's Kitchen settings)."""
-
-    env_steps: int = param(1_500_000, help="environment steps of RL (warm-up excluded)", min=0)
-    k: int = param(10, help="environment steps per high-level action", min=1)
-    n_envs: int = param(8, help="kitchens stepped together during collection", min=1)
-    batch: int = param(256, help="SAC batch size", min=1)
-    buffer: int = param(1_000_000, help="replay capacity (high-level transitions)", min=1)
-    gamma: float = param(0.99, help="high-level discount", min=0.0, max=1.0)
-    tau: float = param(0.005, help="target-critic averaging rate", min=0.0, max=1.0)
-    lr: float = param(3e-4, help="Adam learning rate of policy, critics and alpha", min=0.0)
-    grad_clip: float = param(10.0, help="gradient-norm clip of every network", min=0.0)
-    target_divergence: float = param(5.0, help="target KL(prior || policy) that alpha is tuned towards", min=0.0)
-    target_entropy_ratio: float = param(0.5, help="without the prior: target entropy as a fraction of log N",
-                                        min=0.0, max=1.0)
-    init_log_alpha: float = param(0.0, help="initial log alpha")
-    critic_hidden: int = param(256, help="critic width", min=1)
-    critic_layers: int = param(5, help="critic hidden layers after the input layer (the original: 5)", min=0)
-    warmup: int = param(5000, help="high-level transitions collected before updates start (not counted in "
-                                   "env_steps, as in the original)", min=0)
-    updates_per_transition: float = param(1.0, help="gradient updates per high-level transition", min=0.0)
-    use_prior: bool = param(True, help="regularise towards the goal prior and start from it (PTGM); false: "
-                                       "entropy-regularised SAC from scratch (the no-prior ablation)")
-    store_next_code: bool = param(False, help="store the next high-level step's code with a transition, as the "
-                                              "released code did (an off-by-one); false stores the executed one")
-    eval_every: int = param(50_000, help="environment steps between evaluations", min=1)
-    eval_episodes: int = param(10, help="stochastic episodes per evaluation", min=1)
-    low_deterministic: bool = param(False, help="run the low-level policy's mean instead of sampling")
+from rewardlab.core.runs import load_checkpoint, save_checkpoint
+from rewardlab.agents.configs import HLSACConfig  # noqa: F401
 
 
 def critic_net(obs_dim: int, n: int, hidden: int, layers: int) -> nn.Sequential:

@@ -4,38 +4,14 @@ from __future__ import annotations
 
 import os
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from rewardlab.config import param
 from rewardlab.errors import RewardLabError
-from rewardlab.runs import MetricsLogger, atomic_path, progress
-
-
-@dataclass
-class PPOConfig:
-    """PPO settings; defaults are the maze settings of Michaud et al. (2020) (SB3 defaults elsewhere)."""
-
-    total_timesteps: int = param(45_000, help="environment steps to train for", min=1)
-    n_envs: int = param(1, help="parallel environments (the paper used 1)", min=1)
-    learning_rate: float = param(1e-4, help="initial Adam learning rate", min=0.0, max=1.0)
-    lr_schedule: str = param("linear", help="'linear' decays the learning rate to 0, 'constant' keeps it",
-                             choices=("linear", "constant"))
-    gamma: float = param(0.97, help="discount factor", min=0.0, max=1.0)
-    n_steps: int = param(2048, help="steps per environment per update", min=1)
-    batch_size: int = param(64, help="minibatch size", min=1)
-    n_epochs: int = param(10, help="optimisation epochs per update", min=1)
-    gae_lambda: float = param(0.95, help="GAE lambda", min=0.0, max=1.0)
-    clip_range: float = param(0.2, help="PPO clip range", min=0.0)
-    ent_coef: float = param(0.0, help="entropy bonus coefficient", min=0.0)
-    vf_coef: float = param(0.5, help="value loss coefficient", min=0.0)
-    net_arch: list[int] = param(default_factory=lambda: [64, 64], help="policy and value MLP widths", min=1)
-    device: str = param("cpu", help="torch device for the policy; SB3 MLP policies are fastest on cpu",
-                        choices=("auto", "cpu", "cuda"))
-    checkpoint_every: int = param(10_000, help="save a resumable checkpoint every this many steps", min=1)
+from rewardlab.core.runs import MetricsLogger, atomic_path, progress
+from rewardlab.agents.configs import PPOConfig  # noqa: F401
 
 
 def _schedule(cfg: PPOConfig) -> Any:

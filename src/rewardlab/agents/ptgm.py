@@ -24,32 +24,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rewardlab.config import param
 from rewardlab.data.offline import OfflineDataset
 from rewardlab.errors import RewardLabError
-from rewardlab.runs import atomic_path, load_checkpoint, save_checkpoint
+from rewardlab.core.runs import atomic_path, load_checkpoint, save_checkpoint
+from rewardlab.agents.configs import CodebookConfig, PretrainConfig  # noqa: F401
 
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0
 
 
 # ----------------------------------------------------------------------------------------------------- codebook
-@dataclass
-class CodebookConfig:
-    """How the goal codebook is built from the offline data."""
-
-    n_codes: int = param(50, help="codebook size N", min=2)
-    stride: int = param(6, help="take every stride-th dataset state", min=1)
-    offset: int = param(8, help="... starting at this index", min=0)
-    method: str = param("tsne_kmeans", help="tsne_kmeans (PTGM), kmeans (k-means on the raw features) or random "
-                                            "(N dataset states drawn uniformly: the no-clustering ablation)")
-    perplexity: float = param(30.0, help="t-SNE perplexity", min=1.0)
-    seed: int = param(1, help="seed of t-SNE, k-means++ and random draws")
-
-    def validate(self) -> None:
-        if self.method not in ("tsne_kmeans", "kmeans", "random"):
-            raise RewardLabError(f"unknown codebook method '{self.method}'; choose tsne_kmeans, kmeans or random")
-
-
 @dataclass
 class Codebook:
     """N goal codes: their goal features (N, goal_dim), full states (N, obs_dim), dataset indices and 2-D embedding."""
@@ -215,23 +198,6 @@ class LowLevelPolicy(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------- pre-training
-@dataclass
-class PretrainConfig:
-    """Behaviour cloning of the low-level policy and training of the goal prior (both on hindsight windows)."""
-
-    steps: int = param(20_000, help="gradient steps (each net); the original ran 580k-677k, 20-50k suffice", min=0)
-    batch: int = param(128, help="windows per batch (each of `horizon` steps)", min=1)
-    horizon: int = param(10, help="window length; goals are 1..horizon steps ahead (k of the high level)", min=1)
-    lr: float = param(1e-3, help="RAdam learning rate", min=0.0)
-    hidden: int = param(128, help="hidden width", min=1)
-    blocks: int = param(3, help="BatchNorm blocks", min=0)
-    warm_clip_steps: int = param(100, help="gradient-norm clip 0.001 for this many first steps (the original's)",
-                                 min=0)
-    val_fraction: float = param(0.01, help="episodes held out for validation", min=0.0, max=0.5)
-    log_every: int = param(1000, help="steps between validation losses", min=1)
-    seed: int = param(0, help="seed of initialisation and sampling")
-
-
 def pretrain(ds: OfflineDataset, codebook: Codebook, cfg: PretrainConfig, out: Path,
              log: Callable[[int, dict[str, float]], None] | None = None,
              low_from: LowLevelPolicy | None = None) -> dict[str, Any]:

@@ -23,48 +23,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rewardlab.config import param
 from rewardlab.errors import RewardLabError
-from rewardlab.rewards.internal import check_reward_kind, internal_reward
-from rewardlab.runs import load_checkpoint, save_checkpoint
-
-MODELS = ("ram", "dtram")
-
-
-@dataclass
-class RAMConfig:
-    """Architecture of a RAM / DT-RAM agent (defaults: the IRRL paper's scripts)."""
-
-    model: str = param("ram", help="ram (fixed 18 glimpses) or dtram (learns when to stop)", choices=MODELS)
-    patch_size: int = param(4, help="side of the first (finest) glimpse patch, in pixels", min=1, max=64)
-    num_patches: int = param(1, help="patches per glimpse (multi-scale when > 1)", min=1, max=5)
-    glimpse_scale: float = param(1.0, help="each further patch is this many times larger, then pooled to "
-                                           "patch_size", min=1.0, max=8.0)
-    num_glimpses: int = param(18, help="glimpses per image (DT-RAM: the most it may take)", min=1, max=100)
-    glimpse_hidden: int = param(128, help="hidden units of the 'what' (patch) branch", min=1)
-    loc_hidden: int = param(128, help="hidden units of the 'where' (location) branch", min=1)
-    hidden_size: int = param(256, help="RNN state size (must equal glimpse_hidden + loc_hidden)", min=2)
-    std: float = param(0.05, help="standard deviation of the Gaussian location policy", min=1e-4, max=1.0)
-    num_classes: int = param(10, help="number of labels", min=2)
-    channels: int = param(1, help="image channels", min=1)
-
-    def validate(self) -> None:
-        if self.glimpse_hidden + self.loc_hidden != self.hidden_size:
-            raise RewardLabError(f"hidden_size ({self.hidden_size}) must equal glimpse_hidden + loc_hidden "
-                                 f"({self.glimpse_hidden} + {self.loc_hidden}): the glimpse vector feeds the RNN")
-        for i, s in enumerate(glimpse_sizes(self)):
-            if s % self.patch_size:
-                raise RewardLabError(f"glimpse patch {i} is {s} pixels, not a multiple of patch_size "
-                                     f"{self.patch_size}; pick glimpse_scale so every patch pools evenly")
-
-
-def glimpse_sizes(cfg: RAMConfig) -> list[int]:
-    """Side of each patch of a glimpse, finest first (the original's int(scale * previous))."""
-    sizes = [cfg.patch_size]
-    for _ in range(cfg.num_patches - 1):
-        sizes.append(int(cfg.glimpse_scale * sizes[-1]))
-    return sizes
-
+from rewardlab.rewards.internal import internal_reward
+from rewardlab.core.runs import load_checkpoint, save_checkpoint
+from rewardlab.agents.configs import MODELS, RAMConfig, glimpse_sizes, LossConfig  # noqa: F401
 
 def pad_images(x: torch.Tensor, cfg: RAMConfig) -> tuple[torch.Tensor, int]:
     """Zero-pad images once for every glimpse of a rollout; returns the padded batch and the padding."""
@@ -280,24 +242,6 @@ class RAM(nn.Module):
         else:
             log_pi = torch.zeros(n_run, B, device=dev)
         return Rollout(log_probs, torch.stack(used), log_pi, baselines, valid, t_stop)
-
-
-@dataclass
-class LossConfig:
-    """How the hybrid loss is formed (spec irrl.md 1.4-1.5)."""
-
-    reward: str = param("linear_clipping", help="accuracy, accuracy_pm1, linear_clipping, linear_noclipping, "
-                                                "log_clipping or log_noclipping")
-    prior: float = param(0.1, help="label prior p(y) subtracted from q (linear) or log q (log)", min=1e-6, max=0.999)
-    detach_reward: bool = param(False, help="detach the reward from the graph; false is the paper's behaviour, "
-                                            "where the REINFORCE and baseline terms also train the classifier")
-    latency_discount: float = param(0.99, help="DT-RAM: the reward is discounted by this to the power t_stop",
-                                    min=0.0, max=1.0)
-    reinforce_weight: float = param(0.01, help="weight of the REINFORCE term", min=0.0)
-    baseline_weight: float = param(1.0, help="weight of the baseline MSE term", min=0.0)
-
-    def validate(self) -> None:
-        check_reward_kind(self.reward)
 
 
 def hybrid_loss(ro: Rollout, y: torch.Tensor, cfg: LossConfig, dynamic: bool,

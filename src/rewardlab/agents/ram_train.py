@@ -9,7 +9,6 @@ uninterrupted one.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,24 +16,10 @@ import numpy as np
 import torch
 
 from rewardlab.agents.ram import RAM, LossConfig, Oracle, hybrid_loss, load_ram, save_ram
-from rewardlab.config import param
 from rewardlab.data.cluttered_mnist import MEAN, STD
 from rewardlab.errors import RewardLabError
-from rewardlab.runs import MetricsLogger, available_cores, load_checkpoint, progress, save_checkpoint
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation of a RAM agent (defaults: the IRRL paper's scripts)."""
-
-    epochs: int = param(1500, help="training epochs", min=0)
-    batch_size: int = param(256, help="images per update", min=1)
-    lr: float = param(3e-4, help="Adam learning rate (constant: the original's plateau schedule never fires)",
-                      min=0.0)
-    checkpoint_every: int = param(200, help="keep a checkpoint every this many epochs (and at epoch 0)", min=1)
-    eval_batch_size: int = param(1000, help="images per evaluation batch", min=1)
-    threads: int = param(0, help="torch threads while training (0: every available core); 1 when several runs "
-                                 "share the machine", min=0, max=256)
+from rewardlab.core.runs import MetricsLogger, available_cores, load_checkpoint, progress, save_checkpoint
+from rewardlab.agents.configs import TrainConfig  # noqa: F401
 
 
 def normalise(x: np.ndarray | torch.Tensor) -> torch.Tensor:

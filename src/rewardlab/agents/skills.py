@@ -16,47 +16,15 @@ has its own random stream (splitmix64), so a seed's run does not depend on which
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
 
-from rewardlab.config import param
 from rewardlab.envs.four_rooms import FourRooms
 from rewardlab.errors import RewardLabError
+from rewardlab.agents.configs import SKILL_REWARDS, SkillConfig  # noqa: F401
 
-SKILL_REWARDS = ("log_clipping", "log_noclipping", "linear_clipping", "linear_noclipping", "accuracy")
 _REWARD_CODE = {k: i for i, k in enumerate(SKILL_REWARDS)}
-
-
-@dataclass
-class SkillConfig:
-    """The learner (defaults: the paper's scripts on the large grid)."""
-
-    grid: str = param("large", help="four-room layout: large (104 cells) or small (24 cells)",
-                      choices=("large", "small"))
-    skills: int = param(128, help="number of skills K", min=2, max=4096)
-    episode_length: int = param(0, help="steps per episode (0: the grid's, 20 large / 8 small)", min=0, max=1000)
-    reward: str = param("log_clipping", help="log_clipping, log_noclipping, linear_clipping, linear_noclipping or "
-                                             "accuracy", choices=SKILL_REWARDS)
-    ensemble: int = param(1, help="discriminator ensemble members E (DISDAIN: 2)", min=1, max=16)
-    bonus_weight: float = param(0.0, help="weight w of the DISDAIN bonus Q table when acting (DISDAIN: 20)", min=0.0)
-    epsilon: float = param(0.001, help="epsilon-greedy exploration while training", min=0.0, max=1.0)
-    eval_epsilon: float = param(0.001, help="epsilon-greedy exploration while evaluating", min=0.0, max=1.0)
-    gamma: float = param(0.99, help="discount", min=0.0, max=1.0)
-    lam: float = param(0.7, help="lambda of the Q(lambda) targets", min=0.0, max=1.0)
-    lr: float = param(0.004, help="SGD learning rate", min=0.0)
-    batch_size: int = param(32, help="trajectories per iteration (the original's 2 devices x 16)", min=1)
-    eval_batch_size: int = param(256, help="trajectories per evaluation", min=1)
-
-    def validate(self) -> None:
-        if self.reward not in _REWARD_CODE:
-            raise RewardLabError(f"unknown reward '{self.reward}'; choose one of {', '.join(SKILL_REWARDS)}")
-        if self.bonus_weight > 0 and self.ensemble < 2:
-            raise RewardLabError("the DISDAIN bonus needs an ensemble of at least 2 discriminators (ensemble=2)")
-
-    def horizon(self, world: FourRooms) -> int:
-        return self.episode_length or world.episode_length
 
 
 # ------------------------------------------------------------------------------------------- random numbers
@@ -260,7 +228,7 @@ class SkillLearner:
     """Q tables, discriminators and random streams of several seeds, trained side by side."""
 
     def __init__(self, cfg: SkillConfig, world: FourRooms, seeds: list[int], threads: int = 0):
-        from rewardlab.runs import available_cores
+        from rewardlab.core.runs import available_cores
 
         cfg.validate()
         self.threads = threads or available_cores()

@@ -19,7 +19,7 @@ import numpy as np
 
 from rewardlab.data.mnist import Digits
 from rewardlab.errors import RewardLabError
-from rewardlab.runs import atomic_path
+from rewardlab.core.runs import atomic_path
 
 MEAN, STD = 0.1307, 0.3081  # the normalisation of the original loader
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from rewardlab.errors import RewardLabError
-from rewardlab.runs import atomic_path
+from rewardlab.core.runs import atomic_path
 
 ENV_VAR = "REWARDLAB_MNIST_DIR"
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from rewardlab.errors import RewardLabError
-from rewardlab.runs import atomic_path
+from rewardlab.core.runs import atomic_path
 
 KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from rewardlab.errors import RewardLabError
-from rewardlab.runs import atomic_path
+from rewardlab.core.runs import atomic_path
 
 FORMAT = "rewardlab.transitions"
 FORMAT_VERSION = 1

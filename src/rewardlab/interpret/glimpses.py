@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from rewardlab.interpret.plots import plt, save_figure
-from rewardlab.runs import atomic_path
+from rewardlab.core.runs import atomic_path
 
 COLORS = {"start": "yellow", "middle": "lime", "stop": "red"}
 

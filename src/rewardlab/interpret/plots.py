@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from rewardlab.runs import atomic_path  # noqa: E402
+from rewardlab.core.runs import atomic_path  # noqa: E402
 
 
 def save_figure(fig: "plt.Figure", path: Path, pdf: bool = True) -> Path:

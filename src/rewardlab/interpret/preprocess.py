@@ -10,47 +10,16 @@ Tabular L1 objectives are also solved exactly as linear programs (`solve_lp`, sc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from rewardlab.config import param
 from rewardlab.errors import RewardLabError
 from rewardlab.rewards.nets import RewardNet
 from rewardlab.rewards.shaping import ShapedRewardNet, TabularPotential, build_potential
-from rewardlab.runs import progress
-
-OBJECTIVES = ("sparse_l1", "sparse_log", "smooth_l1", "smooth_log")
-
-
-@dataclass
-class PreprocessConfig:
-    """Settings of the shaping optimisation."""
-
-    objectives: list[str] = param(default_factory=lambda: list(OBJECTIVES), help="objectives to optimise",
-                                  choices=None)
-    lr: float = param(1e-3, help="Adam learning rate", min=1e-8, max=1.0)
-    tabular_steps: int = param(10_000, help="full-batch Adam steps for tabular potentials", min=1)
-    epochs: int = param(3, help="epochs over the data for linear/MLP potentials", min=1)
-    batch_size: int = param(200, help="minibatch size for linear/MLP potentials", min=2)
-    mlp_hidden: int = param(128, help="MLP potential width", min=1)
-    mlp_layers: int = param(4, help="MLP potential hidden layers", min=1)
-    l1_solver: str = param("lp", help="L1 objectives with tabular or linear potentials: 'lp' (exact, HiGHS) or "
-                                      "'adam' (as the original)", choices=("lp", "adam"))
-
-    def validate(self) -> None:
-        """Objectives must be known."""
-        for o in self.objectives:
-            check_objective(o)
-
-
-def check_objective(name: str) -> None:
-    """Raise a RewardLabError for an unknown objective."""
-    if name not in OBJECTIVES:
-        raise RewardLabError(f"unknown objective '{name}'; choose one of {', '.join(OBJECTIVES)}")
-
+from rewardlab.core.runs import progress
+from rewardlab.interpret.configs import OBJECTIVES, check_objective, PreprocessConfig  # noqa: F401
 
 def objective_value(r: torch.Tensor, objective: str, pairs: torch.Tensor | None = None) -> torch.Tensor:
     """The batch objective for shaped rewards r (N,) and, for smooth objectives, index pairs (P, 2) into r."""

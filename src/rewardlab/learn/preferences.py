@@ -9,27 +9,14 @@ return; the reward net is trained by cross-entropy on the same Bradley-Terry mod
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from rewardlab.config import param
 from rewardlab.errors import RewardLabError
 from rewardlab.rewards.tabular import TabularRewardNet
-from rewardlab.runs import progress
-
-
-@dataclass
-class PreferenceConfig:
-    """Synthetic preference comparisons over trajectory fragments (the spec's settings by maze size)."""
-
-    comparisons: int = param(5000, help="number of labelled fragment pairs", min=1)
-    fragment_length: int = param(4, help="transitions per fragment", min=1)
-    temperature: float = param(1.0, help="Bradley-Terry temperature of the synthetic oracle", min=1e-6)
-    sample: bool = param(True, help="sample labels from the Bradley-Terry model (else the better fragment wins)")
-    lr: float = param(1e-2, help="Adam learning rate", min=1e-8, max=1.0)
-    epochs: int = param(200, help="full-batch epochs over the comparisons", min=1)
+from rewardlab.core.runs import progress
+from rewardlab.learn.configs import PreferenceConfig  # noqa: F401
 
 
 def sample_fragments(next_state: np.ndarray, n: int, length: int, rng: np.random.Generator) -> np.ndarray:

@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from rewardlab.config import param
 from rewardlab.data.transitions import Transitions
 from rewardlab.errors import RewardLabError
 from rewardlab.rewards.nets import RewardNet, load_reward_net, save_reward_net
-from rewardlab.runs import MetricsLogger, load_checkpoint, progress, save_checkpoint
-
-
-@dataclass
-class RegressionConfig:
-    """Regression of a reward net onto observed rewards."""
-
-    hidden: list[int] = param(default_factory=lambda: [64, 64], help="hidden layer widths of the MLP", min=1)
-    lr: float = param(1e-3, help="Adam learning rate", min=1e-8, max=1.0)
-    batch_size: int = param(20, help="minibatch size", min=1)
-    epochs: int = param(5, help="passes over the training set", min=1)
-    loss_reduction: str = param("sum", help="MSE reduction over a batch: 'sum' as in the original code, or 'mean'",
-                                choices=("sum", "mean"))
+from rewardlab.core.runs import MetricsLogger, load_checkpoint, progress, save_checkpoint
+from rewardlab.learn.configs import RegressionConfig  # noqa: F401
 
 
 def mse_report(net: RewardNet, data: Transitions, device: str, batch: int = 4096) -> dict[str, float]:

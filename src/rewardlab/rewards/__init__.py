@@ -1,5 +1,16 @@
-"""Reward models and transforms: the RewardNet protocol, nets, reward-replacing wrappers."""
+"""Reward models and transforms: the RewardNet protocol, nets, reward-replacing wrappers.
 
-from rewardlab.rewards.nets import MazeRewardMLP, RewardNet, build_reward_net, load_reward_net, save_reward_net
+The nets are imported on first use (`rewardlab.rewards.RewardNet`), so that `rewardlab.rewards.kinds` (the reward
+kinds a config names) imports no torch."""
+
+from typing import Any
 
 __all__ = ["RewardNet", "MazeRewardMLP", "build_reward_net", "load_reward_net", "save_reward_net"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from rewardlab.rewards import nets
+
+        return getattr(nets, name)
+    raise AttributeError(f"module 'rewardlab.rewards' has no attribute '{name}'")

@@ -12,16 +12,7 @@ import math
 import torch
 
 from rewardlab.errors import RewardLabError
-
-REWARD_KINDS = ("accuracy", "accuracy_pm1", "linear_clipping", "linear_noclipping", "log_clipping", "log_noclipping")
-
-
-def check_reward_kind(kind: str) -> str:
-    """Return `kind` if known, else raise a clear error."""
-    if kind not in REWARD_KINDS:
-        raise RewardLabError(f"unknown reward '{kind}'; choose one of {', '.join(REWARD_KINDS)}")
-    return kind
-
+from rewardlab.rewards.kinds import REWARD_KINDS, check_reward_kind  # noqa: F401
 
 def internal_reward(log_q_true: torch.Tensor, correct: torch.Tensor, kind: str, prior: float) -> torch.Tensor:
     """The reward for each sample.

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from rewardlab.errors import RewardLabError
-from rewardlab.runs import load_checkpoint, save_checkpoint
+from rewardlab.core.runs import load_checkpoint, save_checkpoint
 
 CHECKPOINT_KIND = "rewardlab.reward_net"
 

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.agents.ram import RAM, LossConfig, Oracle, RAMConfig, load_ram
-from rewardlab.agents.ram_train import TrainConfig, evaluate, train_ram
+from rewardlab.agents.configs import LossConfig, RAMConfig, TrainConfig
 from rewardlab.config import param
+from rewardlab.core.runs import RunDir, resolve_device, write_text
+from rewardlab.core.study import Arg, Curve, SeedMode, Study
 from rewardlab.errors import RewardLabError
-from rewardlab.rewards.internal import REWARD_KINDS
-from rewardlab.runs import RunDir, resolve_device, set_torch_threads, write_json, write_text
+from rewardlab.rewards.kinds import REWARD_KINDS
 
 NAME = "irrl-digits"
 
@@ -95,12 +95,13 @@ class IrrlDigitsConfig:
             pass
 
 
-CONFIG = IrrlDigitsConfig
+study = Study(NAME, IrrlDigitsConfig, SeedMode.PER_RUN, paper="Li et al. (ICML 2023), Internally Rewarded "
+              "Reinforcement Learning (digit recognition)", doc=__doc__,
+              curves=[Curve("train/metrics.csv", "valid/accuracy", "Cluttered MNIST: validation accuracy")],
+              ignore=("device", "train.threads"), torch_threads=1)
 
-# Learning curves a sweep aggregates over seeds: (metrics.csv glob in a run, tag, title).
-CURVES = [("train/metrics.csv", "valid/accuracy", "Cluttered MNIST: validation accuracy")]
 
-
+@study.hook
 def paper_numbers(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, tuple[float, str]]:
     """The paper's accuracy at 1500 epochs for this run's model and reward type (fractions, as our summary)."""
     table = PAPER_DTRAM_ACCURACY if summary.get("model") == "dtram" else PAPER_RAM_ACCURACY
@@ -124,14 +125,13 @@ def _data_path(cfg: IrrlDigitsConfig, run: RunDir) -> Path:
     return Path(cfg.data.path) if cfg.data.path else run.root / "data" / "cluttered_mnist.npz"
 
 
-def step_data(cfg: IrrlDigitsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+@study.step("data", uses=["data"], inputs=lambda cfg: {"data.path": cfg.data.path, "data.mnist_dir": cfg.data.mnist_dir})
+def step_data(cfg: IrrlDigitsConfig, run: RunDir) -> dict[str, Any]:
     """Generate Cluttered MNIST (or check the given `data.path`) and draw a grid of examples."""
     from rewardlab.data.cluttered_mnist import ClutteredSpec, example_grid, generate_cluttered, load_cluttered, \
         save_cluttered
     from rewardlab.interpret.plots import plt, save_figure
 
-    if not redo and (res := run.step_result("data")):
-        return res
     t0 = time.time()
     if cfg.data.path:
         data = load_cluttered(cfg.data.path)
@@ -153,9 +153,8 @@ def step_data(cfg: IrrlDigitsConfig, run: RunDir, redo: bool = False) -> dict[st
     ax.axis("off")
     save_figure(fig, run.figures / "cluttered_examples.png", pdf=False)
     tr, va = data.split(cfg.data.valid_fraction, cfg.seed)
-    return run.finish_step("data", {
-        "source": source, "path": str(_data_path(cfg, run)), "canvas": data.canvas, "train": len(tr),
-        "valid": len(va), "test": len(data.y_test), "seconds": time.time() - t0})
+    return {"source": source, "path": str(_data_path(cfg, run)), "canvas": data.canvas, "train": len(tr),
+            "valid": len(va), "test": len(data.y_test), "seconds": time.time() - t0}
 
 
 def _load_data(cfg: IrrlDigitsConfig, run: RunDir):
@@ -168,8 +167,10 @@ def _load_data(cfg: IrrlDigitsConfig, run: RunDir):
 
 
 # ---------------------------------------------------------------------------------------------------- train
-def _new_model(cfg: IrrlDigitsConfig, seed: int) -> RAM:
+def _new_model(cfg: IrrlDigitsConfig, seed: int) -> Any:
     import torch
+
+    from rewardlab.agents.ram import RAM
 
     torch.manual_seed(seed)
     return RAM(RAMConfig(**asdict(cfg.model)))
@@ -179,12 +180,11 @@ def _meta(cfg: IrrlDigitsConfig, **extra: Any) -> dict[str, Any]:
     return {"reward": cfg.loss.reward, "detach_reward": cfg.loss.detach_reward, "seed": cfg.seed, **extra}
 
 
-def step_train(cfg: IrrlDigitsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+@study.step("train", uses=["seed", "model", "loss", "train"], after=["data"])
+def step_train(cfg: IrrlDigitsConfig, run: RunDir) -> dict[str, Any]:
     """Train the agent (validation every epoch, checkpoints, resume after an interruption)."""
-    if not redo and (res := run.step_result("train")):
-        return res
-    if redo:
-        _clear(run, "train")
+    from rewardlab.agents.ram_train import train_ram
+
     data = _load_data(cfg, run)
     tr, va = data.split(cfg.data.valid_fraction, cfg.seed)
     device = resolve_device(cfg.device)
@@ -198,20 +198,12 @@ def step_train(cfg: IrrlDigitsConfig, run: RunDir, redo: bool = False) -> dict[s
                   cfg.model.model)
     run.update_summary(best_valid_accuracy=res["best_valid_accuracy"], epochs_run=res["epochs"],
                        reward_type=cfg.loss.reward, model=cfg.model.model)
-    return run.finish_step("train", res)
-
-
-def _clear(run: RunDir, step: str) -> None:
-    import shutil
-
-    d = run.root / step
-    if d.exists():
-        shutil.rmtree(d)
+    return res
 
 
 def _curve_figure(run: RunDir, runs: dict[str, Path], key: str, model: str, name: str = "valid_accuracy") -> Path:
     from rewardlab.interpret.plots import plt, save_figure
-    from rewardlab.runs import read_metrics
+    from rewardlab.core.runs import read_metrics
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, folder in runs.items():
@@ -239,10 +231,16 @@ def _checkpoint(run: RunDir, ckpt: str | None) -> Path:
     return path
 
 
-def step_test(cfg: IrrlDigitsConfig, run: RunDir, ckpt: str | None = None, redo: bool = False) -> dict[str, Any]:
+_CKPT = Arg("--ckpt", "a RAM checkpoint, ours or the paper's (default: this run's best); given, the step is a "
+                     "one-off that is not recorded as the run's result", adhoc=True)
+
+
+@study.step("test", uses=["seed", "train"], after=["data", "train"], args=[_CKPT])
+def step_test(cfg: IrrlDigitsConfig, run: RunDir, ckpt: str | None = None) -> dict[str, Any]:
     """Test accuracy of a checkpoint (default: this run's best) on the test set."""
-    if ckpt is None and not redo and (res := run.step_result("test")):
-        return res
+    from rewardlab.agents.ram import load_ram
+    from rewardlab.agents.ram_train import evaluate
+
     device = resolve_device(cfg.device)
     path = _checkpoint(run, ckpt)
     model, meta = load_ram(path, map_location=device)
@@ -255,20 +253,19 @@ def step_test(cfg: IrrlDigitsConfig, run: RunDir, ckpt: str | None = None, redo:
     print(f"test accuracy of {path}: {100 * ev['accuracy']:.2f}% on {len(data.y_test)} images")
     if ckpt is None:
         run.update_summary(test_accuracy=ev["accuracy"])
-        return run.finish_step("test", res)
     return res
 
 
 # ---------------------------------------------------------------------------------------------------- cases
-def step_cases(cfg: IrrlDigitsConfig, run: RunDir, ckpt: str | None = None, redo: bool = False) -> dict[str, Any]:
+@study.step("cases", uses=["seed", "cases"], after=["data", "train"], args=[_CKPT])
+def step_cases(cfg: IrrlDigitsConfig, run: RunDir, ckpt: str | None = None) -> dict[str, Any]:
     """Glimpse paths on test images: a figure per image and a 3x3 grid video (MP4 and GIF)."""
-    from rewardlab.interpret.glimpses import case_figure, grid_video
-
-    if ckpt is None and not redo and (res := run.step_result("cases")):
-        return res
     import torch
 
+    from rewardlab.agents.ram import load_ram
     from rewardlab.agents.ram_train import normalise
+    from rewardlab.interpret.glimpses import case_figure, grid_video
+
 
     data = _load_data(cfg, run)
     model, _ = load_ram(_checkpoint(run, ckpt))
@@ -287,12 +284,13 @@ def step_cases(cfg: IrrlDigitsConfig, run: RunDir, ckpt: str | None = None, redo
         figs.append(str(case_figure(x[i], locs[i, : stops[i] + 1], model.cfg, int(y[i]), int(pred[i]),
                                     out / f"case_{i}.png")))
     videos = grid_video(x[:9], locs[:9], stops[:9], model.cfg, y[:9], pred[:9], out / "cases_3x3")
-    res = {"figures": figs, "videos": [str(v) for v in videos], "correct": int((pred == y).sum()), "images": n}
-    return run.finish_step("cases", res) if ckpt is None else res
+    return {"figures": figs, "videos": [str(v) for v in videos], "correct": int((pred == y).sum()), "images": n}
 
 
 # ---------------------------------------------------------------------------------------------------- noise
-def _oracle(cfg: IrrlDigitsConfig, run: RunDir, drift: bool = False) -> tuple[Oracle, str]:
+def _oracle(cfg: IrrlDigitsConfig, run: RunDir, drift: bool = False) -> tuple[Any, str]:
+    from rewardlab.agents.ram import Oracle, load_ram
+
     path = Path(cfg.oracle_ckpt) if cfg.oracle_ckpt else run.root / "train" / "best.pt"
     if not path.exists():
         raise RewardLabError(f"oracle checkpoint '{path}' does not exist; set oracle_ckpt=PATH (a converged RAM, "
@@ -306,10 +304,20 @@ def _oracle(cfg: IrrlDigitsConfig, run: RunDir, drift: bool = False) -> tuple[Or
     return Oracle(model, drift=drift), str(path)
 
 
-def step_noise(cfg: IrrlDigitsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+def _ram_only(cfg: IrrlDigitsConfig) -> str | None:
+    return None if cfg.model.model == "ram" else "the reward-noise and reward-hacking analyses are defined for RAM " \
+        "(model.model=ram), as in the paper"
+
+
+@study.step("noise", uses=["seed", "oracle_ckpt", "noise_ckpts", "train"], applies=_ram_only,
+            after=lambda cfg: ["data"] + ([] if cfg.oracle_ckpt and cfg.noise_ckpts else ["train"]),
+            inputs=lambda cfg: {"oracle_ckpt": cfg.oracle_ckpt,
+                                **{f"noise_ckpts[{i}]": p for i, p in enumerate(cfg.noise_ckpts)}})
+def step_noise(cfg: IrrlDigitsConfig, run: RunDir) -> dict[str, Any]:
     """Reward noise delta = q_target(y|tau) - q_oracle(y|tau) on the whole test set, per checkpoint, and violins."""
-    if not redo and (res := run.step_result("noise")):
-        return res
+    from rewardlab.agents.ram import load_ram
+    from rewardlab.agents.ram_train import evaluate
+
     data = _load_data(cfg, run)
     oracle, opath = _oracle(cfg, run)
     if cfg.noise_ckpts:
@@ -329,7 +337,7 @@ def step_noise(cfg: IrrlDigitsConfig, run: RunDir, redo: bool = False) -> dict[s
         epoch = meta.get("epoch")
         label = f"epoch {epoch}" if epoch is not None else path.stem
         npy = out / f"noise_{epoch if epoch is not None else path.stem}.npy"
-        from rewardlab.runs import atomic_path
+        from rewardlab.core.runs import atomic_path
 
         with atomic_path(npy) as tmp:
             with open(tmp, "wb") as f:
@@ -339,7 +347,7 @@ def step_noise(cfg: IrrlDigitsConfig, run: RunDir, redo: bool = False) -> dict[s
                      "test_accuracy": ev["accuracy"], "mean": float(d.mean()), "std": float(d.std()),
                      "q25": float(np.quantile(d, 0.25)), "q75": float(np.quantile(d, 0.75))})
     _violin(run, rows)
-    return run.finish_step("noise", {"oracle": opath, "checkpoints": rows})
+    return {"oracle": opath, "checkpoints": rows}
 
 
 def _violin(run: RunDir, rows: list[dict[str, Any]]) -> Path:
@@ -358,14 +366,14 @@ def _violin(run: RunDir, rows: list[dict[str, Any]]) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------------- hack
-def step_hack(cfg: IrrlDigitsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+@study.step("hack", uses=["seed", "hack", "oracle_ckpt", "model", "loss", "train"],
+            applies=lambda cfg: _ram_only(cfg) or (None if cfg.hack.rewards else "hack.rewards is empty"),
+            after=lambda cfg: ["data"] + ([] if cfg.oracle_ckpt else ["train"]),
+            inputs=lambda cfg: {"oracle_ckpt": cfg.oracle_ckpt})
+def step_hack(cfg: IrrlDigitsConfig, run: RunDir) -> dict[str, Any]:
     """Train a fresh RAM per reward type with the (frozen) oracle's reward on the agent's own glimpses."""
-    if not redo and (res := run.step_result("hack")):
-        return res
-    if cfg.model.model != "ram":
-        raise RewardLabError("reward hacking is defined for RAM (model.model=ram), as in the paper")
-    if redo:
-        _clear(run, "hack")
+    from rewardlab.agents.ram_train import train_ram
+
     data = _load_data(cfg, run)
     tr, va = data.split(cfg.data.valid_fraction, cfg.seed)
     device = resolve_device(cfg.device)
@@ -385,11 +393,12 @@ def step_hack(cfg: IrrlDigitsConfig, run: RunDir, redo: bool = False) -> dict[st
         folders[f"own reward: {cfg.loss.reward}"] = run.root / "train"
     if results:
         _curve_figure(run, folders, "valid_accuracy", "hack", name="reward_hacking")
-    return run.finish_step("hack", {"oracle": cfg.oracle_ckpt or "this run's best checkpoint",
-                                    "oracle_drift": cfg.hack.oracle_drift, "runs": results})
+    return {"oracle": cfg.oracle_ckpt or "this run's best checkpoint", "oracle_drift": cfg.hack.oracle_drift,
+            "runs": results}
 
 
 # --------------------------------------------------------------------------------------------------- report
+@study.step("report", cached=False)
 def step_report(cfg: IrrlDigitsConfig, run: RunDir) -> Path:
     """Write `report.md` with the run's numbers and figures."""
     lines = [f"# {NAME}", "", __doc__.strip().splitlines()[0], ""]
@@ -432,31 +441,9 @@ def step_report(cfg: IrrlDigitsConfig, run: RunDir) -> Path:
     return path
 
 
-def run_all(cfg: IrrlDigitsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
-    """Every step in order; finished steps are reused unless `redo`."""
-    set_torch_threads()
-    t0 = time.time()
-    step_data(cfg, run, redo)
-    step_train(cfg, run, redo)
-    step_test(cfg, run, redo=redo)
-    step_cases(cfg, run, redo=redo)
-    if cfg.model.model == "ram":
-        step_noise(cfg, run, redo)
-        if cfg.hack.rewards:
-            step_hack(cfg, run, redo)
-    step_report(cfg, run)
-    return run.update_summary(study=NAME, last_run_seconds=time.time() - t0)
-
-
+@study.hook
 def demo_overrides() -> list[str]:
     """What `rewardlab demo` changes: scikit-learn's digits when the real MNIST is not on this machine."""
     from rewardlab.data.mnist import mnist_available
 
     return [] if mnist_available() else ["data.digits=sklearn"]
-
-
-_CKPT = {"ckpt": ("--ckpt", {"default": None, "metavar": "PATH",
-                             "help": "a RAM checkpoint, ours or the paper's (default: this run's best)"})}
-STEP_FUNCS = {"data": step_data, "train": step_train, "test": step_test, "cases": step_cases, "noise": step_noise,
-              "hack": step_hack, "report": step_report}
-STEP_ARGS = {"test": _CKPT, "cases": _CKPT}

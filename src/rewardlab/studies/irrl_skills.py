@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.agents.skills import SKILL_REWARDS, SkillConfig, SkillLearner
+from rewardlab.agents.configs import SKILL_REWARDS, SkillConfig
 from rewardlab.config import param
+from rewardlab.core.runs import MetricsLogger, RunDir, atomic_path, progress, write_text
+from rewardlab.core.study import Curve, SeedMode, Study
 from rewardlab.envs.four_rooms import four_rooms
 from rewardlab.errors import RewardLabError
-from rewardlab.runs import MetricsLogger, RunDir, atomic_path, progress, write_text
 
 NAME = "irrl-skills"
 METHODS = SKILL_REWARDS + ("disdain",)
@@ -57,12 +58,12 @@ class IrrlSkillsConfig:
         self.learner.validate()
 
 
-CONFIG = IrrlSkillsConfig
+study = Study(NAME, IrrlSkillsConfig, SeedMode.BATCHED, paper="Li et al. (ICML 2023), Internally Rewarded "
+              "Reinforcement Learning (skill discovery)", doc=__doc__,
+              curves=[Curve("train/*/metrics.csv", "effective_skills/seed{seed}", "Four rooms: effective skills")])
 
-# Learning curves a sweep aggregates over seeds: (metrics.csv glob in a run, tag, title); {seed} is the run's seed.
-CURVES = [("train/*/metrics.csv", "effective_skills/seed{seed}", "Four rooms: effective skills")]
 
-
+@study.hook
 def paper_numbers(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, tuple[float, str]]:
     """The paper's effective skills beside ours (large grid only: the small grid has no published figure)."""
     if config.get("learner", {}).get("grid") != "large":
@@ -80,7 +81,7 @@ def method_config(cfg: IrrlSkillsConfig, method: str) -> SkillConfig:
     return SkillConfig(**{**base, "reward": method})
 
 
-def _save_state(path: Path, learner: SkillLearner, extra: dict[str, np.ndarray]) -> None:
+def _save_state(path: Path, learner: Any, extra: dict[str, np.ndarray]) -> None:
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **learner.state_dict(), **extra)
@@ -91,6 +92,8 @@ def train_method(cfg: IrrlSkillsConfig, run: RunDir, method: str, threads: int =
 
     threads: threads for its seeds (0: one per core).
     """
+    from rewardlab.agents.skills import SkillLearner
+
     lcfg = method_config(cfg, method)
     world = four_rooms(lcfg.grid)
     folder = run.step_dir("train") / method
@@ -147,19 +150,14 @@ def train_method(cfg: IrrlSkillsConfig, run: RunDir, method: str, threads: int =
             "states": world.n_states, "skills": lcfg.skills}
 
 
-def step_train(cfg: IrrlSkillsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
-    """Train every reward type over every seed (one batched computation per reward type)."""
-    if not redo and (res := run.step_result("train")):
-        return res
-    if redo:
-        import shutil
-
-        if (run.root / "train").exists():
-            shutil.rmtree(run.root / "train")
+@study.step("train", uses="*")
+def step_train(cfg: IrrlSkillsConfig, run: RunDir) -> dict[str, Any]:
+    """Train every reward type over every seed (one batched computation per reward type; resumes from the saved
+    state of each)."""
     # Reward types run side by side when there are more cores than seeds (the kernels release the GIL).
     from concurrent.futures import ThreadPoolExecutor
 
-    from rewardlab.runs import available_cores
+    from rewardlab.core.runs import available_cores
 
     cores = available_cores()
     parallel = max(1, min(len(cfg.reward), cores // len(cfg.seeds)))
@@ -172,15 +170,16 @@ def step_train(cfg: IrrlSkillsConfig, run: RunDir, redo: bool = False) -> dict[s
         skills_learned={m: r["skills_learned"] for m, r in results.items()},
         iterations_run=max(r["iterations"] for r in results.values()),
         seed_iterations_per_second={m: r["seed_iterations_per_second"] for m, r in results.items()})
-    return run.finish_step("train", {"runs": results})
+    return {"runs": results}
 
 
+@study.step("figures", cached=False, after=["train"])
 def step_figures(cfg: IrrlSkillsConfig, run: RunDir) -> list[str]:
     """Effective skills against iterations (mean and spread over seeds) and state-occupancy heatmaps."""
     from matplotlib.colors import LogNorm
 
     from rewardlab.interpret.plots import mean_spread, plt, save_figure
-    from rewardlab.runs import read_metrics
+    from rewardlab.core.runs import read_metrics
 
     out = []
     fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -221,6 +220,7 @@ def step_figures(cfg: IrrlSkillsConfig, run: RunDir) -> list[str]:
     return out
 
 
+@study.step("report", cached=False)
 def step_report(cfg: IrrlSkillsConfig, run: RunDir) -> Path:
     """Write `report.md`."""
     res = run.step_result("train") or {"runs": {}}
@@ -245,16 +245,3 @@ def step_report(cfg: IrrlSkillsConfig, run: RunDir) -> Path:
     path = run.root / "report.md"
     write_text(path, "\n".join(lines))
     return path
-
-
-def run_all(cfg: IrrlSkillsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
-    """Every step in order; finished steps are reused unless `redo`."""
-    t0 = time.time()
-    step_train(cfg, run, redo)
-    step_figures(cfg, run)
-    step_report(cfg, run)
-    return run.update_summary(study=NAME, last_run_seconds=time.time() - t0)
-
-
-STEP_FUNCS = {"train": step_train, "figures": step_figures, "report": step_report}
-STEP_ARGS: dict[str, dict] = {}

@@ -17,16 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.agents.ppo import PPOConfig, load_ppo, policy_act_fn, train_ppo
+from rewardlab.agents.configs import PPOConfig
 from rewardlab.config import param
-from rewardlab.data.rollouts import collect_transitions, run_episodes
-from rewardlab.data.transitions import read_meta, read_transitions, write_transitions
-from rewardlab.envs.maze import SIZE, BatchedMaze, env_id, variant_of
-from rewardlab.envs.vec import BatchedVecEnv
+from rewardlab.core.runs import RunDir, resolve_device, write_json
+from rewardlab.core.study import Arg, Curve, SeedMode, Study
+from rewardlab.envs.maze import SIZE, env_id, variant_of
 from rewardlab.errors import RewardLabError
-from rewardlab.learn.regression import RegressionConfig, train_regression
-from rewardlab.rewards.nets import MazeRewardMLP, load_reward_net
-from rewardlab.runs import RunDir, resolve_device, set_torch_threads, write_json
+from rewardlab.learn.configs import RegressionConfig
 
 NAME = "learned-rewards"
 COINFLIP = env_id("CoinFlipGoal")
@@ -68,7 +65,8 @@ class RetrainConfig:
     """PPO retrained on the learned reward and on the true reward, both evaluated on the true reward."""
 
     envs: list[str] = param(default_factory=lambda: [COINFLIP, TWOGOALS], help="registered maze ids to train on")
-    seeds: int = param(3, help="seeds per (environment, reward) pair", min=1)
+    n_seeds: int = param(3, help="agents per (environment, reward) pair, each with its own seed derived from the "
+                                 "run's seed", min=1)
     ppo: PPOConfig = param(default_factory=PPOConfig, help="PPO settings")
     eval_every: int = param(4_500, help="evaluate on the true reward every this many steps", min=1)
     eval_episodes: int = param(50, help="episodes per evaluation", min=1)
@@ -96,32 +94,31 @@ class LearnedRewardsConfig:
             raise RewardLabError(f"device={self.device!r} is not allowed; choose auto, cpu or cuda")
 
 
-CONFIG = LearnedRewardsConfig
-
-# Learning curves a sweep aggregates over seeds: (metrics.csv glob in a run, tag, title).
-CURVES = [("retrain/*/*/seed*/metrics.csv", "true_return", "Maze: true return of agents retrained"),
-          ("expert/metrics.csv", "true_return", "Maze: expert's true return")]
-# Summary figures that are one score per task (maze): IQM over tasks and a performance profile in a sweep.
-TASK_SCORES = ["retrain.*.learned"]
+study = Study(
+    NAME, LearnedRewardsConfig, SeedMode.PER_RUN, paper="Michaud, Gleave & Russell (2020), Understanding Learned "
+    "Reward Functions", doc=__doc__,
+    curves=[Curve("retrain/*/*/seed*/metrics.csv", "true_return", "Maze: true return of agents retrained"),
+            Curve("expert/metrics.csv", "true_return", "Maze: expert's true return")],
+    task_scores=["retrain.*.learned"],  # one score per maze: IQM over tasks and a performance profile in a sweep
+    torch_threads=1, legacy_renames={"retrain.seeds": "retrain.n_seeds"})
 
 
 # ----------------------------------------------------------------------------- helpers
 
-def _clear(run: RunDir, step: str) -> None:
-    import shutil
-
-    d = run.root / step
-    if d.exists():
-        shutil.rmtree(d)
-
-
-def _maze_venv(env: str, n: int, seed: int) -> BatchedVecEnv:
+def _maze_venv(env: str, n: int, seed: int) -> Any:
     from stable_baselines3.common.vec_env import VecMonitor
+
+    from rewardlab.envs.maze import BatchedMaze
+    from rewardlab.envs.vec import BatchedVecEnv
 
     return VecMonitor(BatchedVecEnv(BatchedMaze(n, variant_of(env), seeds=seed)))
 
 
 def _evaluate(model: Any, env: str, episodes: int, deterministic: bool, seed: int) -> dict[str, float]:
+    from rewardlab.agents.ppo import policy_act_fn
+    from rewardlab.data.rollouts import run_episodes
+    from rewardlab.envs.maze import BatchedMaze
+
     n = min(episodes, 100)
     r = run_episodes(BatchedMaze(n, variant_of(env), seeds=seed), policy_act_fn(model, deterministic), episodes)
     return {"true_return": float(r["returns"].mean()), "success_rate": float(r["successes"].mean()),
@@ -138,12 +135,11 @@ def _file_digest(path: Path) -> str:
 
 # ----------------------------------------------------------------------------- steps
 
-def step_expert(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+@study.step("expert", uses=["seed", "expert"])
+def step_expert(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
     """Train the PPO expert on the true reward and evaluate it (success rate, mean length)."""
-    if not redo and (res := run.step_result("expert")):
-        return res
-    if redo:
-        _clear(run, "expert")
+    from rewardlab.agents.ppo import train_ppo
+
     out = run.step_dir("expert")
     e = cfg.expert
     t0 = time.time()
@@ -163,7 +159,7 @@ def step_expert(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> d
     res["eval_policy"] = kind
     run.update_summary(expert_success_rate=res["success_rate"], expert_mean_length=res["mean_length"],
                        expert_stochastic_success_rate=res["stochastic_success_rate"])
-    return run.finish_step("expert", res)
+    return res
 
 
 def _dataset_meta(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
@@ -174,28 +170,16 @@ def _dataset_meta(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
             "obs_shape": [SIZE, SIZE]}
 
 
-def step_dataset(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
-    """Collect train and test transitions from the expert into `dataset/transitions.h5`.
+@study.step("dataset", uses=["seed", "dataset"], after=["expert"])
+def step_dataset(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
+    """Collect train and test transitions from the expert's policy into `dataset/transitions.h5`."""
+    from rewardlab.agents.ppo import load_ppo, policy_act_fn
+    from rewardlab.data.rollouts import collect_transitions
+    from rewardlab.data.transitions import write_transitions
+    from rewardlab.envs.maze import BatchedMaze
 
-    An existing file made with the same settings is reused; one made otherwise is never overwritten
-    unless `redo` is given.
-    """
-    if not (run.root / "expert" / "model.zip").exists():
-        raise RewardLabError(f"no expert in '{run.root}'; run the expert step first "
-                             f"(rewardlab {NAME} expert --out {run.root})")
     path = run.root / "dataset" / "transitions.h5"
     meta = _dataset_meta(cfg, run)
-    if path.exists() and not redo:
-        old = read_meta(path)
-        keys = ("env_id", "policy_sha256", "seed", "n_train", "n_test", "deterministic")
-        if all(old.get(k) == meta[k] for k in keys):
-            if res := run.step_result("dataset"):
-                return res
-        else:
-            diff = next(k for k in keys if old.get(k) != meta[k])
-            raise RewardLabError(f"'{path}' already holds a dataset made with other settings ({diff}: "
-                                 f"{old.get(diff)!r} there, {meta[diff]!r} now); pass --redo to replace it or use "
-                                 "another --out")
     model = load_ppo(run.root / "expert" / "model.zip")
     act = policy_act_fn(model, cfg.dataset.deterministic)
     variant = variant_of(cfg.expert.env)
@@ -207,24 +191,25 @@ def step_dataset(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> 
     res = {"path": "dataset/transitions.h5", "n_train": len(train), "n_test": len(test),
            "train_rewarding_fraction": float((train.rewards != 0).mean()),
            "test_rewarding_fraction": float((test.rewards != 0).mean()), "collect_seconds": time.time() - t0}
-    return run.finish_step("dataset", res)
+    return res
 
 
 def reward_net_spec(cfg: LearnedRewardsConfig) -> dict[str, Any]:
     """The architecture the config asks for."""
+    from rewardlab.rewards.nets import MazeRewardMLP
+
     return MazeRewardMLP((SIZE, SIZE), tuple(cfg.reward_model.hidden)).spec
 
 
-def step_reward_model(cfg: LearnedRewardsConfig, run: RunDir, dataset: str | None = None,
-                      redo: bool = False) -> dict[str, Any]:
+@study.step("reward-model", uses=["seed", "reward_model"], after=["dataset"],
+            args=[Arg("--dataset", "HDF5 transition dataset (default: the run's own)", replaces=("dataset",))])
+def step_reward_model(cfg: LearnedRewardsConfig, run: RunDir, dataset: str | None = None) -> dict[str, Any]:
     """Regress the reward model on the dataset; report train/test MSE and test MSE on rewarding transitions."""
-    if not redo and (res := run.step_result("reward_model")):
-        return res
-    if redo:
-        _clear(run, "reward_model")
+    from rewardlab.data.transitions import read_transitions
+    from rewardlab.learn.regression import train_regression
+    from rewardlab.rewards.nets import MazeRewardMLP
+
     path = Path(dataset) if dataset else run.root / "dataset" / "transitions.h5"
-    if not dataset and not path.exists():
-        raise RewardLabError(f"no dataset in '{run.root}'; run the dataset step first or pass --dataset PATH")
     train = read_transitions(path, "train", env_id=cfg.expert.env, obs_shape=(SIZE, SIZE))
     test = read_transitions(path, "test", env_id=cfg.expert.env, obs_shape=(SIZE, SIZE))
     device = resolve_device(cfg.device)
@@ -239,10 +224,12 @@ def step_reward_model(cfg: LearnedRewardsConfig, run: RunDir, dataset: str | Non
     res.update({"dataset": str(path), "train_seconds": time.time() - t0, "checkpoint": "reward_model/model.pt"})
     run.update_summary(reward_model_train_mse=res["train_mse"], reward_model_test_mse=res["test_mse"],
                        reward_model_test_mse_rewarding=res["test_mse_rewarding"])
-    return run.finish_step("reward_model", res)
+    return res
 
 
-def _load_reward_model(cfg: LearnedRewardsConfig, run: RunDir, device: str = "cpu") -> MazeRewardMLP:
+def _load_reward_model(cfg: LearnedRewardsConfig, run: RunDir, device: str = "cpu") -> Any:
+    from rewardlab.rewards.nets import load_reward_net
+
     path = run.root / "reward_model" / "model.pt"
     if not path.exists():
         raise RewardLabError(f"no reward model in '{run.root}'; run the reward-model step first")
@@ -250,12 +237,13 @@ def _load_reward_model(cfg: LearnedRewardsConfig, run: RunDir, device: str = "cp
     return net  # type: ignore[return-value]
 
 
-def step_interpret(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+@study.step("interpret", uses=["seed", "interpret"], after=["reward-model", "dataset", "expert"])
+def step_interpret(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
     """Saliency maps of the reward model, the three counterfactual probes, and policy saliency."""
+    from rewardlab.agents.ppo import load_ppo
+    from rewardlab.data.transitions import read_transitions
     from rewardlab.interpret import maze as mi
 
-    if not redo and (res := run.step_result("interpret")):
-        return res
     net = _load_reward_model(cfg, run)
     test = read_transitions(run.root / "dataset" / "transitions.h5", "test", env_id=cfg.expert.env)
     figs = run.figures
@@ -275,17 +263,15 @@ def step_interpret(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -
            "probe_goal_moved_reward_at_reached_cell": probes["goal_moved_at_reached_cell"],
            "probe_goal_moved_reward_elsewhere_mean": probes["goal_moved_elsewhere_mean"]}
     write_json(run.root / "interpret" / "probes.json", probes)
-    return run.finish_step("interpret", res)
+    return res
 
 
-def step_retrain(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+@study.step("retrain", uses=["seed", "retrain"], after=["reward-model"])
+def step_retrain(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
     """PPO on the learned reward and on the true reward, for each env and seed, evaluated on the true reward."""
+    from rewardlab.agents.ppo import load_ppo, train_ppo
     from rewardlab.rewards.wrappers import LearnedRewardVecEnv
 
-    if not redo and (res := run.step_result("retrain")):
-        return res
-    if redo:
-        _clear(run, "retrain")
     r = cfg.retrain
     net = _load_reward_model(cfg, run)
     results: dict[str, Any] = {}
@@ -294,7 +280,7 @@ def step_retrain(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> 
         results[variant] = {}
         for reward in ("learned", "true"):
             finals, lengths = [], []
-            for k in range(r.seeds):
+            for k in range(r.n_seeds):
                 seed = cfg.seed + 100 * (k + 1)
                 out = run.root / "retrain" / variant / reward / f"seed{k}"
                 venv = _maze_venv(env, r.ppo.n_envs, seed)
@@ -321,13 +307,13 @@ def step_retrain(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> 
     run.update_summary(retrain={v: {rw: d["final_true_return_mean"] for rw, d in x.items()} for v, x in results.items()},
                        **{f"{v}_{rw}_reward_final_true_return": d["final_true_return_mean"]
                           for v, x in results.items() for rw, d in x.items()})
-    return run.finish_step("retrain", {"results": results, "figures": figures})
+    return {"results": results, "figures": figures}
 
 
 def retrain_figures(cfg: LearnedRewardsConfig, run: RunDir) -> list[str]:
     """True return against steps (mean +- std over seeds), learned vs true reward, one figure per env."""
     from rewardlab.interpret.plots import mean_spread, plt, save_figure
-    from rewardlab.runs import read_metrics
+    from rewardlab.core.runs import read_metrics
 
     paths = []
     for env in cfg.retrain.envs:
@@ -335,7 +321,7 @@ def retrain_figures(cfg: LearnedRewardsConfig, run: RunDir) -> list[str]:
         fig, ax = plt.subplots(figsize=(6, 4))
         for reward, color in (("true", "tab:blue"), ("learned", "tab:orange")):
             curves = []
-            for k in range(cfg.retrain.seeds):
+            for k in range(cfg.retrain.n_seeds):
                 m = read_metrics(run.root / "retrain" / variant / reward / f"seed{k}" / "metrics.csv")
                 curves.append(m["true_return"])
             n = min(len(c[0]) for c in curves)
@@ -351,15 +337,16 @@ def retrain_figures(cfg: LearnedRewardsConfig, run: RunDir) -> list[str]:
     return paths
 
 
+@study.step("report", cached=False)
 def step_report(cfg: LearnedRewardsConfig, run: RunDir) -> Path:
     """Write `report.md` with every figure and number of the run."""
-    from rewardlab.runs import write_text
+    from rewardlab.core.runs import write_text
 
     s = run.summary()
     ex, ds, rm = run.step_result("expert") or {}, run.step_result("dataset") or {}, run.step_result("reward_model") or {}
     it, rt = run.step_result("interpret") or {}, run.step_result("retrain") or {}
     f = lambda x: "n/a" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))  # noqa: E731
-    lines = [f"# Learned reward models on gridworld mazes", "",
+    lines = ["# Learned reward models on gridworld mazes", "",
              "Reproduces Michaud, Gleave & Russell (2020), *Understanding Learned Reward Functions*.", "",
              "## Expert (PPO on the true reward)", "",
              f"- environment: `{ex.get('env')}`, {ex.get('timesteps')} steps, {f(ex.get('train_seconds'))} s",
@@ -401,22 +388,3 @@ def step_report(cfg: LearnedRewardsConfig, run: RunDir) -> Path:
     path = run.root / "report.md"
     write_text(path, "\n".join(lines))
     return path
-
-
-def run_all(cfg: LearnedRewardsConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
-    """Every step in order; finished steps are reused unless `redo`."""
-    set_torch_threads()
-    t0 = time.time()
-    step_expert(cfg, run, redo)
-    step_dataset(cfg, run, redo)
-    step_reward_model(cfg, run, redo=redo)
-    step_interpret(cfg, run, redo)
-    step_retrain(cfg, run, redo)
-    step_report(cfg, run)
-    return run.update_summary(study=NAME, last_run_seconds=time.time() - t0)
-
-
-STEP_FUNCS = {"expert": step_expert, "dataset": step_dataset, "reward-model": step_reward_model,
-              "interpret": step_interpret, "retrain": step_retrain, "report": step_report}
-STEP_ARGS = {"reward-model": {"dataset": ("--dataset", {"default": None, "metavar": "PATH",
-                                                       "help": "HDF5 transition dataset (default: the run's own)"})}}

@@ -15,17 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.agents.ppo import PPOConfig
+from rewardlab.agents.configs import PPOConfig
 from rewardlab.config import param
+from rewardlab.core.runs import RunDir
+from rewardlab.core.study import SeedMode, Study
 from rewardlab.envs.tabular_maze import GAMMA, MAZES, REWARD_KINDS, SHAPINGS, MazeSpec, maze_spec, reward_table
 from rewardlab.errors import RewardLabError
+from rewardlab.interpret.configs import PreprocessConfig
 from rewardlab.interpret.metrics import invariance_gap, same_optimal_policy, smoothness, sparsity
-from rewardlab.interpret.preprocess import (OBJECTIVES, PreprocessConfig, preprocess_tabular_adam, shaped_net_from_lp,
-                                            solve_lp, tabular_pairs)
-from rewardlab.learn.preferences import PreferenceConfig, learn_tabular_reward
-from rewardlab.rewards.nets import save_reward_net
-from rewardlab.rewards.tabular import TabularRewardNet
-from rewardlab.runs import RunDir, set_torch_threads, write_json
+from rewardlab.learn.configs import PreferenceConfig
 
 NAME = "preprocessing"
 
@@ -89,11 +87,14 @@ class PreprocessingConfig:
                 raise RewardLabError(f"unknown shaping '{s}'; choose one of {', '.join(SHAPINGS)}")
 
 
-CONFIG = PreprocessingConfig
+study = Study(NAME, PreprocessingConfig, SeedMode.PER_RUN, paper="Jenner & Gleave (2022), Preprocessing Reward "
+              "Functions for Interpretability", doc=__doc__, torch_threads=1)
 
 
 def _models(cfg: PreprocessingConfig, spec: MazeSpec) -> dict[tuple[str, str, str], np.ndarray]:
     """Reward tables to preprocess: (source, reward, shaping) -> R[s, s'], ground truth and learned."""
+    from rewardlab.learn.preferences import learn_tabular_reward
+
     t = cfg.tabular
     out = {}
     for reward in t.rewards:
@@ -109,6 +110,9 @@ def _models(cfg: PreprocessingConfig, spec: MazeSpec) -> dict[tuple[str, str, st
 def preprocess_maze(cfg: PreprocessingConfig, run: RunDir, maze: str) -> dict[str, Any]:
     """Preprocess every reward model of one maze with every objective; save models, measure, plot."""
     from rewardlab.interpret.heatmaps import action_rewards, heatmap_grid
+    from rewardlab.interpret.preprocess import preprocess_tabular_adam, shaped_net_from_lp, solve_lp, tabular_pairs
+    from rewardlab.rewards.nets import save_reward_net
+    from rewardlab.rewards.tabular import TabularRewardNet
 
     spec = maze_spec(maze)
     s, _, s2 = spec.all_transitions()
@@ -183,18 +187,20 @@ def preprocess_maze(cfg: PreprocessingConfig, run: RunDir, maze: str) -> dict[st
     return run.finish_step(f"tabular/{maze}", result)
 
 
-def step_tabular(cfg: PreprocessingConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
-    """Ground-truth and preference-learned rewards on the tabular mazes, preprocessed with every objective."""
+@study.step("tabular", uses=["seed", "gamma", "tabular", "preprocess", "preferences"], outputs=["tabular", "models"])
+def step_tabular(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
+    """Ground-truth and preference-learned rewards on the tabular mazes, preprocessed with every objective (an
+    interrupted step resumes from the mazes it finished)."""
     out = {}
     for maze in cfg.tabular.mazes:
-        done = None if redo else run.step_result(f"tabular/{maze}")
-        out[maze] = done or preprocess_maze(cfg, run, maze)
+        out[maze] = run.step_result(f"tabular/{maze}") or preprocess_maze(cfg, run, maze)
     run.update_summary(tabular={m: r["summary"] for m, r in out.items()})
-    write_json(run.root / "tabular" / "result.json", {m: r["summary"] for m, r in out.items()})
     return {m: r["summary"] for m, r in out.items()}
 
 
-def step_mountain_car(cfg: PreprocessingConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+@study.step("mountain-car", uses=["seed", "gamma", "mountain_car", "preprocess"],
+            applies=lambda cfg: None if cfg.mountain_car.enabled else "mountain_car.enabled is false")
+def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
     """Shaped mountain car: PPO expert, mixed rollouts, every shaping preprocessed with every objective."""
     import torch
 
@@ -205,15 +211,12 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir, redo: bool = False)
     from rewardlab.interpret.preprocess import (linear_features, linear_net_from_lp, make_potential, preprocess_adam,
                                                 solve_lp_features, trajectory_pairs)
     from rewardlab.rewards.mountain_car import MountainCarRewardNet
+    from rewardlab.rewards.nets import save_reward_net
 
     mc = cfg.mountain_car
-    if not mc.enabled:
-        return {}
-    if not redo and (res := run.step_result("mountain_car")):
-        return res
     out = run.step_dir("mountain_car")
     t0 = time.perf_counter()
-    if (out / "expert" / "model.zip").exists() and not redo:
+    if (out / "expert" / "model.zip").exists():
         expert = load_ppo(out / "expert" / "model.zip")
     else:
         from stable_baselines3.common.vec_env import VecMonitor
@@ -291,7 +294,7 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir, redo: bool = False)
            "transitions": len(data), "pairs": int(len(pairs)), "seconds": timings,
            "figures": ["figures/mountain_car_curves.png"]}
     run.update_summary(mountain_car=summary, mountain_car_expert_success_rate=stats["success_rate"])
-    return run.finish_step("mountain_car", res)
+    return res
 
 
 def _reward_curves(shapings: list[str], cols: list[str], curves: dict[tuple[str, str], np.ndarray], path: Any) -> Any:
@@ -318,9 +321,10 @@ def _reward_curves(shapings: list[str], cols: list[str], curves: dict[tuple[str,
     return save_figure(fig, path)
 
 
+@study.step("report", cached=False)
 def step_report(cfg: PreprocessingConfig, run: RunDir) -> Any:
     """Write `report.md` with every figure and number of the run."""
-    from rewardlab.runs import write_text
+    from rewardlab.core.runs import write_text
 
     s = run.summary()
     lines = ["# Reward preprocessing for interpretability", "",
@@ -361,17 +365,3 @@ def step_report(cfg: PreprocessingConfig, run: RunDir) -> Any:
     path = run.root / "report.md"
     write_text(path, "\n".join(lines) + "\n")
     return path
-
-
-def run_all(cfg: PreprocessingConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
-    """Every step in order; finished steps are reused unless `redo`."""
-    set_torch_threads()
-    t0 = time.time()
-    step_tabular(cfg, run, redo)
-    step_mountain_car(cfg, run, redo)
-    step_report(cfg, run)
-    return run.update_summary(study=NAME, last_run_seconds=time.time() - t0)
-
-
-STEP_FUNCS = {"tabular": step_tabular, "mountain-car": step_mountain_car, "report": step_report}
-STEP_ARGS: dict[str, Any] = {}

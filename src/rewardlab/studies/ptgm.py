@@ -11,19 +11,18 @@ Pre-training also runs on real Kitchen data (`data.source` = a D4RL HDF5 file or
 from __future__ import annotations
 
 import time
-import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rewardlab.agents.flat_sac import FlatSACConfig
-from rewardlab.agents.hl_sac import HLSACConfig
-from rewardlab.agents.ptgm import CodebookConfig, PretrainConfig
+from rewardlab.agents.configs import CodebookConfig, FlatSACConfig, HLSACConfig, PretrainConfig
 from rewardlab.config import param
+from rewardlab.core.jobs import Job, run_jobs
+from rewardlab.core.runs import MetricsLogger, RunDir, read_json, write_json, write_text
+from rewardlab.core.study import Curve, SeedMode, Study
 from rewardlab.errors import RewardLabError
-from rewardlab.runs import MetricsLogger, RunDir, progress, read_json, write_json, write_text
 
 NAME = "ptgm"
 METHODS = ("ptgm", "ptgm_no_prior", "ptgm_random_codebook", "flat_sac")
@@ -74,10 +73,19 @@ class PtgmConfig:
                                  "low-level policy is trained on goals up to k steps ahead")
 
 
-CONFIG = PtgmConfig
+study = Study(NAME, PtgmConfig, SeedMode.BATCHED, paper="Yuan et al. (ICLR 2024), Pre-Training Goal-based Models "
+              "for Sample-Efficient Reinforcement Learning", doc=__doc__,
+              curves=[Curve("rl/*/seed*/metrics.csv", "eval/subtasks", "Mini-kitchen: subtasks completed")],
+              ignore=("workers",))
 
-# Learning curves a sweep aggregates over seeds: (metrics.csv glob in a run, tag, title).
-CURVES = [("rl/*/seed*/metrics.csv", "eval/subtasks", "Mini-kitchen: subtasks completed")]
+
+def _scripted_only(cfg: PtgmConfig) -> str | None:
+    return None if cfg.data.source == "scripted" else "RL runs on the mini-kitchen only; with a real dataset " \
+        "(data.source) the study runs the data, codebook and pretrain steps"
+
+
+def _source_file(cfg: PtgmConfig) -> dict[str, str]:
+    return {} if cfg.data.source == "scripted" else {"data.source": cfg.data.source}
 
 
 # ----------------------------------------------------------------------------------------------------- domain
@@ -105,10 +113,9 @@ def load_dataset(cfg: PtgmConfig, run: RunDir):
 
 
 # ----------------------------------------------------------------------------------------------------- steps
-def step_data(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+@study.step("data", uses=["data"], inputs=_source_file)
+def step_data(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     """Write the offline dataset (`data/dataset.hdf5`, D4RL layout): scripted demos, or a copy of a real dataset."""
-    if not redo and (res := run.step_result("data")):
-        return res
     from rewardlab.data.offline import read_d4rl, write_d4rl
 
     src = cfg.data.source
@@ -141,13 +148,12 @@ def step_data(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str, Any
         result["episodes_completing"] = {o: int(v) for o, v in zip(OBJECTS, (final_q > 1 - THRESHOLD).sum(0))}
         result["dropped_episodes_solving_the_task"] = ds.meta.get("dropped_episodes_solving_the_task", 0)
     run.update_summary(dataset_steps=len(ds), dataset_episodes=len(b))
-    return run.finish_step("data", result)
+    return result
 
 
-def step_codebook(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+@study.step("codebook", uses=["goal_features", "codebook"], after=["data"])
+def step_codebook(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     """Build the goal codebook (`codebook/codebook.npz`) and the random-codebook ablation's (`codebook/random.npz`)."""
-    if not redo and (res := run.step_result("codebook")):
-        return res
     from rewardlab.agents.ptgm import build_codebook
 
     ds = load_dataset(cfg, run)
@@ -159,24 +165,19 @@ def step_codebook(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str,
     rnd = build_codebook(ds, goal, CodebookConfig(**{**asdict(cfg.codebook), "method": "random"}))
     rnd.save(run.path("codebook", "random.npz"))
     sizes = np.bincount(cb.assignment, minlength=cb.n) if cb.assignment is not None else None
-    return run.finish_step("codebook", {"codes": cb.n, "goal_dim": len(goal), "sampled_states": int(
+    return {"codes": cb.n, "goal_dim": len(goal), "sampled_states": int(
         len(range(cfg.codebook.offset, len(ds), cfg.codebook.stride))), "seconds": seconds,
-        "cluster_sizes": sizes.tolist() if sizes is not None else None})
+        "cluster_sizes": sizes.tolist() if sizes is not None else None}
 
 
-def step_pretrain(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+@study.step("pretrain", uses=["pretrain", "methods"], after=["codebook"])
+def step_pretrain(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     """Behaviour-clone the low-level policy and train the goal prior (`pretrain/`; the random codebook gets its own
     prior, the low-level policy is shared)."""
-    if not redo and (res := run.step_result("pretrain")):
-        return res
-    import shutil
-
     from rewardlab.agents.ptgm import Codebook, load_pretrained, pretrain
-    from rewardlab.runs import set_torch_threads
+    from rewardlab.core.runs import set_torch_threads
 
     set_torch_threads(1)
-    if redo and (run.root / "pretrain").exists():
-        shutil.rmtree(run.root / "pretrain")
     ds = load_dataset(cfg, run)
     cb = Codebook.load(run.path("codebook", "codebook.npz"))
     with MetricsLogger(run.step_dir("pretrain")) as log:
@@ -191,19 +192,23 @@ def step_pretrain(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str,
                            log=lambda s, r: log.log(s, **r), low_from=low)
         res["random_codebook_prior"] = {k: v for k, v in rnd.items() if k not in ("history", "low_nll")}
     run.update_summary(low_level_val_nll=main["low_nll"], prior_val_accuracy=main["prior_acc"])
-    return run.finish_step("pretrain", res)
+    return res
 
 
-def _rl_task(cfg_dict: dict[str, Any], root: str, method: str, seed: int) -> dict[str, Any]:
-    """One (method, seed) RL run, in its own process; writes `rl/<method>/seed<seed>/result.json`."""
+def rl_job(job: Job) -> None:
+    """One (method, seed) RL run, in a worker process of the job runner; writes `rl/<method>/seed<seed>/result.json`.
+    A run finished by a rewardlab older than the job runner (result.json, no status.json) counts as finished."""
+    out = Path(job.out)
+    if (out / "result.json").is_file():
+        return
     from rewardlab.config import from_dict
+    from rewardlab.core.runs import set_torch_threads
     from rewardlab.envs.mini_kitchen import KitchenSpec
-    from rewardlab.runs import set_torch_threads
 
     set_torch_threads(1)
-    cfg = from_dict(PtgmConfig, cfg_dict)
-    run = RunDir(root)
-    out = run.step_dir("rl") / method / f"seed{seed}"
+    cfg = from_dict(PtgmConfig, job.extra["config"])
+    run = RunDir(job.extra["root"])
+    method, seed = job.setting, job.seed
     spec = KitchenSpec()
     t0 = time.time()
     with MetricsLogger(out) as log:
@@ -220,59 +225,28 @@ def _rl_task(cfg_dict: dict[str, Any], root: str, method: str, seed: int) -> dic
             res = train_hl(rl, low, prior, cb, spec, out, seed, log=logf)
     res["wall_seconds"] = time.time() - t0
     write_json(out / "result.json", res)
-    return res
 
 
-def step_rl(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
-    """RL on the mini-kitchen for every method and seed, in parallel processes; finished runs are skipped, an
-    interrupted one resumes from its checkpoint, and a failing one is reported without stopping the others."""
-    if not redo and (res := run.step_result("rl")):
-        return res
-    if cfg.data.source != "scripted":
-        raise RewardLabError("RL runs on the mini-kitchen only; with a real dataset run the data, codebook and "
-                             "pretrain steps")
-    import shutil
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
-
+@study.step("rl", uses=["rl", "flat", "methods", "seeds"], after=["pretrain"], applies=_scripted_only)
+def step_rl(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
+    """RL on the mini-kitchen for every method and seed, as jobs of the job runner (`rl/sweep.json`, a
+    `status.json` per run): finished runs are skipped, an interrupted one resumes from its checkpoint, and a failing
+    one is reported without stopping the others."""
     from rewardlab.config import to_dict
-    from rewardlab.runs import available_cores
 
-    if redo and (run.root / "rl").exists():
-        shutil.rmtree(run.root / "rl")
-    for need in ("pretrain.pt",):
-        if not run.path("pretrain", need).exists():
-            raise RewardLabError("no pre-trained models; run the pretrain step first")
-    tasks = [(m, s) for m in cfg.methods for s in cfg.seeds]
-    results: dict[tuple[str, int], dict[str, Any]] = {}
-    todo = []
-    for m, s in tasks:
-        done = run.root / "rl" / m / f"seed{s}" / "result.json"
-        if done.exists():
-            results[(m, s)] = read_json(done)
-        else:
-            todo.append((m, s))
-    failures: dict[str, str] = {}
-    workers = min(cfg.workers or available_cores(), max(len(todo), 1))
-    bar = progress(total=len(tasks), initial=len(tasks) - len(todo), desc="ptgm rl runs")
-    if todo:
-        cd = to_dict(cfg)
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            futs = {pool.submit(_rl_task, cd, str(run.root), m, s): (m, s) for m, s in todo}
-            for f in as_completed(futs):
-                m, s = futs[f]
-                try:
-                    results[(m, s)] = f.result()
-                except RewardLabError as e:
-                    failures[f"{m}/seed{s}"] = str(e)
-                except Exception as e:  # noqa: BLE001 - one failing run must not stop the others
-                    failures[f"{m}/seed{s}"] = "".join(traceback.format_exception_only(type(e), e)).strip()
-                bar.update(1)
-    bar.close()
+    extra = {"config": to_dict(cfg), "root": str(run.root)}
+    jobs = [Job(NAME, "", m, s, [], str(run.root / "rl" / m / f"seed{s}"), extra)
+            for m in cfg.methods for s in cfg.seeds]
+    manifest = run.path("rl", "sweep.json")
+    write_json(manifest, {"study": NAME, "step": "rl", "methods": cfg.methods, "seeds": cfg.seeds, "runs": []})
+    statuses = run_jobs(jobs, rl_job, workers=cfg.workers, manifest=manifest, label="ptgm rl")
+    failures = {f"{j.setting}/seed{j.seed}": statuses[j.out].get("error", statuses[j.out]["status"])
+                for j in jobs if statuses[j.out].get("status") != "finished"}
     if failures:
         lines = "; ".join(f"{k}: {v}" for k, v in failures.items())
-        raise RewardLabError(f"{len(failures)} of {len(tasks)} RL runs failed ({lines}); the others are kept, "
+        raise RewardLabError(f"{len(failures)} of {len(jobs)} RL runs failed ({lines}); the others are kept, "
                              "rerun the step to retry the failed ones")
+    results = {(j.setting, j.seed): read_json(Path(j.out) / "result.json") for j in jobs}
     final = {m: {str(s): results[(m, s)]["final_subtasks"] for s in cfg.seeds} for m in cfg.methods}
     means = {m: float(np.mean(list(v.values()))) for m, v in final.items()}
     summary = {"final_mean_subtasks": means, "final_subtasks": final,
@@ -280,8 +254,8 @@ def step_rl(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
     if "ptgm" in means and "flat_sac" in means:
         summary["ptgm_over_flat_sac"] = means["ptgm"] / means["flat_sac"] if means["flat_sac"] > 0 else None
     run.update_summary(**summary)
-    return run.finish_step("rl", {**summary, "runs": {f"{m}/seed{s}": {k: v for k, v in r.items() if k != "history"}
-                                                      for (m, s), r in results.items()}})
+    return {**summary, "runs": {f"{m}/seed{s}": {k: v for k, v in r.items() if k != "history"}
+                                for (m, s), r in results.items()}}
 
 
 def _method_models(cfg: PtgmConfig, run: RunDir, method: str) -> tuple[Any, Any, Any, Any]:
@@ -314,7 +288,7 @@ def _final_policy_kitchens(cfg: PtgmConfig, run: RunDir, method: str, seed: int,
     import torch
 
     from rewardlab.agents.hl_sac import HighLevelSAC, Hierarchy, rollout
-    from rewardlab.runs import load_checkpoint
+    from rewardlab.core.runs import load_checkpoint
 
     low, prior, cb, rl = _method_models(cfg, run, method)
     agent = HighLevelSAC(rl, prior, low.obs_dim, seed)
@@ -323,14 +297,13 @@ def _final_policy_kitchens(cfg: PtgmConfig, run: RunDir, method: str, seed: int,
     return rollout(agent, Hierarchy(low, cb, rl.k, rl.low_deterministic), spec, episodes, 20_000 + seed)
 
 
-def step_diagnose(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
+@study.step("diagnose", after=["rl"], applies=_scripted_only)
+def step_diagnose(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     """Which subtasks each method's final policies complete (100 fresh stochastic episodes per run), and whether
     the pre-trained low level can reach each target subtask at all from a fresh kitchen and once the other three
     targets are done (best code held for 6 high-level steps)."""
-    if not redo and (res := run.step_result("diagnose")):
-        return res
     from rewardlab.envs.mini_kitchen import KitchenSpec
-    from rewardlab.runs import set_torch_threads
+    from rewardlab.core.runs import set_torch_threads
 
     set_torch_threads(1)
     tasks = KitchenSpec().tasks
@@ -339,8 +312,7 @@ def step_diagnose(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str,
         done = np.concatenate([~_final_policy_kitchens(cfg, run, m, s, 100).remaining for s in cfg.seeds])
         rates[m] = {t: float(v) for t, v in zip(tasks, done.mean(0))} | {"mean_subtasks": float(done.sum(1).mean())}
     reach = last_subtask_reach(cfg, run)
-    return run.finish_step("diagnose", {"subtask_completion_rate": rates, "episodes_per_run": 100,
-                                        "low_level_reach": reach})
+    return {"subtask_completion_rate": rates, "episodes_per_run": 100, "low_level_reach": reach}
 
 
 def last_subtask_reach(cfg: PtgmConfig, run: RunDir) -> dict[str, dict[str, float]]:
@@ -364,11 +336,12 @@ def last_subtask_reach(cfg: PtgmConfig, run: RunDir) -> dict[str, dict[str, floa
     return out
 
 
+@study.step("figures", cached=False, after=["rl"], applies=_scripted_only)
 def step_figures(cfg: PtgmConfig, run: RunDir) -> list[str]:
     """Subtasks completed against environment steps (mean and 95% interval over seeds, every method on one plot)
     and the codebook in its t-SNE plane."""
     from rewardlab.interpret.plots import mean_spread, plt, save_figure
-    from rewardlab.runs import read_metrics
+    from rewardlab.core.runs import read_metrics
 
     out = []
     fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -405,6 +378,7 @@ def step_figures(cfg: PtgmConfig, run: RunDir) -> list[str]:
     return out
 
 
+@study.step("report", cached=False)
 def step_report(cfg: PtgmConfig, run: RunDir) -> Path:
     """Write `report.md`."""
     rl = run.step_result("rl") or {}
@@ -446,22 +420,3 @@ def step_report(cfg: PtgmConfig, run: RunDir) -> Path:
     path = run.root / "report.md"
     write_text(path, "\n".join(lines))
     return path
-
-
-def run_all(cfg: PtgmConfig, run: RunDir, redo: bool = False) -> dict[str, Any]:
-    """Every step in order; finished steps are reused unless `redo`."""
-    t0 = time.time()
-    step_data(cfg, run, redo)
-    step_codebook(cfg, run, redo)
-    step_pretrain(cfg, run, redo)
-    if cfg.data.source == "scripted":
-        step_rl(cfg, run, redo)
-        step_diagnose(cfg, run, redo)
-        step_figures(cfg, run)
-    step_report(cfg, run)
-    return run.update_summary(study=NAME, last_run_seconds=time.time() - t0)
-
-
-STEP_FUNCS = {"data": step_data, "codebook": step_codebook, "pretrain": step_pretrain, "rl": step_rl,
-              "diagnose": step_diagnose, "figures": step_figures, "report": step_report}
-STEP_ARGS: dict[str, dict] = {}

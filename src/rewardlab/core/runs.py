@@ -1,4 +1,5 @@
-"""Run directories, atomic writes and checkpoints, metrics (CSV + TensorBoard), progress bars, devices."""
+"""Run directories (with their lock), atomic writes and checkpoints, metrics (CSV + TensorBoard), progress bars,
+devices."""
 
 from __future__ import annotations
 
@@ -195,13 +196,13 @@ def set_torch_threads(n: int = 1) -> None:
 
 
 class RunDir:
-    """A run directory: `config.yaml`, `summary.json`, per-step subfolders, `figures/`."""
+    """A run directory: `run.json` (its study, rewardlab version and per-step records), `config.yaml`,
+    `summary.json`, per-step subfolders, `figures/`. Nothing is created until something is written."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
             raise RewardLabError(f"'{self.root}' exists and is not a directory; choose another --out")
-        self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, *parts: str) -> Path:
         """A path inside the run directory (parent folders created)."""
@@ -210,7 +211,7 @@ class RunDir:
         return p
 
     def step_dir(self, name: str) -> Path:
-        """The folder of one pipeline step."""
+        """The folder of one pipeline step (created)."""
         p = self.root / name
         p.mkdir(parents=True, exist_ok=True)
         return p
@@ -221,31 +222,14 @@ class RunDir:
         p.mkdir(parents=True, exist_ok=True)
         return p
 
-    def save_config(self, cfg: Any, check_compatible: bool = True) -> None:
-        """Write config.yaml; refuse if the directory holds a run made with a different config."""
-        from rewardlab.config import dump_yaml
-
-        text = dump_yaml(cfg)
-        path = self.root / "config.yaml"
-        if check_compatible and path.exists() and path.read_text() != text:
-            import yaml
-
-            old = yaml.safe_load(path.read_text()) or {}
-            new = yaml.safe_load(text)
-            diff = _first_diff(old, _known(new, old))
-            if diff:  # settings added to the program since the run was made keep their defaults
-                raise RewardLabError(
-                    f"'{self.root}' holds a run made with a different config ({diff}); "
-                    "use another --out, or pass --redo to start over there")
-        write_text(path, text)
-
     def step_result(self, step: str) -> dict[str, Any] | None:
         """The saved result of a finished step (`<step>/result.json`), or None if it has not finished."""
         path = self.root / step / "result.json"
         return read_json(path) if path.exists() else None
 
     def finish_step(self, step: str, result: dict[str, Any]) -> dict[str, Any]:
-        """Mark a step finished by writing its result atomically; returns the result."""
+        """Write a result atomically as `<step>/result.json` (the step decorator does this for declared steps;
+        a step calls it for the parts it finishes one by one, to resume from them); returns the result."""
         write_json(self.root / step / "result.json", result)
         return result
 
@@ -262,20 +246,31 @@ class RunDir:
         path = self.root / "summary.json"
         return read_json(path) if path.exists() else {}
 
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run directory for this process: a second process gets one clear error. The lock is an OS
+        lock (flock) on `.lock`, released when the process ends, so a killed run never blocks the next."""
+        import fcntl
 
-def _known(new: Any, old: Any) -> Any:
-    """`new` restricted to the keys `old` has (recursively)."""
-    if isinstance(new, dict) and isinstance(old, dict):
-        return {k: _known(v, old[k]) for k, v in new.items() if k in old}
-    return new
-
-
-def _first_diff(a: Any, b: Any, prefix: str = "") -> str:
-    """The first setting that differs between two configs, or '' if none does."""
-    if a == b:
-        return ""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in list(a) + [k for k in b if k not in a]:
-            if a.get(k) != b.get(k):
-                return _first_diff(a.get(k), b.get(k), f"{prefix}{k}.")
-    return f"{prefix.rstrip('.')}: {a!r} there, {b!r} now"
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / ".lock"
+        fh = open(path, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            raise RewardLabError(f"'{self.root}' is in use by another rewardlab process (pid {holder}); wait for "
+                                 "it to finish, or use another --out") from None
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
