@@ -2,7 +2,7 @@ import pytest
 
 from rewardlab.config import from_dict, parse_overrides, resolve, to_dict
 from rewardlab.errors import RewardLabError
-from rewardlab.studies.learned_rewards import CONFIG, NAME
+from rewardlab.studies.learned_rewards import NAME, LearnedRewardsConfig as CONFIG
 
 
 def test_presets_resolve_with_published_settings():
@@ -11,7 +11,7 @@ def test_presets_resolve_with_published_settings():
     assert paper.expert.ppo.learning_rate == 1e-4 and paper.expert.ppo.lr_schedule == "linear"
     assert paper.dataset.n_train == 25_000 and paper.dataset.n_test == 12_500
     assert paper.reward_model.hidden == [64, 64] and paper.reward_model.batch_size == 20
-    assert paper.reward_model.epochs == 5 and paper.retrain.seeds >= 3
+    assert paper.reward_model.epochs == 5 and paper.retrain.n_seeds >= 3
     fast = resolve(CONFIG, NAME, "fast")
     assert fast.dataset.n_train < paper.dataset.n_train
 

@@ -14,11 +14,10 @@ def test_demo_writes_one_report_linking_every_study(fast_run, preprocessing_run,
     from conftest import PTGM_TINY
 
     from rewardlab.studies import STUDIES
-    from rewardlab.studies import ptgm
 
     assert set(STUDIES) == {"learned-rewards", "preprocessing", "irrl-digits", "irrl-skills", "ptgm"}
     # the ptgm run in place is the toy-size one; the demo reuses it when asked for the same settings
-    monkeypatch.setattr(ptgm, "demo_overrides", lambda: PTGM_TINY, raising=False)
+    monkeypatch.setattr(STUDIES["ptgm"], "demo_overrides", lambda: PTGM_TINY)
     # finished steps are reused, so with both fast runs in place the demo only writes the reports
     shutil.copytree(fast_run, tmp_path / "demo" / "learned-rewards")
     shutil.copytree(preprocessing_run, tmp_path / "demo" / "preprocessing")
@@ -42,8 +41,8 @@ def test_demo_writes_one_report_linking_every_study(fast_run, preprocessing_run,
 
 
 def test_demo_uses_sklearn_digits_when_mnist_is_absent(monkeypatch, tmp_path):
-    from rewardlab.studies import irrl_digits
+    from rewardlab.studies import STUDIES
 
     monkeypatch.setenv("REWARDLAB_MNIST_DIR", str(tmp_path / "none"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assert irrl_digits.demo_overrides() == ["data.digits=sklearn"]
+    assert STUDIES["irrl-digits"].demo_overrides() == ["data.digits=sklearn"]

@@ -104,9 +104,16 @@ def test_dataset_of_another_env(run_copy, cli, tmp_path):
 def test_checkpoint_of_another_architecture(run_copy, cli):
     (run_copy / "interpret" / "result.json").unlink()
     model = (run_copy / "reward_model" / "model.pt").read_bytes()
+    # the config asks for another architecture than the reward-model step made: refused before anything is read
     code, _, err = cli(LR, "interpret", "--out", run_copy, "reward_model.hidden=[32]", "--redo")
-    assert code == 2 and "config asks for" in err
+    assert code == 2 and "`reward-model` step" in err and "reward_model.hidden: [64, 64] there, [32] now" in err
     assert (run_copy / "reward_model" / "model.pt").read_bytes() == model
+    # a checkpoint of another architecture put in its place by hand: the loader refuses it
+    from rewardlab.rewards.nets import MazeRewardMLP, save_reward_net
+
+    save_reward_net(run_copy / "reward_model" / "model.pt", MazeRewardMLP((11, 11), (32,)), {})
+    code, _, err = cli(LR, "interpret", "--out", run_copy, "--redo")
+    assert code == 2 and "config asks for" in err
 
 
 def test_corrupt_checkpoints(run_copy, cli):
@@ -136,12 +143,11 @@ def test_print_config(cli):
 def test_help_on_every_subcommand():
     """`--help` on the top level, `demo`, and every step of every study (argparse %-formats help text, so a '%' in
     a docstring once broke `rewardlab ptgm --help`). In-process: one interpreter for all of them."""
-    from rewardlab.cli import _study
     from rewardlab.studies import STUDIES
 
-    cases = [["--help"], ["demo", "--help"]]
-    for name in STUDIES:
-        steps = ["run", "print-config", *_study(name).STEP_FUNCS]
+    cases = [["--help"], ["demo", "--help"], ["sweep", "--help"], ["report", "--help"]]
+    for name, study in STUDIES.items():
+        steps = ["run", "print-config", "status", *study.steps]
         cases += [[name, "--help"]] + [[name, s, "--help"] for s in steps]
     assert len(cases) > 30
     for args in cases:

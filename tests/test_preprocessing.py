@@ -13,7 +13,7 @@ from rewardlab.learn.preferences import PreferenceConfig, learn_tabular_reward
 from rewardlab.rewards.nets import RewardNet, load_reward_net, save_reward_net
 from rewardlab.rewards.shaping import LinearPotential, ShapedRewardNet, TabularPotential
 from rewardlab.rewards.tabular import TabularRewardNet
-from rewardlab.studies.preprocessing import CONFIG, NAME
+from rewardlab.studies.preprocessing import NAME, PreprocessingConfig as CONFIG
 
 
 def maze(name="EmptyMaze10"):

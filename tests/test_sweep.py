@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from rewardlab.cli import _seed_request, _study, main
+from rewardlab.cli import _seed_request, main
 from rewardlab.errors import RewardLabError
-from rewardlab.sweep import expand, flatten_numbers, parse_grid, parse_seeds, seed_override
+from rewardlab.studies import STUDIES
+from rewardlab.sweep import expand, flatten_numbers, parse_grid, parse_seeds
 
 from conftest import SWEEP_TINY as TINY
 
@@ -35,22 +36,23 @@ def test_parse_seeds_and_grid():
 
 
 def test_expand_names_runs_by_what_varies():
-    jobs = expand("irrl-skills", "fast", parse_grid(["learner.lr=0.004,0.01", "iterations=10"]), [0, 1], "/x")
+    jobs = expand(STUDIES["irrl-skills"], "fast", parse_grid(["learner.lr=0.004,0.01", "iterations=10"]), [0, 1], "/x")
     assert [(j.setting, j.seed) for j in jobs] == [("learner.lr=0.004", 0), ("learner.lr=0.004", 1),
                                                    ("learner.lr=0.01", 0), ("learner.lr=0.01", 1)]
     assert jobs[1].overrides == ["learner.lr=0.004", "iterations=10", "seeds=[1]"]
     assert jobs[3].out == "/x/learner.lr=0.01/seed1"
-    assert expand("irrl-skills", "fast", {}, [2], "/x")[0].setting == "base"
+    assert expand(STUDIES["irrl-skills"], "fast", {}, [2], "/x")[0].setting == "base"
 
 
 def test_one_seed_mechanism_for_every_study():
-    assert seed_override("learned-rewards", 3) == "seed=3"
-    assert seed_override("irrl-digits", 3) == "seed=3"
-    assert seed_override("ptgm", 3) == "seeds=[3]"
+    assert STUDIES["learned-rewards"].seed_override(3) == "seed=3"
+    assert STUDIES["irrl-digits"].seed_override(3) == "seed=3"
+    assert STUDIES["ptgm"].seed_override(3) == "seeds=[3]"
+    assert {s.seed_field for s in STUDIES.values()} == {"seed", "seeds"}
     # `run ... seeds=0-2`: a seed sweep for single-seed studies; the list itself for studies that batch seeds
-    assert _seed_request(_study("learned-rewards"), ["seeds=0-2", "gamma=0.9"]) == ([0, 1, 2], ["gamma=0.9"])
-    assert _seed_request(_study("ptgm"), ["seeds=0-2", "x=1"]) == (None, ["x=1", "seeds=[0,1,2]"])
-    assert _seed_request(_study("ptgm"), ["x=1"]) == (None, ["x=1"])
+    assert _seed_request(STUDIES["learned-rewards"], ["seeds=0-2", "gamma=0.9"]) == ([0, 1, 2], ["gamma=0.9"])
+    assert _seed_request(STUDIES["ptgm"], ["seeds=0-2", "x=1"]) == (None, ["x=1", "seeds=[0,1,2]"])
+    assert _seed_request(STUDIES["ptgm"], ["x=1"]) == (None, ["x=1"])
 
 
 def test_flatten_drops_the_runs_own_seed_level():

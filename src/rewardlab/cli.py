@@ -115,11 +115,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_print_config(args: argparse.Namespace) -> int:
-    from rewardlab.config import dump_yaml_with_help, resolve
+    from rewardlab.config import dump_yaml_with_help
     from rewardlab.studies import get_study
 
     study = get_study(args.study)
-    print(dump_yaml_with_help(resolve(study.config, study.name, args.preset or "fast", args.overrides)), end="")
+    print(dump_yaml_with_help(study.resolve(args.preset or "fast", args.overrides)), end="")
     return 0
 
 

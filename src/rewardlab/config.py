@@ -178,25 +178,31 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def preset_names(study: str) -> list[str]:
-    """The presets shipped for a study (e.g. ['fast', 'paper'])."""
-    folder = resources.files("rewardlab") / "configs" / study.replace("-", "_")
+def _preset_folder(study: str, folder: Any = None) -> Any:
+    return folder if folder is not None else resources.files("rewardlab") / "configs" / study.replace("-", "_")
+
+
+def preset_names(study: str, folder: Any = None) -> list[str]:
+    """The presets of a study (e.g. ['fast', 'paper']): the YAML files in `folder`, by default the ones shipped in
+    rewardlab/configs/<study>/."""
+    folder = _preset_folder(study, folder)
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def load_preset(study: str, preset: str) -> dict[str, Any]:
-    """Read a shipped preset (rewardlab/configs/<study>/<preset>.yaml), or a YAML file path, as a dict."""
+def load_preset(study: str, preset: str, folder: Any = None) -> dict[str, Any]:
+    """Read a preset of the study (`folder`/<preset>.yaml, by default rewardlab/configs/<study>/), or a YAML file
+    path, as a dict."""
     path = Path(preset)
     if preset.endswith((".yaml", ".yml")):
         if not path.is_file():
             raise RewardLabError(f"config file '{preset}' does not exist")
         text = path.read_text()
     else:
-        names = preset_names(study)
+        names = preset_names(study, folder)
         if preset not in names:
             raise RewardLabError(f"unknown preset '{preset}' for {study}; choose one of {', '.join(names)} "
                                  "or give a .yaml file")
-        text = (resources.files("rewardlab") / "configs" / study.replace("-", "_") / f"{preset}.yaml").read_text()
+        text = (_preset_folder(study, folder) / f"{preset}.yaml").read_text()
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as e:
@@ -206,10 +212,11 @@ def load_preset(study: str, preset: str) -> dict[str, Any]:
     return data
 
 
-def resolve(cls: type[T], study: str, preset: str | dict[str, Any], overrides: typing.Sequence[str] = ()) -> T:
-    """A preset (a shipped name, a YAML file, or the settings themselves as a dict) plus overrides, checked against
-    the config dataclass."""
-    base = preset if isinstance(preset, dict) else load_preset(study, preset)
+def resolve(cls: type[T], study: str, preset: str | dict[str, Any], overrides: typing.Sequence[str] = (),
+            folder: Any = None) -> T:
+    """A preset (a name from the study's preset folder, a YAML file, or the settings themselves as a dict) plus
+    overrides, checked against the config dataclass."""
+    base = preset if isinstance(preset, dict) else load_preset(study, preset, folder)
     return from_dict(cls, merge(base, parse_overrides(overrides)))
 
 

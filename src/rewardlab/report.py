@@ -112,7 +112,7 @@ def _run_section(run: Path, page: Path, title: str) -> str:
             out.append(row + "</tr>")
         out.append("</table>")
         if not paper:
-            out.append("<p class='muted'>The paper gives no number to compare with here (see the study's spec).</p>")
+            out.append("<p class='muted'>The paper gives no number to compare with here (docs/originals.md lists what each paper reports).</p>")
     out.append(_figures(run, page))
     if (run / "report.md").is_file():
         out.append(f"<p><a href='{html.escape(os.path.relpath(run / 'report.md', page.parent))}'>report.md</a></p>")

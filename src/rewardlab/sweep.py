@@ -127,8 +127,6 @@ def sweep(study: Study, out: str | Path, preset: str = "fast", seeds: str | Sequ
           echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Expand and run a sweep of `study`, then aggregate it. Returns the aggregate (with `dry_run`, the planned jobs:
     nothing is written, and an invalid setting is an error)."""
-    from rewardlab.config import resolve
-
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RewardLabError(f"'{out}' exists and is not a directory; choose another --out")
@@ -141,7 +139,7 @@ def sweep(study: Study, out: str | Path, preset: str = "fast", seeds: str | Sequ
     for name in dict.fromkeys(j.setting for j in jobs):  # check each setting once, before any worker starts
         j = next(j for j in jobs if j.setting == name)
         try:
-            resolve(study.config, study.name, preset, j.overrides)
+            study.resolve(preset, j.overrides)
         except RewardLabError as e:
             if dry_run:
                 raise RewardLabError(f"setting {name} is invalid: {e}") from None

@@ -55,7 +55,7 @@ def glimpse_sizes(cfg: RAMConfig) -> list[int]:
 
 @dataclass
 class LossConfig:
-    """How the hybrid loss is formed (spec irrl.md 1.4-1.5)."""
+    """How the hybrid loss is formed (docs/originals.md, IRRL digit recognition: rewards, loss)."""
 
     reward: str = param("linear_clipping", help="accuracy, accuracy_pm1, linear_clipping, linear_noclipping, "
                                                 "log_clipping or log_noclipping")

@@ -1,4 +1,4 @@
-"""PTGM's high level: discrete SAC over goal codes, regularised towards the goal prior (spec section 1).
+"""PTGM's high level: discrete SAC over goal codes, regularised towards the goal prior (docs/originals.md, PTGM).
 
 Every `k` environment steps the high-level policy pi(i | s) picks a code i; the frozen low-level policy then acts for
 `k` steps towards the code's goal features, and the high-level reward is the sum of those steps' rewards. With the

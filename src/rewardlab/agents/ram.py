@@ -1,4 +1,4 @@
-"""RAM and DT-RAM glimpse agents (Mnih et al. 2014; Li et al. 2017), as in the IRRL paper (spec irrl.md 1.2-1.5).
+"""RAM and DT-RAM glimpse agents (Mnih et al. 2014; Li et al. 2017), as in the IRRL paper (docs/originals.md).
 
 A retina takes one (or k multi-scale) patch around a location; a glimpse network mixes "what" and "where"; a
 plain ReLU RNN integrates glimpses; a location head (on the detached state) samples where to look next from

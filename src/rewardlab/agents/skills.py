@@ -1,6 +1,6 @@
 """Tabular unsupervised skill discovery with a discriminator reward (and DISDAIN), several seeds at once.
 
-The DISDAIN Colab setup used by the IRRL paper (spec irrl.md section 2): skills z ~ U{0..K-1}; a tabular
+The DISDAIN Colab setup used by the IRRL paper (docs/originals.md, IRRL skill discovery): skills z ~ U{0..K-1}; a tabular
 discriminator ensemble q_e(z | s_T) over the final state only (logits E x S x K, U[0,1), the start state's row
 held at 0); rewards on the final transition (log q(z|s_T) + log K, q - 1/K, each clipped or not, accuracy, and the
 DISDAIN bonus H(mean_e q_e) - mean_e H(q_e)); two tabular Q tables (skill and bonus, K x S x 5, U[0,1));

@@ -119,12 +119,14 @@ class Study:
 
     def __init__(self, name: str, config: type, seeds: SeedMode, paper: str, doc: str, *,
                  curves: Sequence[Curve] = (), task_scores: Sequence[str] = (), ignore: Sequence[str] = ("device",),
-                 torch_threads: int | None = None, legacy_renames: dict[str, str] | None = None):
+                 torch_threads: int | None = None, legacy_renames: dict[str, str] | None = None,
+                 presets: str | os.PathLike | None = None):
         """name: the CLI name; config: the config dataclass (presets in configs/<name>/); seeds: the seed mode;
         paper: the paper reproduced; doc: the study's description (its first line is the one-line help);
         curves, task_scores: what a sweep aggregates; ignore: dotted config keys that never change a result
         (devices, worker counts), left out of fingerprints; torch_threads: torch threads for the study's steps
-        (None leaves torch alone); legacy_renames: config keys renamed since older run directories were made."""
+        (None leaves torch alone); legacy_renames: config keys renamed since older run directories were made;
+        presets: the folder of its preset YAML files (default: rewardlab/configs/<name with _ for ->/)."""
         self.name = name
         self.config = config
         self.seed_mode = SeedMode(seeds)
@@ -135,6 +137,7 @@ class Study:
         self.ignore = tuple(ignore)
         self.torch_threads = torch_threads
         self.legacy_renames = dict(legacy_renames or {})
+        self.presets = Path(presets) if presets is not None else None
         self.steps: dict[str, Step] = {}
         seed_name, seed_type = SEED_FIELDS[self.seed_mode]
         hints = typing.get_type_hints(config)
@@ -191,6 +194,12 @@ class Study:
     def demo_overrides(self) -> list[str]:
         """Settings `rewardlab demo` adds to the `fast` preset on this machine."""
         return []
+
+    def resolve(self, preset: str | dict[str, Any], overrides: Sequence[str] = ()) -> Any:
+        """The config of a preset name (or YAML file, or dict of settings) with key=value overrides applied."""
+        from rewardlab.config import resolve
+
+        return resolve(self.config, self.name, preset, overrides, self.presets)
 
     # ------------------------------------------------------------------------------------------------- seeds
     @property
@@ -311,11 +320,9 @@ def inspect_run(study: Study, root: Path) -> RunState:
 def resolve_config(study: Study, state: RunState, preset: str | None, overrides: Sequence[str]) -> Any:
     """The run's config: a preset (or YAML file) when given, else the run's saved config, else `fast`; then the
     overrides."""
-    from rewardlab.config import resolve
-
     if preset is None and state.config is not None:
-        return resolve(study.config, study.name, state.config, overrides)
-    return resolve(study.config, study.name, preset or "fast", overrides)
+        return study.resolve(state.config, overrides)
+    return study.resolve(preset or "fast", overrides)
 
 
 class StudyRun:
@@ -518,10 +525,12 @@ class StudyRun:
         args = self._args(step, args or {})
         self._threads()
         if self._adhoc(step, args):  # a one-off on the given input: nothing reused or recorded
+            self.check_inputs(step, args)
             return step.fn(self.cfg, self.run, **args)
         action = self.check(step, args, redo)
         if action == "reuse":
             return self.run.step_result(step.folder)
+        self.check_inputs(step, args)
         if not step.cached:
             return step.fn(self.cfg, self.run, **args)
         sig = self.signature(step, args)
@@ -551,7 +560,7 @@ class StudyRun:
         self._save()
         write_text(self.run.root / "config.yaml", dump_yaml(self.cfg))
         if aside is not None:
-            shutil.rmtree(aside, ignore_errors=True)
+            self._discard(aside)
         return result
 
     def run_all(self, redo: bool = False) -> dict[str, Any]:
@@ -642,7 +651,12 @@ class StudyRun:
             else:
                 self.records[step.name] = rec["previous"]
             self._save()
+        self._discard(aside)
+
+    def _discard(self, aside: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
+        if aside.parent.is_dir() and not any(aside.parent.iterdir()):
+            aside.parent.rmdir()
 
     def _restore_interrupted_redos(self) -> None:
         """A redo killed before it finished left the old outputs in .redo/<step>: put them back."""
@@ -654,9 +668,7 @@ class StudyRun:
             if step is not None and not self.finished(step):
                 self._restore(step, aside)
             else:
-                shutil.rmtree(aside, ignore_errors=True)
-        if not any(root.iterdir()):
-            root.rmdir()
+                self._discard(aside)
 
 
 __all__ = ["Arg", "Curve", "SeedMode", "Step", "Study", "StudyRun", "fingerprint", "flatten", "inspect_run",

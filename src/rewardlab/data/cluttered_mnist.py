@@ -1,6 +1,6 @@
 """Cluttered MNIST (Mnih et al. 2014, as generated for the IRRL paper): one digit and clutter crops on a canvas.
 
-The paper's generator (spec irrl.md 1.1), vectorised: a digit pasted at column U{0..31} and row min(U{0..59}, 32)
+The paper's generator (docs/originals.md), vectorised: a digit pasted at column U{0..31} and row min(U{0..59}, 32)
 (so about 47% of digits sit at the bottom rows: the row bias that defines the benchmark), plus 4 crops of 8x8
 taken from random training digits, pasted at U{0..51} (later crops overwrite earlier ones) on a separate canvas,
 added to the digit canvas and clipped to [0, 1]. 60,000 training images drawn with replacement from the MNIST

@@ -1,4 +1,4 @@
-"""Four-room gridworlds of the DISDAIN / IRRL skill-discovery experiments (spec irrl.md section 2).
+"""Four-room gridworlds of the DISDAIN / IRRL skill-discovery experiments (docs/originals.md).
 
 Deterministic: 5 actions (noop, up, down, left, right), a move into a wall does nothing, every episode starts in the
 top-left free cell (state 0) and lasts a fixed number of steps (20 on `large`, 8 on `small`). States are the free

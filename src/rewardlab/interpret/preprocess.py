@@ -1,4 +1,4 @@
-"""Preprocessing rewards for interpretability by potential shaping (Jenner & Gleave 2022, spec A4).
+"""Preprocessing rewards for interpretability by potential shaping (Jenner & Gleave 2022, docs/originals.md).
 
 r'(s,a,s') = (r(s,a,s') - c) + gamma * Phi(s') * (1 - done) - Phi(s), with the shift c and the potential Phi
 trained to make r' sparse or smooth. Shaping never changes which policies are optimal, so r' asks for the

@@ -21,7 +21,7 @@ class RegressionConfig:
 
 @dataclass
 class PreferenceConfig:
-    """Synthetic preference comparisons over trajectory fragments (the spec's settings by maze size)."""
+    """Synthetic preference comparisons over trajectory fragments (the original's settings by maze size)."""
 
     comparisons: int = param(5000, help="number of labelled fragment pairs", min=1)
     fragment_length: int = param(4, help="transitions per fragment", min=1)

@@ -1,7 +1,7 @@
 """Internal rewards: a policy rewarded by a discriminator's (classifier's) belief in the true label.
 
 With q = q(y_true | trajectory) and the label prior p(y) (0.1 for ten digits, 1/K for K skills), as in Li et al.
-(ICML 2023), "Internally Rewarded Reinforcement Learning", table of spec irrl.md 1.4: the prior is subtracted
+(ICML 2023), "Internally Rewarded Reinforcement Learning", docs/originals.md: the prior is subtracted
 *before* clipping.
 """
 

@@ -15,6 +15,33 @@ STUDIES: dict[str, Study] = {m.study.name: m.study for m in (learned_rewards, pr
                                                               ptgm)}
 
 
+def register_study(study: Study) -> Study:
+    """Add a study defined outside rewardlab to the registry (the CLI, sweeps and reports then know it)."""
+    if study.name in STUDIES and STUDIES[study.name] is not study:
+        raise RewardLabError(f"a study named '{study.name}' is registered already")
+    STUDIES[study.name] = study
+    return study
+
+
+def _register_extra() -> None:
+    """Studies named by REWARDLAB_EXTRA_STUDIES (comma-separated importable modules, each with a `study`), so that
+    a study of your own also reaches the worker processes of a sweep."""
+    import importlib
+    import os
+
+    for name in filter(None, (m.strip() for m in os.environ.get("REWARDLAB_EXTRA_STUDIES", "").split(","))):
+        try:
+            module = importlib.import_module(name)
+        except ImportError as e:
+            raise RewardLabError(f"REWARDLAB_EXTRA_STUDIES names '{name}', which does not import ({e})") from None
+        if not isinstance(getattr(module, "study", None), Study):
+            raise RewardLabError(f"REWARDLAB_EXTRA_STUDIES names '{name}', which has no `study` (a Study)")
+        register_study(module.study)
+
+
+_register_extra()
+
+
 def get_study(name: str) -> Study:
     """The registered study of that name."""
     try:

@@ -26,7 +26,7 @@ from rewardlab.rewards.kinds import REWARD_KINDS
 
 NAME = "irrl-digits"
 
-# Validation accuracy (%) of RAM read off the project site's curves (spec irrl.md section 3).
+# Validation accuracy (%) of RAM read off the project site's curves (docs/originals.md, IRRL reported results).
 PAPER_RAM_ACCURACY = {"linear_clipping": {100: 47, 200: 57, 400: 76, 1500: 90},
                       "log_clipping": {100: 44, 200: 53, 400: 64, 1500: 87.5},
                       "accuracy": {100: 26, 200: 40, 400: 58, 1500: 85}}
@@ -35,7 +35,7 @@ PAPER_DTRAM_ACCURACY = {"linear_clipping": {1500: 85}, "log_clipping": {1500: 76
 
 @dataclass
 class DataConfig:
-    """Where the digits come from and how the cluttered canvases are drawn (spec irrl.md 1.1)."""
+    """Where the digits come from and how the cluttered canvases are drawn (docs/originals.md, IRRL digit recognition)."""
 
     digits: str = param("mnist", help="mnist (the real MNIST), or sklearn: scikit-learn's 8x8 digits upscaled, "
                                       "a stand-in that only the demo uses when MNIST is absent",
@@ -58,7 +58,7 @@ class DataConfig:
 
 @dataclass
 class HackConfig:
-    """Reward hacking (spec irrl.md 1.6): a fresh RAM rewarded by a converged oracle on its own glimpses."""
+    """Reward hacking (docs/originals.md): a fresh RAM rewarded by a converged oracle on its own glimpses."""
 
     rewards: list[str] = param(default_factory=lambda: ["accuracy", "linear_clipping", "log_noclipping"],
                                help="reward types to train with the oracle's reward (empty: skip the step)")
@@ -108,7 +108,7 @@ def paper_numbers(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, 
     acc = table.get(str(summary.get("reward_type")), {}).get(1500)
     if acc is None:
         return {}
-    note = f"paper, {summary.get('model', 'ram')} {summary.get('reward_type')} at 1500 epochs (spec irrl.md)"
+    note = f"paper, {summary.get('model', 'ram')} {summary.get('reward_type')} at 1500 epochs (project site's curves)"
     return {"test_accuracy": (acc / 100, note), "best_valid_accuracy": (acc / 100, note)}
 
 

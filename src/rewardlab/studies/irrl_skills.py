@@ -26,7 +26,7 @@ from rewardlab.errors import RewardLabError
 
 NAME = "irrl-skills"
 METHODS = SKILL_REWARDS + ("disdain",)
-# Skills learned (of 104) at 30M iterations on the large grid, read off the project site's curves (spec section 3).
+# Skills learned (of 104) at 30M iterations on the large grid, read off the project site's curves (docs/originals.md).
 PAPER_SKILLS = {"linear_clipping": 86.5, "disdain": 89.0, "log_clipping": 30.0, "accuracy": 40.0}
 
 
@@ -68,7 +68,7 @@ def paper_numbers(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, 
     """The paper's effective skills beside ours (large grid only: the small grid has no published figure)."""
     if config.get("learner", {}).get("grid") != "large":
         return {}
-    return {f"final_effective_skills.{m}.*": (v, "paper, large grid at 30M iterations (spec irrl.md)")
+    return {f"final_effective_skills.{m}.*": (v, "paper, large grid at 30M iterations (project site's curves)")
             for m, v in PAPER_SKILLS.items()}
 
 

@@ -298,7 +298,7 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
 
 
 def _reward_curves(shapings: list[str], cols: list[str], curves: dict[tuple[str, str], np.ndarray], path: Any) -> Any:
-    """Reward against time over the expert episodes, each curve offset to start at 0 (spec A4)."""
+    """Reward against time over the expert episodes, each curve offset to start at 0 (as the original plots them)."""
     from rewardlab.interpret.plots import plt, save_figure
 
     fig, axes = plt.subplots(len(shapings), len(cols), figsize=(2.6 * len(cols), 1.8 * len(shapings)),

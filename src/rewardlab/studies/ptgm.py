@@ -49,7 +49,7 @@ class PtgmConfig:
     data: DataConfig = param(default_factory=DataConfig, help="offline data")
     goal_features: list[int] = param(default_factory=list, help="observation indices of the goal features; empty: "
                                                                 "the domain's (mini-kitchen: effector and the 7 "
-                                                                "objects; Kitchen: the spec's 21)")
+                                                                "objects; Kitchen: PTGM's 21, docs/originals.md)")
     codebook: CodebookConfig = param(default_factory=CodebookConfig, help="goal codebook")
     pretrain: PretrainConfig = param(default_factory=PretrainConfig, help="low-level policy and prior")
     rl: HLSACConfig = param(default_factory=HLSACConfig, help="high-level SAC (env_steps, eval_every and "
