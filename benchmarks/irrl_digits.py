@@ -80,11 +80,23 @@ def main(argv: list[str] | None = None) -> None:
     ours = timed("ram")
     ref = timed("ram", reference=True)
     emit("irrl_digits", "ram_train_step_seconds", ours, "s", **cfg, target=0.05)
-    emit("irrl_digits", "reference_train_step_seconds", ref, "s", **cfg,
-         note="the original's per-sample glimpse loop and per-step heads, re-written here")
+    emit(
+        "irrl_digits",
+        "reference_train_step_seconds",
+        ref,
+        "s",
+        **cfg,
+        note="the original's per-sample glimpse loop and per-step heads, re-written here",
+    )
     emit("irrl_digits", "speedup_over_reference", ref / ours, "x", **cfg)
-    emit("irrl_digits", "dtram_train_step_seconds_18_glimpses", timed("dtram", never_stop=True), "s", **cfg,
-         note="stop output forced off: 18 glimpses plus the final one")
+    emit(
+        "irrl_digits",
+        "dtram_train_step_seconds_18_glimpses",
+        timed("dtram", never_stop=True),
+        "s",
+        **cfg,
+        note="stop output forced off: 18 glimpses plus the final one",
+    )
     if args.no_epoch:
         return
 
@@ -98,16 +110,33 @@ def main(argv: list[str] | None = None) -> None:
     m = RAM(RAMConfig())
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
-        train_ram(m, LossConfig(), TrainConfig(epochs=1, threads=args.threads), data.x_train[tr], data.y_train[tr],
-                  data.x_train[va], data.y_train[va], Path(d), seed=1)
+        train_ram(
+            m,
+            LossConfig(),
+            TrainConfig(epochs=1, threads=args.threads),
+            data.x_train[tr],
+            data.y_train[tr],
+            data.x_train[va],
+            data.y_train[va],
+            Path(d),
+            seed=1,
+        )
         epoch = time.perf_counter() - t0
     steps = math.ceil(len(tr) / B)
-    emit("irrl_digits", "epoch_wall_seconds", epoch, "s", **cfg, train_images=len(tr), valid_images=len(va),
-         steps=steps, note="one epoch of train_ram: 211 updates, validation, checkpoints")
+    emit(
+        "irrl_digits",
+        "epoch_wall_seconds",
+        epoch,
+        "s",
+        **cfg,
+        train_images=len(tr),
+        valid_images=len(va),
+        steps=steps,
+        note="one epoch of train_ram: 211 updates, validation, checkpoints",
+    )
     torch.set_num_threads(args.threads)
     t = median_time(lambda: evaluate(m, data.x_test, data.y_test, batch_size=1000), repeats=3, warmup=1)
-    emit("irrl_digits", "test_eval_images_per_second", len(data.y_test) / t, "images/s", **cfg,
-         images=len(data.y_test))
+    emit("irrl_digits", "test_eval_images_per_second", len(data.y_test) / t, "images/s", **cfg, images=len(data.y_test))
 
 
 if __name__ == "__main__":

@@ -86,8 +86,14 @@ def main(argv: list[str] | None = None) -> None:
     for _ in range(n):
         numpy_iteration(world.next_state, qs, qb, d, g)
     numpy_rate = n / (time.perf_counter() - t)
-    emit("irrl_skills", "numpy_iterations_per_second", numpy_rate, "it/s", **conf,
-         note="the same iteration in numpy, vectorised over the batch")
+    emit(
+        "irrl_skills",
+        "numpy_iterations_per_second",
+        numpy_rate,
+        "it/s",
+        **conf,
+        note="the same iteration in numpy, vectorised over the batch",
+    )
     emit("irrl_skills", "speedup_over_numpy", single / numpy_rate, "x", **conf)
 
 

@@ -33,9 +33,15 @@ def main(argv: list[str] | None = None) -> None:
     for preset in ["fast"] + (["paper"] if args.paper else []):
         r = run_preset(preset, args.out if preset == "paper" else None)
         s = r["summary"]
-        emit("learned_rewards_fast", f"{preset}_preset_wall_time", r["wall"], "s", preset=preset,
-             target=120 if preset == "fast" else None,
-             quality={k: v for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        emit(
+            "learned_rewards_fast",
+            f"{preset}_preset_wall_time",
+            r["wall"],
+            "s",
+            preset=preset,
+            target=120 if preset == "fast" else None,
+            quality={k: v for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+        )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,15 @@ def main(argv: list[str] | None = None) -> None:
 
     t = median_time(batched, repeats=5)
     batched_rate = args.n * args.steps / t
-    emit("maze_env", "batched_agent_steps_per_second", batched_rate, "steps/s", n_mazes=args.n,
-         steps=args.steps, target=1_000_000)
+    emit(
+        "maze_env",
+        "batched_agent_steps_per_second",
+        batched_rate,
+        "steps/s",
+        n_mazes=args.n,
+        steps=args.steps,
+        target=1_000_000,
+    )
 
     singles = [MazeEnv("CoinFlipGoal") for _ in range(args.n)]
     for i, e in enumerate(singles):

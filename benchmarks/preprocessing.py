@@ -16,8 +16,13 @@ def tabular() -> None:
     import torch
 
     from rewardlab.envs.tabular_maze import GAMMA, MAZES, reward_table
-    from rewardlab.interpret.preprocess import (PreprocessConfig, objective_value, preprocess_tabular_adam, solve_lp,
-                                                tabular_pairs)
+    from rewardlab.interpret.preprocess import (
+        PreprocessConfig,
+        objective_value,
+        preprocess_tabular_adam,
+        solve_lp,
+        tabular_pairs,
+    )
     from rewardlab.rewards.shaping import ShapedRewardNet, TabularPotential
     from rewardlab.rewards.tabular import TabularRewardNet
 
@@ -47,8 +52,14 @@ def tabular() -> None:
         t_torch = time.perf_counter() - t0
         with torch.no_grad():
             torch_obj = float(objective_value(net(st, None, st2, None), obj, pr))
-        conf = {"maze": "EmptyMaze10", "reward": "goal", "shaping": "dense", "objective": obj,
-                "adam_steps": cfg.tabular_steps, "lr": cfg.lr}
+        conf = {
+            "maze": "EmptyMaze10",
+            "reward": "goal",
+            "shaping": "dense",
+            "objective": obj,
+            "adam_steps": cfg.tabular_steps,
+            "lr": cfg.lr,
+        }
         emit("preprocessing", f"{obj}_lp_seconds", t_lp, "s", **conf)
         emit("preprocessing", f"{obj}_adam_seconds", t_adam, "s", implementation="numpy sparse", **conf)
         emit("preprocessing", f"{obj}_torch_adam_seconds", t_torch, "s", implementation="torch autograd", **conf)
@@ -60,24 +71,34 @@ def tabular() -> None:
 
 
 def continuous(n: int) -> None:
+    from rewardlab.data.rollouts import collect_trajectories
     from rewardlab.envs.mountain_car import BatchedMountainCar
     from rewardlab.interpret.preprocess import PreprocessConfig, make_potential, preprocess_adam, trajectory_pairs
-    from rewardlab.data.rollouts import collect_trajectories
     from rewardlab.rewards.mountain_car import MountainCarRewardNet
 
     rng = np.random.default_rng(0)
-    data, episode = collect_trajectories(BatchedMountainCar(16, "dense", seeds=0),
-                                         lambda o: rng.integers(0, 3, size=len(o)), n, random_prob=1.0, seed=0)
+    data, episode = collect_trajectories(
+        BatchedMountainCar(16, "dense", seeds=0), lambda o: rng.integers(0, 3, size=len(o)), n, random_prob=1.0, seed=0
+    )
     pairs = trajectory_pairs(episode)
     cfg = PreprocessConfig(epochs=1)
     base = MountainCarRewardNet("dense")
     for obj in ("sparse_l1", "smooth_l1"):
         t0 = time.perf_counter()
-        preprocess_adam(base, data.obs, data.next_obs, data.dones, pairs, obj, make_potential("mlp", (2,), cfg),
-                        0.99, cfg)
+        preprocess_adam(
+            base, data.obs, data.next_obs, data.dones, pairs, obj, make_potential("mlp", (2,), cfg), 0.99, cfg
+        )
         dt = time.perf_counter() - t0
-        emit("preprocessing", f"continuous_{obj}_transitions_per_second", n / dt, "transitions/s",
-             potential="mlp 4x128", batch_size=cfg.batch_size, transitions=n, env="ShapedMountainCar-dense")
+        emit(
+            "preprocessing",
+            f"continuous_{obj}_transitions_per_second",
+            n / dt,
+            "transitions/s",
+            potential="mlp 4x128",
+            batch_size=cfg.batch_size,
+            transitions=n,
+            env="ShapedMountainCar-dense",
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

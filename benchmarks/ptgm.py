@@ -24,8 +24,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from rewardlab.agents.hl_sac import HighLevelSAC, HLSACConfig, Replay
     from rewardlab.agents.ptgm import GoalMLP
-    from rewardlab.envs.mini_kitchen import OBS_DIM, BatchedMiniKitchen
     from rewardlab.core.runs import set_torch_threads
+    from rewardlab.envs.mini_kitchen import OBS_DIM, BatchedMiniKitchen
 
     set_torch_threads(1)
     rng = np.random.default_rng(0)
@@ -52,8 +52,14 @@ def main(argv: list[str] | None = None) -> None:
                 single.reset()
 
     t = median_time(run_single, repeats=3)
-    emit("ptgm", "mini_kitchen_gymnasium_steps_per_second", 2000 / t, "steps/s", kitchens=1,
-         note="one registered Gymnasium environment, a Python loop")
+    emit(
+        "ptgm",
+        "mini_kitchen_gymnasium_steps_per_second",
+        2000 / t,
+        "steps/s",
+        kitchens=1,
+        note="one registered Gymnasium environment, a Python loop",
+    )
 
     for layers in (5, 2):
         torch.manual_seed(0)
@@ -61,8 +67,15 @@ def main(argv: list[str] | None = None) -> None:
         agent = HighLevelSAC(HLSACConfig(critic_layers=layers), prior, OBS_DIM)
         rp = Replay(20_000, OBS_DIM, 50)
         s, s2 = torch.rand(20_000, OBS_DIM), torch.rand(20_000, OBS_DIM)
-        rp.add(s=s, s2=s2, i=torch.randint(50, (20_000,)), r=torch.rand(20_000), d=torch.zeros(20_000),
-               lp=agent.prior_logp(s), lp2=agent.prior_logp(s2))
+        rp.add(
+            s=s,
+            s2=s2,
+            i=torch.randint(50, (20_000,)),
+            r=torch.rand(20_000),
+            d=torch.zeros(20_000),
+            lp=agent.prior_logp(s),
+            lp2=agent.prior_logp(s2),
+        )
         g = torch.Generator().manual_seed(0)
 
         def updates() -> None:
@@ -70,15 +83,28 @@ def main(argv: list[str] | None = None) -> None:
                 agent.update(rp.sample(256, g), g)
 
         t = median_time(updates, repeats=3)
-        emit("ptgm", "high_level_sac_updates_per_second", 50 / t, "updates/s", batch=256, codes=50,
-             critic_layers=layers, critic_hidden=256, threads=1)
+        emit(
+            "ptgm",
+            "high_level_sac_updates_per_second",
+            50 / t,
+            "updates/s",
+            batch=256,
+            codes=50,
+            critic_layers=layers,
+            critic_hidden=256,
+            threads=1,
+        )
     # the divergence: batched against the original's per-sample loop over torch's kl_div
     logits, lp = torch.randn(256, 50), torch.log_softmax(torch.randn(256, 50), -1)
     t_vec = median_time(lambda: agent.divergence(logits, lp), repeats=20)
 
     def loop() -> None:
-        torch.stack([torch.nn.functional.kl_div(torch.log_softmax(logits[b], -1), lp[b].exp(), reduction="sum")
-                     for b in range(256)])
+        torch.stack(
+            [
+                torch.nn.functional.kl_div(torch.log_softmax(logits[b], -1), lp[b].exp(), reduction="sum")
+                for b in range(256)
+            ]
+        )
 
     t_loop = median_time(loop, repeats=5)
     emit("ptgm", "kl_speedup_batched_over_per_sample_loop", t_loop / t_vec, "x", batch=256, codes=50)

@@ -37,6 +37,7 @@ def main(argv: list[str]) -> None:
     a = ap.parse_args(argv)
     try:
         import ray  # noqa: F401
+
         backends = ["local"] + ([] if a.no_ray else ["ray"])
     except ImportError:
         backends = ["local"]
@@ -45,16 +46,26 @@ def main(argv: list[str]) -> None:
     try:
         # 1. overhead: trivial runs, each backend started from cold (pool or Ray start-up included)
         for backend in backends:
-            jobs = [Job("irrl-skills", "fast", "trivial", s, [], str(tmp / f"trivial-{backend}" / f"seed{s}"))
-                    for s in range(a.trivial)]
+            jobs = [
+                Job("irrl-skills", "fast", "trivial", s, [], str(tmp / f"trivial-{backend}" / f"seed{s}"))
+                for s in range(a.trivial)
+            ]
             t = time.perf_counter()
             run_jobs(jobs, fn=trivial_job, backend=backend, workers=workers, echo=_quiet)
             wall = time.perf_counter() - t
-            emit(B, f"{backend}_overhead_per_trivial_run", wall / a.trivial, "s/run", runs=a.trivial,
-                 workers=workers, note="start-up of the pool or local Ray instance included")
+            emit(
+                B,
+                f"{backend}_overhead_per_trivial_run",
+                wall / a.trivial,
+                "s/run",
+                runs=a.trivial,
+                workers=workers,
+                note="start-up of the pool or local Ray instance included",
+            )
         # 2. speed-up: the same real runs in one process one after another, then on each backend
-        grid = parse_grid(["reward=[linear_clipping]", f"iterations={a.iterations}",
-                           f"eval_every={max(a.iterations // 4, 1)}"])
+        grid = parse_grid(
+            ["reward=[linear_clipping]", f"iterations={a.iterations}", f"eval_every={max(a.iterations // 4, 1)}"]
+        )
         seeds = list(range(a.runs))
 
         def jobs_in(name: str) -> list[Job]:
@@ -71,8 +82,16 @@ def main(argv: list[str]) -> None:
             wall = time.perf_counter() - t
             assert all(s["status"] == "finished" for s in st.values())
             emit(B, f"{backend}_sweep_wall_time", wall, "s", runs=a.runs, workers=workers)
-            emit(B, f"{backend}_speedup_over_sequential", seq / wall, "x", runs=a.runs, workers=workers,
-                 study="irrl-skills", iterations=a.iterations)
+            emit(
+                B,
+                f"{backend}_speedup_over_sequential",
+                seq / wall,
+                "x",
+                runs=a.runs,
+                workers=workers,
+                study="irrl-skills",
+                iterations=a.iterations,
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -57,9 +57,20 @@ def irrl_skills_run(tmp_path_factory) -> Path:
 
 # A few minutes of the ptgm fast preset would not fit CI beside the other studies: this is its pipeline at toy size
 # (every step, every method, 2 seeds). The demo test reuses the run through the ptgm study's `demo_overrides` hook.
-PTGM_TINY = ["data.episodes=150", "codebook.n_codes=12", "pretrain.steps=400", "pretrain.log_every=200",
-             "rl.env_steps=3000", "rl.warmup=200", "rl.eval_every=1500", "rl.eval_episodes=4", "rl.batch=64",
-             "flat.learning_starts=500", "flat.batch=64", "seeds=[0,1]"]
+PTGM_TINY = [
+    "data.episodes=150",
+    "codebook.n_codes=12",
+    "pretrain.steps=400",
+    "pretrain.log_every=200",
+    "rl.env_steps=3000",
+    "rl.warmup=200",
+    "rl.eval_every=1500",
+    "rl.eval_episodes=4",
+    "rl.batch=64",
+    "flat.learning_starts=500",
+    "flat.batch=64",
+    "seeds=[0,1]",
+]
 
 
 @pytest.fixture(scope="session")

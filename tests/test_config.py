@@ -2,7 +2,8 @@ import pytest
 
 from rewardlab.config import from_dict, parse_overrides, resolve, to_dict
 from rewardlab.errors import RewardLabError
-from rewardlab.studies.learned_rewards import NAME, LearnedRewardsConfig as CONFIG
+from rewardlab.studies.learned_rewards import NAME
+from rewardlab.studies.learned_rewards import LearnedRewardsConfig as CONFIG
 
 
 def test_presets_resolve_with_published_settings():
@@ -17,23 +18,30 @@ def test_presets_resolve_with_published_settings():
 
 
 def test_overrides_are_typed_and_nested():
-    cfg = resolve(CONFIG, NAME, "fast", ["expert.ppo.total_timesteps=1e3", "reward_model.hidden=[8,4]",
-                                         "dataset.deterministic=true", "seed=7"])
+    cfg = resolve(
+        CONFIG,
+        NAME,
+        "fast",
+        ["expert.ppo.total_timesteps=1e3", "reward_model.hidden=[8,4]", "dataset.deterministic=true", "seed=7"],
+    )
     assert cfg.expert.ppo.total_timesteps == 1000 and cfg.reward_model.hidden == [8, 4]
     assert cfg.dataset.deterministic is True and cfg.seed == 7
     assert from_dict(CONFIG, to_dict(cfg)) == cfg
 
 
-@pytest.mark.parametrize("override,message", [
-    ("expert.ppo.totl_timesteps=5", "unknown config key 'expert.ppo.totl_timesteps'"),
-    ("expert.ppo.gamma=1.5", "out of range"),
-    ("reward_model.epochs=0", "out of range"),
-    ("reward_model.loss_reduction=max", "not allowed"),
-    ("dataset.n_train=lots", "expected an integer"),
-    ("expert.env=Pong-v5", "unknown maze"),
-    ("device=tpu", "not allowed"),
-    ("seed", "key=value"),
-])
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("expert.ppo.totl_timesteps=5", "unknown config key 'expert.ppo.totl_timesteps'"),
+        ("expert.ppo.gamma=1.5", "out of range"),
+        ("reward_model.epochs=0", "out of range"),
+        ("reward_model.loss_reduction=max", "not allowed"),
+        ("dataset.n_train=lots", "expected an integer"),
+        ("expert.env=Pong-v5", "unknown maze"),
+        ("device=tpu", "not allowed"),
+        ("seed", "key=value"),
+    ],
+)
 def test_bad_overrides(override, message):
     with pytest.raises(RewardLabError, match=message):
         resolve(CONFIG, NAME, "fast", [override])

@@ -9,8 +9,9 @@ from rewardlab.cli import main
 pytestmark = pytest.mark.slow
 
 
-def test_demo_writes_one_report_linking_every_study(fast_run, preprocessing_run, irrl_digits_run, irrl_skills_run,
-                                                    ptgm_run, tmp_path, capsys, monkeypatch):
+def test_demo_writes_one_report_linking_every_study(
+    fast_run, preprocessing_run, irrl_digits_run, irrl_skills_run, ptgm_run, tmp_path, capsys, monkeypatch
+):
     from conftest import PTGM_TINY
 
     from rewardlab.studies import STUDIES

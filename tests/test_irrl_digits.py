@@ -10,11 +10,26 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rewardlab.agents.ram import (RAM, LossConfig, Oracle, RAMConfig, extract_glimpses, hybrid_loss, load_ram,
-                                  pad_images, reference_glimpses, save_ram)
+from rewardlab.agents.ram import (
+    RAM,
+    LossConfig,
+    Oracle,
+    RAMConfig,
+    extract_glimpses,
+    hybrid_loss,
+    load_ram,
+    pad_images,
+    reference_glimpses,
+    save_ram,
+)
 from rewardlab.agents.ram_train import TrainConfig, evaluate, normalise, train_ram, train_step
-from rewardlab.data.cluttered_mnist import (ClutteredMNIST, ClutteredSpec, generate_cluttered, load_cluttered,
-                                            save_cluttered)
+from rewardlab.data.cluttered_mnist import (
+    ClutteredMNIST,
+    ClutteredSpec,
+    generate_cluttered,
+    load_cluttered,
+    save_cluttered,
+)
 from rewardlab.data.mnist import FILES, Digits, load_mnist
 from rewardlab.errors import RewardLabError
 from rewardlab.rewards.internal import internal_reward
@@ -56,8 +71,13 @@ def test_corrupt_mnist_file_is_refused(tmp_path, monkeypatch):
 # -------------------------------------------------------------------------------------------- Cluttered MNIST
 def _blocks(n_train=1000, n_test=1000, train_value=255, test_value=255) -> Digits:
     """Digits that are full squares, so placements can be read off the canvas."""
-    return Digits(np.full((50, 28, 28), train_value, np.uint8), np.arange(50) % 10,
-                  np.full((50, 28, 28), test_value, np.uint8), np.arange(50) % 10, source="blocks")
+    return Digits(
+        np.full((50, 28, 28), train_value, np.uint8),
+        np.arange(50) % 10,
+        np.full((50, 28, 28), test_value, np.uint8),
+        np.arange(50) % 10,
+        source="blocks",
+    )
 
 
 def test_digit_placement_has_the_papers_row_bias():
@@ -66,8 +86,9 @@ def test_digit_placement_has_the_papers_row_bias():
     cols = d.x_train.max(axis=1).argmax(axis=1)
     assert rows.max() == 32 and cols.min() == 0 and cols.max() == 31
     assert 0.42 < np.mean(rows == 32) < 0.52  # 28 of 60 row draws are pushed to the bottom
-    u = generate_cluttered(_blocks(), ClutteredSpec(n_train=4000, n_test=10, n_clutter=0, seed=0,
-                                                    uniform_placement=True))
+    u = generate_cluttered(
+        _blocks(), ClutteredSpec(n_train=4000, n_test=10, n_clutter=0, seed=0, uniform_placement=True)
+    )
     urows = u.x_train.max(axis=2).argmax(axis=1)
     assert np.mean(urows == 32) < 0.06 and urows.max() == 32 and urows.min() == 0
 
@@ -100,8 +121,12 @@ def test_generator_on_real_mnist_is_deterministic_and_in_range(mnist, tmp_path):
 
 
 def test_split_is_54k_6k():
-    d = ClutteredMNIST(np.zeros((60000, 1, 1), np.float32), np.zeros(60000, np.int64),
-                       np.zeros((1, 1, 1), np.float32), np.zeros(1, np.int64))
+    d = ClutteredMNIST(
+        np.zeros((60000, 1, 1), np.float32),
+        np.zeros(60000, np.int64),
+        np.zeros((1, 1, 1), np.float32),
+        np.zeros(1, np.int64),
+    )
     tr, va = d.split(0.1, seed=1)
     assert len(tr) == 54000 and len(va) == 6000 and len(np.intersect1d(tr, va)) == 0
     assert np.array_equal(d.split(0.1, seed=1)[1], va)
@@ -116,26 +141,39 @@ def test_bad_npz_files_give_clear_errors(tmp_path):
     np.savez(tmp_path / "partial.npz", X_train=np.zeros((2, 3600), np.float32))
     with pytest.raises(RewardLabError, match="lacks"):
         load_cluttered(tmp_path / "partial.npz")
-    np.savez(tmp_path / "shape.npz", X_train=np.zeros((2, 3601), np.float32), y_train=np.zeros((2, 1)),
-             X_test=np.zeros((1, 3600), np.float32), y_test=np.zeros((1, 1)))
+    np.savez(
+        tmp_path / "shape.npz",
+        X_train=np.zeros((2, 3601), np.float32),
+        y_train=np.zeros((2, 1)),
+        X_test=np.zeros((1, 3600), np.float32),
+        y_test=np.zeros((1, 1)),
+    )
     with pytest.raises(RewardLabError, match="side"):
         load_cluttered(tmp_path / "shape.npz")
 
 
 # ---------------------------------------------------------------------------------------------------- glimpses
-@pytest.mark.parametrize("kw", [dict(), dict(patch_size=8), dict(patch_size=4, num_patches=3, glimpse_scale=2.0),
-                                dict(patch_size=2, num_patches=2, glimpse_scale=3.0)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(patch_size=8),
+        dict(patch_size=4, num_patches=3, glimpse_scale=2.0),
+        dict(patch_size=2, num_patches=2, glimpse_scale=3.0),
+    ],
+)
 def test_vectorised_glimpses_equal_the_per_sample_loop(kw):
     cfg = RAMConfig(**kw)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(64, 1, 60, 60, generator=g)
     loc = torch.rand(64, 2, generator=g) * 2 - 1
-    loc[:8] = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [0.0, 0.0], [0.999, -0.999],
-                            [-0.9999, 0.5], [1.0, 0.0]])  # corners and edges: the padding is used
+    loc[:8] = torch.tensor(
+        [[-1.0, -1.0], [1.0, 1.0], [-1.0, 1.0], [1.0, -1.0], [0.0, 0.0], [0.999, -0.999], [-0.9999, 0.5], [1.0, 0.0]]
+    )  # corners and edges: the padding is used
     xp, pad = pad_images(x, cfg)
     ours = extract_glimpses(xp, pad, loc, cfg, 60)
     ref = reference_glimpses(x, loc, cfg)
-    assert ours.shape == ref.shape == (64, cfg.num_patches * cfg.patch_size ** 2)
+    assert ours.shape == ref.shape == (64, cfg.num_patches * cfg.patch_size**2)
     assert torch.equal(ours, ref)
 
 
@@ -151,8 +189,10 @@ def test_glimpse_at_minus_one_sees_the_padding():
 def test_reward_formulas_on_hand_made_inputs():
     log_q = torch.log(torch.tensor([0.5, 0.05, 1.0]))
     correct = torch.tensor([True, False, True])
-    r = {k: internal_reward(log_q, correct, k, 0.1).tolist() for k in
-         ["accuracy", "accuracy_pm1", "linear_clipping", "linear_noclipping", "log_clipping", "log_noclipping"]}
+    r = {
+        k: internal_reward(log_q, correct, k, 0.1).tolist()
+        for k in ["accuracy", "accuracy_pm1", "linear_clipping", "linear_noclipping", "log_clipping", "log_noclipping"]
+    }
     assert r["accuracy"] == [1.0, 0.0, 1.0] and r["accuracy_pm1"] == [1.0, -1.0, 1.0]
     assert r["linear_clipping"] == pytest.approx([0.4, 0.0, 0.9])
     assert r["linear_noclipping"] == pytest.approx([0.4, -0.05, 0.9])
@@ -194,8 +234,9 @@ def test_ram_loss_matches_the_original_formula():
     p = ro.log_probs.gather(1, y[:, None]).squeeze(1).exp()
     R = torch.clamp(p - 0.1, min=0)[None, :].expand(6, -1)
     b = ro.baselines
-    expect = (F.nll_loss(ro.log_probs, y) + F.mse_loss(b, R)
-              + 0.01 * torch.sum(-ro.log_pi * (R - b.detach()), dim=0).mean())
+    expect = (
+        F.nll_loss(ro.log_probs, y) + F.mse_loss(b, R) + 0.01 * torch.sum(-ro.log_pi * (R - b.detach()), dim=0).mean()
+    )
     assert torch.allclose(loss, expect, atol=1e-6)
     assert ro.log_pi.shape == (6, 32) and ro.locations.shape == (6, 32, 2) and bool(ro.valid.all())
 
@@ -217,7 +258,7 @@ def test_dtram_stop_rule_and_log_probs():
     # only Gaussian location terms (at most 2 log(1 / (0.05 sqrt(2 pi))) = 4.15), no stop term (log 0.001 = -6.9)
     assert (ro.log_pi < 4.16).all() and (ro.log_pi > -6.0).all() and ro.log_pi.mean() > 2.0
     loss, st = hybrid_loss(ro, y, LossConfig(reward="accuracy"), True)
-    r = (ro.log_probs.argmax(1) == y).float() * 0.99 ** 5
+    r = (ro.log_probs.argmax(1) == y).float() * 0.99**5
     assert st["reward"] == pytest.approx(float(r.mean()), abs=1e-6)
 
 
@@ -262,8 +303,8 @@ def test_papers_checkpoint_scores_its_accuracy_on_a_regenerated_test_set(mnist):
 
 # ------------------------------------------------------------------------------------------------- training
 def _tiny_digits(mnist, n=500):
-    x = mnist.train_images[:n + 100].astype(np.float32) / 255
-    return x[:n], mnist.train_labels[:n], x[n:], mnist.train_labels[n:n + 100]
+    x = mnist.train_images[: n + 100].astype(np.float32) / 255
+    return x[:n], mnist.train_labels[:n], x[n:], mnist.train_labels[n : n + 100]
 
 
 TINY = RAMConfig(patch_size=8, num_patches=3, glimpse_scale=2.0, num_glimpses=4)
@@ -273,8 +314,9 @@ def test_tiny_run_on_real_mnist_beats_chance(mnist, tmp_path):
     xtr, ytr, xva, yva = _tiny_digits(mnist)
     torch.manual_seed(0)
     m = RAM(TINY)
-    res = train_ram(m, LossConfig(), TrainConfig(epochs=8, batch_size=32, lr=1e-3, threads=1), xtr, ytr, xva, yva,
-                    tmp_path, seed=0)
+    res = train_ram(
+        m, LossConfig(), TrainConfig(epochs=8, batch_size=32, lr=1e-3, threads=1), xtr, ytr, xva, yva, tmp_path, seed=0
+    )
     test = evaluate(m, mnist.test_images[:500].astype(np.float32) / 255, mnist.test_labels[:500])
     assert res["epochs"] == 8 and test["accuracy"] > 0.4, test["accuracy"]
     assert (tmp_path / "best.pt").exists() and (tmp_path / "checkpoints" / "epoch_0.pt").exists()
@@ -310,8 +352,9 @@ def test_oracle_is_frozen_unless_drift_is_asked_for(mnist):
         opt = torch.optim.Adam(params, lr=1e-2)
         online.train()
         for _ in range(3):
-            train_step(online, opt, x, y, LossConfig(reward="linear_noclipping"), torch.Generator().manual_seed(0),
-                       oracle)
+            train_step(
+                online, opt, x, y, LossConfig(reward="linear_noclipping"), torch.Generator().manual_seed(0), oracle
+            )
         changed = [k for k, v in oracle.state_dict().items() if not torch.equal(v, before[k])]
         if drift:
             assert changed and all(k.startswith("classifier") for k in changed)

@@ -20,8 +20,12 @@ def test_fast_preset_writes_every_output(irrl_digits_run):
     assert summary["epochs_run"] == 12 and summary["reward_type"] == "linear_clipping"
     assert 0.0 <= summary["test_accuracy"] <= 1.0
     assert (run / "data" / "cluttered_mnist.npz").exists()
-    assert sorted(p.name for p in (run / "train" / "checkpoints").glob("*.pt")) == \
-        ["epoch_0.pt", "epoch_12.pt", "epoch_4.pt", "epoch_8.pt"]
+    assert sorted(p.name for p in (run / "train" / "checkpoints").glob("*.pt")) == [
+        "epoch_0.pt",
+        "epoch_12.pt",
+        "epoch_4.pt",
+        "epoch_8.pt",
+    ]
     cases = run / "cases"
     assert len(list(cases.glob("case_*.png"))) == 9
     for video in ("cases_3x3.mp4", "cases_3x3.gif"):
@@ -54,8 +58,20 @@ def test_noise_with_the_papers_oracle_on_the_papers_log_checkpoint(irrl_digits_r
     d = Path(os.environ["REWARDLAB_IRRL_CKPT_DIR"])
     oracle = d / "ram_18_4x4_linear_clipping_epoch1400.pth.tar"
     target = d / "ram_18_4x4_log_clipping_epoch600.pth.tar"
-    assert main(["irrl-digits", "noise", "--out", str(run), "--redo", f"oracle_ckpt={oracle}",
-                 f"noise_ckpts=[{target},{oracle}]"]) == 0
+    assert (
+        main(
+            [
+                "irrl-digits",
+                "noise",
+                "--out",
+                str(run),
+                "--redo",
+                f"oracle_ckpt={oracle}",
+                f"noise_ckpts=[{target},{oracle}]",
+            ]
+        )
+        == 0
+    )
     res = json.loads((run / "noise" / "result.json").read_text())
     log600, lin1400 = res["checkpoints"]
     assert lin1400["mean"] == pytest.approx(0.0, abs=1e-5)  # the oracle against itself: no noise

@@ -5,8 +5,6 @@ import json
 import numpy as np
 import pytest
 
-from rewardlab.cli import main
-
 pytestmark = pytest.mark.slow
 
 

@@ -12,9 +12,17 @@ import pytest
 
 from rewardlab.data.minari import read_minari, write_minari
 from rewardlab.data.offline import read_d4rl, write_d4rl
-from rewardlab.envs.franka_kitchen import (KITCHEN_GOAL_IDX, KITCHEN_TARGET_TASKS, KITCHEN_TASKS, OBS_ELEMENT_GOALS,
-                                           OBS_ELEMENT_INDICES, d4rl_obs_from_v1, goal_features,
-                                           kitchen_goal_vector, make_franka_kitchen)
+from rewardlab.envs.franka_kitchen import (
+    KITCHEN_GOAL_IDX,
+    KITCHEN_TARGET_TASKS,
+    KITCHEN_TASKS,
+    OBS_ELEMENT_GOALS,
+    OBS_ELEMENT_INDICES,
+    d4rl_obs_from_v1,
+    goal_features,
+    kitchen_goal_vector,
+    make_franka_kitchen,
+)
 from rewardlab.errors import RewardLabError
 
 GOAL_SIZES = {"microwave": 1, "kettle": 7, "bottom burner": 2, "light switch": 2}
@@ -26,6 +34,7 @@ EXPECTED_GOAL[23:30] = [-0.23, 0.75, 1.62, 0.99, 0.0, 0.0, -0.06]
 
 
 # ---------------------------------------------------------------- observation layout
+
 
 def test_d4rl_obs_from_v1_layout():
     rng = np.random.default_rng(0)
@@ -68,8 +77,10 @@ def test_goal_feature_indices_map_to_the_target_objects():
 
 
 def test_modules_do_not_import_mujoco():
-    code = ("import sys, rewardlab.envs.franka_kitchen, rewardlab.data.minari; "
-            "assert not {'mujoco', 'gymnasium_robotics', 'minari'} & set(sys.modules), sys.modules.keys()")
+    code = (
+        "import sys, rewardlab.envs.franka_kitchen, rewardlab.data.minari; "
+        "assert not {'mujoco', 'gymnasium_robotics', 'minari'} & set(sys.modules), sys.modules.keys()"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -83,26 +94,41 @@ def test_missing_extra_gives_a_clear_error(monkeypatch):
 
 # ---------------------------------------------------------------- Minari loader
 
+
 def _kitchen_episode(rng: np.random.Generator, T: int, end: str) -> dict:
-    obs = {"observation": rng.normal(size=(T + 1, 59)),
-           "achieved_goal": {t: rng.normal(size=(T + 1, n)) for t, n in GOAL_SIZES.items()},
-           "desired_goal": {t: np.tile(OBS_ELEMENT_GOALS[t], (T + 1, 1)) for t in GOAL_SIZES}}
+    obs = {
+        "observation": rng.normal(size=(T + 1, 59)),
+        "achieved_goal": {t: rng.normal(size=(T + 1, n)) for t, n in GOAL_SIZES.items()},
+        "desired_goal": {t: np.tile(OBS_ELEMENT_GOALS[t], (T + 1, 1)) for t in GOAL_SIZES},
+    }
     term = np.zeros(T, bool)
     trunc = np.zeros(T, bool)
     if end == "term":
         term[-1] = True
     elif end == "trunc":
         trunc[-1] = True
-    return dict(observations=obs, actions=rng.uniform(-1, 1, (T, 9)), rewards=rng.integers(0, 2, T).astype(float),
-                terminations=term, truncations=trunc, seed=T)
+    return dict(
+        observations=obs,
+        actions=rng.uniform(-1, 1, (T, 9)),
+        rewards=rng.integers(0, 2, T).astype(float),
+        terminations=term,
+        truncations=trunc,
+        seed=T,
+    )
 
 
 @pytest.fixture
 def kitchen_minari(tmp_path):
     rng = np.random.default_rng(1)
     eps = [_kitchen_episode(rng, 6, "trunc"), _kitchen_episode(rng, 4, "term"), _kitchen_episode(rng, 5, "none")]
-    path = write_minari(tmp_path / "kitchen" / "mixed-v0", eps, "FrankaKitchen-v1", dataset_id="kitchen/mixed-v0",
-                        env_kwargs={"tasks_to_complete": list(KITCHEN_TARGET_TASKS)}, max_episode_steps=280)
+    path = write_minari(
+        tmp_path / "kitchen" / "mixed-v0",
+        eps,
+        "FrankaKitchen-v1",
+        dataset_id="kitchen/mixed-v0",
+        env_kwargs={"tasks_to_complete": list(KITCHEN_TARGET_TASKS)},
+        max_episode_steps=280,
+    )
     return path, eps
 
 
@@ -128,11 +154,25 @@ def test_read_minari_kitchen_dict_obs(kitchen_minari):
 
 def test_read_minari_box_obs(tmp_path):
     rng = np.random.default_rng(2)
-    eps = [dict(observations=rng.normal(size=(T + 1, 3)).astype(np.float32), actions=rng.integers(0, 3, T),
-                rewards=rng.normal(size=T), terminations=np.arange(T) == T - 1, truncations=np.zeros(T, bool))
-           for T in (3, 5)]
-    eps.append(dict(observations=np.zeros((1, 3), np.float32), actions=np.zeros(0, int), rewards=np.zeros(0),
-                    terminations=np.zeros(0, bool), truncations=np.zeros(0, bool)))  # an empty episode is skipped
+    eps = [
+        dict(
+            observations=rng.normal(size=(T + 1, 3)).astype(np.float32),
+            actions=rng.integers(0, 3, T),
+            rewards=rng.normal(size=T),
+            terminations=np.arange(T) == T - 1,
+            truncations=np.zeros(T, bool),
+        )
+        for T in (3, 5)
+    ]
+    eps.append(
+        dict(
+            observations=np.zeros((1, 3), np.float32),
+            actions=np.zeros(0, int),
+            rewards=np.zeros(0),
+            terminations=np.zeros(0, bool),
+            truncations=np.zeros(0, bool),
+        )
+    )  # an empty episode is skipped
     path = write_minari(tmp_path / "box", eps, "Pendulum-v1")
     ds = read_minari(path)
     assert (ds.obs_dim, ds.act_dim, len(ds)) == (3, 1, 8) and "obs_layout" not in ds.meta
@@ -186,13 +226,15 @@ def test_write_minari_loads_in_real_minari(kitchen_minari):
     assert d.env_spec.id == "FrankaKitchen-v1"
     for got, ref in zip(d.iterate_episodes(), eps):
         np.testing.assert_array_equal(got.observations["observation"], ref["observations"]["observation"])
-        np.testing.assert_array_equal(got.observations["desired_goal"]["kettle"],
-                                      ref["observations"]["desired_goal"]["kettle"])
+        np.testing.assert_array_equal(
+            got.observations["desired_goal"]["kettle"], ref["observations"]["desired_goal"]["kettle"]
+        )
         np.testing.assert_array_equal(got.actions, ref["actions"])
         np.testing.assert_array_equal(got.truncations, ref["truncations"])
 
 
 # ---------------------------------------------------------------- the real FrankaKitchen-v1 (optional extra)
+
 
 def test_constants_match_gymnasium_robotics():
     pytest.importorskip("gymnasium_robotics")
@@ -287,9 +329,25 @@ def test_the_ptgm_pretraining_pipeline_runs_on_recorded_kitchen_data(tmp_path, c
 
     write_d4rl(tmp_path / "kitchen.hdf5", record_kitchen_dataset(3, 40, seed=0))
     out = tmp_path / "run"
-    assert main(["ptgm", "run", "--out", str(out), f"data.source={tmp_path / 'kitchen.hdf5'}", "codebook.n_codes=4",
-                 "codebook.stride=2", "codebook.offset=0", "pretrain.steps=20", "pretrain.log_every=10",
-                 "pretrain.batch=8", "methods=[ptgm]"]) == 0
+    assert (
+        main(
+            [
+                "ptgm",
+                "run",
+                "--out",
+                str(out),
+                f"data.source={tmp_path / 'kitchen.hdf5'}",
+                "codebook.n_codes=4",
+                "codebook.stride=2",
+                "codebook.offset=0",
+                "pretrain.steps=20",
+                "pretrain.log_every=10",
+                "pretrain.batch=8",
+                "methods=[ptgm]",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["dataset_steps"] == 120 and summary["dataset_episodes"] == 3
     with np.load(out / "codebook" / "codebook.npz") as z:

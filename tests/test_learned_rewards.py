@@ -42,8 +42,13 @@ def test_fast_pipeline_learns(fast_run):
         for reward in ("learned", "true"):
             assert 0.0 <= s[f"{env}_{reward}_reward_final_true_return"] <= 1.0
     assert s["CoinFlipGoal_true_reward_final_true_return"] >= 0.9  # true-reward agents learn the task
-    for fig in ("reward_saliency", "counterfactual_probes", "policy_saliency", "retrain_CoinFlipGoal",
-                "retrain_TwoGoals"):
+    for fig in (
+        "reward_saliency",
+        "counterfactual_probes",
+        "policy_saliency",
+        "retrain_CoinFlipGoal",
+        "retrain_TwoGoals",
+    ):
         assert (fast_run / "figures" / f"{fig}.png").stat().st_size > 10_000
         assert (fast_run / "figures" / f"{fig}.pdf").exists()
     report = (fast_run / "report.md").read_text()
@@ -79,7 +84,6 @@ def test_dataset_never_silently_overwritten(run_copy, cli):
 def test_corrupt_dataset(run_copy, cli):
     bad = run_copy / "bad.h5"
     bad.write_bytes(b"\x89HDF\r\n garbage")
-    model = (run_copy / "reward_model" / "model.pt").read_bytes()
     code, _, err = cli(LR, "reward-model", "--out", run_copy, "--dataset", bad, "--redo")
     assert code == 2 and "corrupt or not an HDF5 file" in err and len(err.strip().splitlines()) == 1
     assert bad.read_bytes() == b"\x89HDF\r\n garbage"
@@ -125,12 +129,16 @@ def test_corrupt_checkpoints(run_copy, cli):
     assert code == 2 and "corrupt" in err
 
 
-@pytest.mark.parametrize("override,message", [("expert.ppo.gammma=0.9", "unknown config key"),
-                                              ("reward_model.lr=-1", "out of range")])
+@pytest.mark.parametrize(
+    "override,message", [("expert.ppo.gammma=0.9", "unknown config key"), ("reward_model.lr=-1", "out of range")]
+)
 def test_bad_config_via_cli_subprocess(tmp_path, override, message):
     """Through the installed entry point: one line on stderr, exit code 2, no traceback."""
-    p = subprocess.run([sys.executable, "-m", "rewardlab", LR, "run", "--out", str(tmp_path / "r"), override],
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [sys.executable, "-m", "rewardlab", LR, "run", "--out", str(tmp_path / "r"), override],
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 2
     assert message in p.stderr and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
 
@@ -155,4 +163,3 @@ def test_help_on_every_subcommand():
         with contextlib.redirect_stdout(buf), pytest.raises(SystemExit) as e:
             main(args)
         assert e.value.code == 0 and "usage:" in buf.getvalue(), args
-

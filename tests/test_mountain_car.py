@@ -6,8 +6,17 @@ from gymnasium.envs.classic_control.mountain_car import MountainCarEnv
 
 from rewardlab.data.rollouts import collect_trajectories
 from rewardlab.envs import BatchedMountainCar, ShapedMountainCarEnv, mc_env_id
-from rewardlab.envs.mountain_car import (GAMMA, HORIZON, SHAPINGS, base_reward, mc_potential, mc_reward,
-                                         potential_params, reached_goal_stats, shaping_of)
+from rewardlab.envs.mountain_car import (
+    GAMMA,
+    HORIZON,
+    SHAPINGS,
+    base_reward,
+    mc_potential,
+    mc_reward,
+    potential_params,
+    reached_goal_stats,
+    shaping_of,
+)
 from rewardlab.envs.vec import BatchedVecEnv
 from rewardlab.errors import RewardLabError
 from rewardlab.rewards.mountain_car import MountainCarRewardNet
@@ -151,8 +160,9 @@ def test_reward_net_equals_env_reward(shaping):
     assert r.shape == (len(t),) and r.dtype == torch.float32
     np.testing.assert_array_equal(r.numpy(), t.rewards)
     np.testing.assert_array_equal(net.predict(t.obs, t.next_obs).numpy(), t.rewards)
-    np.testing.assert_array_equal(mc_reward(shaping, t.obs, t.next_obs, potential_params(shaping)).astype(np.float32),
-                                  t.rewards)
+    np.testing.assert_array_equal(
+        mc_reward(shaping, t.obs, t.next_obs, potential_params(shaping)).astype(np.float32), t.rewards
+    )
 
 
 def test_reward_net_save_load_build_and_errors(tmp_path):
@@ -181,10 +191,15 @@ def test_learned_reward_wrapper_accepts_parameterless_net():
 
 
 def test_unknown_shaping_errors():
-    for make in (lambda: ShapedMountainCarEnv("steep"), lambda: BatchedMountainCar(2, "steep"),
-                 lambda: potential_params("steep"), lambda: MountainCarRewardNet("steep"),
-                 lambda: build_reward_net({"name": "mountain_car", "shaping": "steep"}),
-                 lambda: mc_potential("steep", np.zeros(1), np.zeros(1), ()), lambda: shaping_of("steep")):
+    for make in (
+        lambda: ShapedMountainCarEnv("steep"),
+        lambda: BatchedMountainCar(2, "steep"),
+        lambda: potential_params("steep"),
+        lambda: MountainCarRewardNet("steep"),
+        lambda: build_reward_net({"name": "mountain_car", "shaping": "steep"}),
+        lambda: mc_potential("steep", np.zeros(1), np.zeros(1), ()),
+        lambda: shaping_of("steep"),
+    ):
         with pytest.raises(RewardLabError, match="unknown MountainCar"):
             make()
     assert shaping_of(mc_env_id("dense")) == "dense"

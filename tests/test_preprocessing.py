@@ -7,13 +7,22 @@ from rewardlab.config import resolve
 from rewardlab.envs.tabular_maze import GAMMA, MAZES, SHAPINGS, TabularMazeEnv, reward_potential, reward_table
 from rewardlab.errors import RewardLabError
 from rewardlab.interpret.metrics import invariance_gap, q_values, same_optimal_policy, smoothness, sparsity
-from rewardlab.interpret.preprocess import (PreprocessConfig, objective_value, preprocess_adam, preprocess_tabular_adam,
-                                            shaped_net_from_lp, solve_lp, tabular_pairs, trajectory_pairs)
+from rewardlab.interpret.preprocess import (
+    PreprocessConfig,
+    objective_value,
+    preprocess_adam,
+    preprocess_tabular_adam,
+    shaped_net_from_lp,
+    solve_lp,
+    tabular_pairs,
+    trajectory_pairs,
+)
 from rewardlab.learn.preferences import PreferenceConfig, learn_tabular_reward
 from rewardlab.rewards.nets import RewardNet, load_reward_net, save_reward_net
 from rewardlab.rewards.shaping import LinearPotential, ShapedRewardNet, TabularPotential
 from rewardlab.rewards.tabular import TabularRewardNet
-from rewardlab.studies.preprocessing import NAME, PreprocessingConfig as CONFIG
+from rewardlab.studies.preprocessing import NAME
+from rewardlab.studies.preprocessing import PreprocessingConfig as CONFIG
 
 
 def maze(name="EmptyMaze10"):
@@ -51,8 +60,9 @@ def test_shaping_identity_exact_with_and_without_done():
     lin = ShapedRewardNet(SumReward(), LinearPotential(3), gamma=0.9)
     x, x2 = torch.randn(4, 3), torch.randn(4, 3)
     for done in (torch.zeros(4), torch.ones(4)):
-        torch.testing.assert_close(lin(x, None, x2, done),
-                                   x.sum(1) + 0.9 * lin.potential(x2) * (1 - done) - lin.potential(x))
+        torch.testing.assert_close(
+            lin(x, None, x2, done), x.sum(1) + 0.9 * lin.potential(x2) * (1 - done) - lin.potential(x)
+        )
 
 
 @pytest.mark.parametrize("name", list(MAZES))
@@ -62,8 +72,9 @@ def test_reward_tables_are_exact_shaping(name, kind):
     base = reward_table(spec, kind, "unshaped")
     for shaping in SHAPINGS:
         phi = reward_potential(spec, shaping)
-        np.testing.assert_allclose(reward_table(spec, kind, shaping),
-                                   base + GAMMA * phi[None, :] - phi[:, None], atol=1e-12)
+        np.testing.assert_allclose(
+            reward_table(spec, kind, shaping), base + GAMMA * phi[None, :] - phi[:, None], atol=1e-12
+        )
     # the original's antidense table is a state offset, not shaping: it changes Q differently per action
     legacy = reward_table(spec, kind, "antidense", legacy_shaping=True)
     phi = reward_potential(spec, "antidense")
@@ -97,8 +108,7 @@ def test_lp_is_optimal_and_matches_adam(objective):
     assert abs(lps[0]["objective"] - adam["objective"][0]) < 2e-3
     # the LP's reported optimum is the objective of the r' it returns
     r = torch.as_tensor(lps[0]["shaped"])
-    assert objective_value(r, objective, torch.as_tensor(pairs)).item() == pytest.approx(lps[0]["objective"],
-                                                                                         abs=1e-9)
+    assert objective_value(r, objective, torch.as_tensor(pairs)).item() == pytest.approx(lps[0]["objective"], abs=1e-9)
 
 
 def test_lp_undoes_every_shaping_and_preserves_policy():
@@ -109,8 +119,16 @@ def test_lp_undoes_every_shaping_and_preserves_policy():
         res = solve_lp(R[s, s2], s, s2, d, spec.n_states, GAMMA, "sparse_l1")
         outs.append(res["shaped"])
         net = shaped_net_from_lp(TabularRewardNet.from_table(R), spec.n_states, GAMMA, res["phi"], res["shift"])
-        table = net(torch.arange(spec.n_states).repeat_interleave(spec.n_states), None,
-                    torch.arange(spec.n_states).repeat(spec.n_states), None).detach().numpy()
+        table = (
+            net(
+                torch.arange(spec.n_states).repeat_interleave(spec.n_states),
+                None,
+                torch.arange(spec.n_states).repeat(spec.n_states),
+                None,
+            )
+            .detach()
+            .numpy()
+        )
         assert same_optimal_policy(spec.next_state, R, table.reshape(spec.n_states, spec.n_states), GAMMA)
     assert invariance_gap(outs) < 1e-6
     assert invariance_gap([reward_table(spec, "goal", sh)[s, s2] for sh in SHAPINGS]) > 1.0
@@ -150,8 +168,9 @@ def test_continuous_preprocessing_learns_and_pairs_follow_trajectories():
     x2 = (x + 0.1).astype(np.float32)
     d = np.zeros(2000, dtype=bool)
     before = np.abs(0.9 * x2[:, 0] - x[:, 0]).mean()
-    net = preprocess_adam(base, x, x2, d, None, "sparse_l1", LinearPotential(1), 0.9,
-                          PreprocessConfig(epochs=30, batch_size=200, lr=1e-2))
+    net = preprocess_adam(
+        base, x, x2, d, None, "sparse_l1", LinearPotential(1), 0.9, PreprocessConfig(epochs=30, batch_size=200, lr=1e-2)
+    )
     after = net(torch.as_tensor(x), None, torch.as_tensor(x2), torch.as_tensor(d)).abs().mean().item()
     assert after < 0.2 * before
 

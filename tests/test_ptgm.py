@@ -1,19 +1,37 @@
 """PTGM on the mini-kitchen: environment dynamics, demonstrations, codebook, labels, pre-training, high-level SAC."""
 
-from pathlib import Path
-
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
-from rewardlab.agents.hl_sac import HighLevelSAC, HLSACConfig, Hierarchy, Replay, train_hl
-from rewardlab.agents.ptgm import (Codebook, CodebookConfig, GoalMLP, LowLevelPolicy, PretrainConfig, WindowSampler,
-                                   build_codebook, cosine_labels, load_pretrained, pretrain)
+from rewardlab.agents.hl_sac import Hierarchy, HighLevelSAC, HLSACConfig, Replay, train_hl
+from rewardlab.agents.ptgm import (
+    Codebook,
+    CodebookConfig,
+    GoalMLP,
+    LowLevelPolicy,
+    PretrainConfig,
+    WindowSampler,
+    build_codebook,
+    cosine_labels,
+    load_pretrained,
+    pretrain,
+)
 from rewardlab.data.kitchen_demos import DemoConfig, scripted_demos
 from rewardlab.data.offline import OfflineDataset, read_d4rl, write_d4rl
-from rewardlab.envs.mini_kitchen import (ACT_DIM, AGENT_DIM, GOAL_IDX, N_OBJ, OBJECTS, OBS_DIM, TARGET_TASKS,
-                                         BatchedMiniKitchen, KitchenSpec, handles)
+from rewardlab.envs.mini_kitchen import (
+    ACT_DIM,
+    AGENT_DIM,
+    GOAL_IDX,
+    N_OBJ,
+    OBJECTS,
+    OBS_DIM,
+    TARGET_TASKS,
+    BatchedMiniKitchen,
+    KitchenSpec,
+    handles,
+)
 from rewardlab.errors import RewardLabError
 
 
@@ -48,8 +66,8 @@ def test_layout_and_spaces():
     obs, info = env.reset(seed=0)
     assert obs.shape == (OBS_DIM,) == (17,) and obs.dtype == np.float32
     assert env.action_space.shape == (ACT_DIM,)
-    assert np.all(obs[AGENT_DIM:AGENT_DIM + N_OBJ] == 0)  # everything closed
-    goal = obs[AGENT_DIM + N_OBJ:]
+    assert np.all(obs[AGENT_DIM : AGENT_DIM + N_OBJ] == 0)  # everything closed
+    goal = obs[AGENT_DIM + N_OBJ :]
     assert sorted(np.array(OBJECTS)[goal == 1]) == sorted(TARGET_TASKS)  # the constant task-goal vector
     assert info["completed_tasks"] == []
 
@@ -145,10 +163,10 @@ def test_bad_env_inputs_give_clear_errors():
 def test_demonstrations_cover_every_subtask_and_never_the_target_set(demos):
     b = demos.episode_bounds()
     assert len(b) >= 115  # 120 episodes, a rare accidental solve dropped
-    final_q = demos.observations[b[:, 1] - 1, AGENT_DIM:AGENT_DIM + N_OBJ]
+    final_q = demos.observations[b[:, 1] - 1, AGENT_DIM : AGENT_DIM + N_OBJ]
     opened = final_q > 0.7
-    assert opened.any(axis=0).all()                 # every subtask appears in the data
-    assert (opened.sum(1) >= 3).mean() > 0.9        # most episodes do their 4 subtasks
+    assert opened.any(axis=0).all()  # every subtask appears in the data
+    assert (opened.sum(1) >= 3).mean() > 0.9  # most episodes do their 4 subtasks
     targets = [OBJECTS.index(t) for t in TARGET_TASKS]
     assert not opened[:, targets].all(axis=1).any()  # no episode completes the downstream task
     assert demos.rewards.sum() > 0 and not demos.terminals.any()
@@ -246,7 +264,7 @@ def test_windows_have_goals_one_to_ten_steps_ahead(demos):
     s, g = s.reshape(64, 10, -1), g.reshape(64, 10, -1)
     for b in range(64):
         row = int(np.flatnonzero((demos.observations == s[b, 0].numpy()).all(1))[0])
-        assert torch.equal(s[b], obs[row:row + 10])  # consecutive steps
+        assert torch.equal(s[b], obs[row : row + 10])  # consecutive steps
         assert torch.equal(g[b, 0], obs[row + 10, list(GOAL_IDX)])  # the goal is the state just after the window
         assert (g[b] == g[b, 0]).all()
         ep = demos.episode_bounds()
@@ -302,8 +320,15 @@ def _agent(use_prior=True, **kw) -> HighLevelSAC:
 def _replay(agent: HighLevelSAC, n: int = 512) -> Replay:
     rp = Replay(n, OBS_DIM, agent.n)
     s, s2 = torch.rand(n, OBS_DIM), torch.rand(n, OBS_DIM)
-    rp.add(s=s, s2=s2, i=torch.randint(agent.n, (n,)), r=torch.rand(n), d=torch.zeros(n), lp=agent.prior_logp(s),
-           lp2=agent.prior_logp(s2))
+    rp.add(
+        s=s,
+        s2=s2,
+        i=torch.randint(agent.n, (n,)),
+        r=torch.rand(n),
+        d=torch.zeros(n),
+        lp=agent.prior_logp(s),
+        lp2=agent.prior_logp(s2),
+    )
     return rp
 
 
@@ -314,8 +339,9 @@ def test_policy_starts_as_the_prior_and_the_kl_is_computed_batched():
     assert torch.allclose(ag.divergence(ag.policy(s), ag.prior_logp(s)), torch.zeros(32), atol=1e-5)
     logits = torch.randn(32, 6)
     lp = ag.prior_logp(s)
-    ref = torch.stack([torch.nn.functional.kl_div(torch.log_softmax(logits[b], -1), lp[b].exp(), reduction="sum")
-                       for b in range(32)])  # the original's per-sample torch kl_div(log pi, p)
+    ref = torch.stack(
+        [torch.nn.functional.kl_div(torch.log_softmax(logits[b], -1), lp[b].exp(), reduction="sum") for b in range(32)]
+    )  # the original's per-sample torch kl_div(log pi, p)
     assert torch.allclose(ag.divergence(logits, lp), ref, atol=1e-4)
     assert not _agent(use_prior=False).policy(s).equal(ag.prior(s))  # the ablation starts from scratch
 
@@ -366,28 +392,45 @@ def test_the_executed_code_is_the_one_stored(demos, tmp_path, monkeypatch, store
         return orig(self, env, obs, code, gen, active)
 
     monkeypatch.setattr(Hierarchy, "run_code", spy)
-    cfg = HLSACConfig(env_steps=200, n_envs=2, warmup=0, batch=8, critic_layers=1, critic_hidden=16,
-                      eval_every=10_000, eval_episodes=1, store_next_code=store_next)
+    cfg = HLSACConfig(
+        env_steps=200,
+        n_envs=2,
+        warmup=0,
+        batch=8,
+        critic_layers=1,
+        critic_hidden=16,
+        eval_every=10_000,
+        eval_episodes=1,
+        store_next_code=store_next,
+    )
     train_hl(cfg, low, prior, cb, KitchenSpec(), tmp_path / "rl", seed=0)
     rp = load_checkpoint(tmp_path / "rl" / "hl_sac.pt")["replay"]
     # the first call is the evaluation at step 0 (one episode of up to 28 high-level steps); training follows
     train_calls = [c for c in executed if len(c) == 2]
     stored = rp["i"].reshape(-1, 2)
     if store_next:  # the released code's off-by-one: each transition carries the next step's code
-        assert torch.equal(stored, torch.stack(train_calls[1:len(stored) + 1]))
+        assert torch.equal(stored, torch.stack(train_calls[1 : len(stored) + 1]))
     else:
-        assert torch.equal(stored, torch.stack(train_calls[:len(stored)]))
+        assert torch.equal(stored, torch.stack(train_calls[: len(stored)]))
 
 
 def test_high_level_training_resumes_and_learns_nothing_twice(demos, tmp_path):
     low, prior, cb = _tiny_models(demos, tmp_path)
-    cfg = lambda n: HLSACConfig(env_steps=n, n_envs=2, warmup=20, batch=8, critic_layers=1, critic_hidden=16,  # noqa
-                                eval_every=100, eval_episodes=2)
+    cfg = lambda n: HLSACConfig(
+        env_steps=n,
+        n_envs=2,
+        warmup=20,
+        batch=8,
+        critic_layers=1,
+        critic_hidden=16,  # noqa
+        eval_every=100,
+        eval_episodes=2,
+    )
     first = train_hl(cfg(100), low, prior, cb, KitchenSpec(), tmp_path / "rl", seed=0)
     assert [h["env_steps"] for h in first["history"]][0] == 0 and first["env_steps"] >= 100
     more = train_hl(cfg(200), low, prior, cb, KitchenSpec(), tmp_path / "rl", seed=0)
     assert more["env_steps"] >= 200 and more["updates"] > first["updates"]
-    assert more["history"][:len(first["history"])] == first["history"]
+    assert more["history"][: len(first["history"])] == first["history"]
     with pytest.raises(RewardLabError, match="different widths"):
         train_hl(cfg(10), low, GoalMLP(5, 6), cb, KitchenSpec(), tmp_path / "rl2", seed=0)
 

@@ -27,9 +27,18 @@ def browser():
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--window-size=1280,1600", "--allow-file-access-from-files"]:
+    for a in [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1600",
+        "--allow-file-access-from-files",
+    ]:
         opts.add_argument(a)
     d = webdriver.Chrome(service=Service(DRIVER), options=opts)
     yield d
@@ -44,9 +53,11 @@ def _open(browser, page: Path, shot: Path) -> tuple[list, np.ndarray]:
     browser.execute_async_script(  # wait until every image has loaded or failed
         "const done = arguments[arguments.length - 1];"
         "Promise.all(Array.from(document.images).map(i => i.complete ? 0 : new Promise(r => {i.onload = r;"
-        " i.onerror = r;}))).then(() => done());")
+        " i.onerror = r;}))).then(() => done());"
+    )
     imgs = browser.execute_script(
-        "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0]);")
+        "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete && i.naturalWidth > 0]);"
+    )
     browser.save_screenshot(str(shot))
     return imgs, np.asarray(Image.open(shot).convert("RGB"), dtype=float)
 

@@ -5,15 +5,21 @@ import pytest
 from scipy import stats as sps
 
 from rewardlab.errors import RewardLabError
-from rewardlab.stats import (bootstrap_indices, curve_band, iqm, mean, median, performance_profile,
-                             stratified_bootstrap_ci, summarize)
+from rewardlab.stats import (
+    bootstrap_indices,
+    curve_band,
+    iqm,
+    mean,
+    median,
+    performance_profile,
+    stratified_bootstrap_ci,
+    summarize,
+)
 
 # Fixed data: 5 seeds x 3 tasks on very different scales (so stratification matters).
-SCORES = np.array([[0.10, 10.0, 100.0],
-                   [0.30, 12.0, 180.0],
-                   [0.20, 11.0, 150.0],
-                   [0.90, 30.0, 120.0],
-                   [0.40, 14.0, 160.0]])
+SCORES = np.array(
+    [[0.10, 10.0, 100.0], [0.30, 12.0, 180.0], [0.20, 11.0, 150.0], [0.90, 30.0, 120.0], [0.40, 14.0, 160.0]]
+)
 
 
 def test_iqm_matches_scipy_trim_mean():
@@ -40,8 +46,10 @@ def reference_stratified_ci(x, statistic, reps, seed, confidence=0.95):
     return statistic(x.ravel()), np.percentile(reps_, 100 * a), np.percentile(reps_, 100 * (1 - a))
 
 
-@pytest.mark.parametrize("name,ours,ref", [("iqm", iqm, lambda v: sps.trim_mean(v, 0.25)),
-                                           ("mean", mean, np.mean), ("median", median, np.median)])
+@pytest.mark.parametrize(
+    "name,ours,ref",
+    [("iqm", iqm, lambda v: sps.trim_mean(v, 0.25)), ("mean", mean, np.mean), ("median", median, np.median)],
+)
 def test_stratified_bootstrap_matches_reference(name, ours, ref):
     got = stratified_bootstrap_ci(SCORES, ours, reps=500, seed=3)
     want = reference_stratified_ci(SCORES, ref, reps=500, seed=3)

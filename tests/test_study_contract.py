@@ -12,9 +12,9 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import toy_study
 import yaml
 
-import toy_study
 from rewardlab.cli import main
 from rewardlab.core.runs import RunDir
 from rewardlab.core.study import StudyRun
@@ -129,8 +129,11 @@ def test_dry_run_touches_nothing_and_checks_inputs(toy, cli, tmp_path):
     assert code == 0 and "score          redo" in stdout and tree_hash(out) == before
     code, _, err = cli("toy", "run", "--dry-run", "--out", out, "n=5")
     assert code == 2 and "n: 200 there, 5 now" in err and tree_hash(out) == before
-    for args in (["sweep", "toy", "--seeds", "0-1", "--out", tmp_path / "sw"], ["report", out], ["demo", "--out",
-                                                                                              tmp_path / "demo"]):
+    for args in (
+        ["sweep", "toy", "--seeds", "0-1", "--out", tmp_path / "sw"],
+        ["report", out],
+        ["demo", "--out", tmp_path / "demo"],
+    ):
         assert cli(*args, "--dry-run")[0] == 0, args
     assert not (tmp_path / "sw").exists() and not (tmp_path / "demo").exists() and tree_hash(out) == before
     code, _, err = cli("sweep", "toy", "n=5,0", "--dry-run", "--out", tmp_path / "sw")
@@ -148,8 +151,13 @@ def test_one_process_per_run_directory(toy, cli, tmp_path):
         code, _, err = cli("toy", "run", "--out", out)
     assert code == 2 and f"in use by another rewardlab process (pid {os.getpid()})" in err
     # a process killed while holding the lock does not block the next one (an OS lock dies with its process)
-    p = subprocess.run([sys.executable, "-c", f"import os\nfrom rewardlab.core.runs import RunDir\n"
-                        f"with RunDir({str(out)!r}).lock(): os._exit(9)"])
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import os\nfrom rewardlab.core.runs import RunDir\nwith RunDir({str(out)!r}).lock(): os._exit(9)",
+        ]
+    )
     assert p.returncode == 9
     assert cli("toy", "run", "--out", out)[0] == 0
 
@@ -197,10 +205,15 @@ def test_print_config_shows_help_and_bounds_and_loads_back(cli, tmp_path):
 
 def test_the_front_door_imports_no_torch_numba_or_sb3():
     heavy = ("torch", "numba", "stable_baselines3")
-    for args in (["--help"], ["learned-rewards", "--help"], ["ptgm", "rl", "--help"], ["irrl-skills", "status",
-                                                                                       "--help"]):
-        p = subprocess.run([sys.executable, "-X", "importtime", "-m", "rewardlab", *args], capture_output=True,
-                           text=True)
+    for args in (
+        ["--help"],
+        ["learned-rewards", "--help"],
+        ["ptgm", "rl", "--help"],
+        ["irrl-skills", "status", "--help"],
+    ):
+        p = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "rewardlab", *args], capture_output=True, text=True
+        )
         assert p.returncode == 0 and "usage:" in p.stdout, args
         loaded = {line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines() if "|" in line}
         assert not loaded & set(heavy), (args, loaded & set(heavy))

@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import SWEEP_TINY as TINY
 
 from rewardlab.cli import _seed_request, main
 from rewardlab.errors import RewardLabError
 from rewardlab.studies import STUDIES
 from rewardlab.sweep import expand, flatten_numbers, parse_grid, parse_seeds
-
-from conftest import SWEEP_TINY as TINY
 
 REQUIRE = os.environ.get("REWARDLAB_REQUIRE_EXTRAS") == "1"
 
@@ -37,8 +36,12 @@ def test_parse_seeds_and_grid():
 
 def test_expand_names_runs_by_what_varies():
     jobs = expand(STUDIES["irrl-skills"], "fast", parse_grid(["learner.lr=0.004,0.01", "iterations=10"]), [0, 1], "/x")
-    assert [(j.setting, j.seed) for j in jobs] == [("learner.lr=0.004", 0), ("learner.lr=0.004", 1),
-                                                   ("learner.lr=0.01", 0), ("learner.lr=0.01", 1)]
+    assert [(j.setting, j.seed) for j in jobs] == [
+        ("learner.lr=0.004", 0),
+        ("learner.lr=0.004", 1),
+        ("learner.lr=0.01", 0),
+        ("learner.lr=0.01", 1),
+    ]
     assert jobs[1].overrides == ["learner.lr=0.004", "iterations=10", "seeds=[1]"]
     assert jobs[3].out == "/x/learner.lr=0.01/seed1"
     assert expand(STUDIES["irrl-skills"], "fast", {}, [2], "/x")[0].setting == "base"
@@ -71,8 +74,11 @@ def local_sweep(sweep_run):
 
 
 def _finished(out: Path) -> set:
-    return {(r["setting"], r["seed"]) for r in json.loads((out / "sweep.json").read_text())["runs"]
-            if r["status"] == "finished"}
+    return {
+        (r["setting"], r["seed"])
+        for r in json.loads((out / "sweep.json").read_text())["runs"]
+        if r["status"] == "finished"
+    }
 
 
 @pytest.mark.slow
@@ -120,8 +126,20 @@ def test_ray_backend_gives_the_same_runs(local_sweep, tmp_path):
 @pytest.mark.slow
 def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path, capsys):
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "rewardlab", "sweep", "irrl-skills", *TINY, "--seeds", "0-3", "--workers", "1",
-           "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rewardlab",
+        "sweep",
+        "irrl-skills",
+        *TINY,
+        "--seeds",
+        "0-3",
+        "--workers",
+        "1",
+        "--out",
+        str(out),
+    ]
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 240
@@ -162,8 +180,22 @@ def test_bad_sweep_inputs(tmp_path, capsys):
 def test_run_with_seeds_is_a_seed_sweep(tmp_path):
     """`<study> run ... seeds=0-1` on a single-seed study: one run per seed through the sweep, then the aggregate."""
     out = tmp_path / "pp"
-    assert main(["preprocessing", "run", "--out", str(out), "tabular.mazes=[EmptyMaze4]", "tabular.learned_mazes=[]",
-                 "mountain_car.enabled=false", "preprocess.tabular_steps=500", "seeds=0-1"]) == 0
+    assert (
+        main(
+            [
+                "preprocessing",
+                "run",
+                "--out",
+                str(out),
+                "tabular.mazes=[EmptyMaze4]",
+                "tabular.learned_mazes=[]",
+                "mountain_car.enabled=false",
+                "preprocess.tabular_steps=500",
+                "seeds=0-1",
+            ]
+        )
+        == 0
+    )
     for s in (0, 1):
         assert f"seed: {s}\n" in (out / "base" / f"seed{s}" / "config.yaml").read_text()
     agg = json.loads((out / "aggregate.json").read_text())
@@ -185,11 +217,15 @@ def test_aggregate_across_tasks_and_performance_profile(tmp_path):
     mazes = ["EmptyMaze-10x10-CoinFlipGoal", "EmptyMaze-10x10-FixedGoal", "EmptyMaze-10x10-TwoGoals"]
     runs = []
     for s, row in enumerate(scores):
-        write_json(tmp_path / "base" / f"seed{s}" / "summary.json",
-                   {"study": "learned-rewards", "retrain": {m: {"learned": v, "true": 1.0} for m, v in zip(mazes, row)}})
+        write_json(
+            tmp_path / "base" / f"seed{s}" / "summary.json",
+            {"study": "learned-rewards", "retrain": {m: {"learned": v, "true": 1.0} for m, v in zip(mazes, row)}},
+        )
         runs.append({"setting": "base", "seed": s, "status": "finished"})
-    write_json(tmp_path / "sweep.json", {"study": "learned-rewards", "preset": "fast", "grid": {}, "seeds": [0, 1, 2, 3],
-                                         "base": [], "runs": runs})
+    write_json(
+        tmp_path / "sweep.json",
+        {"study": "learned-rewards", "preset": "fast", "grid": {}, "seeds": [0, 1, 2, 3], "base": [], "runs": runs},
+    )
     agg = aggregate(tmp_path, reps=500)
     t = agg["task_scores"]["retrain.*.learned"]["base"]
     assert t["runs"] == 4 and t["tasks"] == [f"retrain.{m}.learned" for m in mazes]

@@ -21,9 +21,15 @@ class ToyConfig:
     scale: float = param(1.0, help="the score is scale x std; above 5 the score step fails (a test's failure)", min=0)
 
 
-study = Study("toy", ToyConfig, SeedMode.PER_RUN, paper="none (a test)", doc="A toy study: samples and a score.",
-              curves=[Curve("sample/metrics.csv", "mean", "Toy: running mean")],
-              presets=Path(__file__).parent / "toy_presets")
+study = Study(
+    "toy",
+    ToyConfig,
+    SeedMode.PER_RUN,
+    paper="none (a test)",
+    doc="A toy study: samples and a score.",
+    curves=[Curve("sample/metrics.csv", "mean", "Toy: running mean")],
+    presets=Path(__file__).parent / "toy_presets",
+)
 
 
 @study.step("sample", uses=["seed", "n"])

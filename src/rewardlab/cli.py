@@ -31,8 +31,10 @@ def _print_summary(run: Any) -> None:
 
 
 def _print_plan(sr: Any, plan: list[tuple[str, str]], what: str) -> None:
-    print(f"dry run of `{what}` in '{sr.run.root}' ({sr.state.kind} run directory, config from {sr.config_source}): "
-          "nothing is written")
+    print(
+        f"dry run of `{what}` in '{sr.run.root}' ({sr.state.kind} run directory, config from {sr.config_source}): "
+        "nothing is written"
+    )
     for name, action in plan:
         print(f"  {name:<14} {action}")
 
@@ -65,12 +67,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     if seeds is not None:
         from rewardlab.sweep import sweep
 
-        res = sweep(study, args.out, preset=args.preset or "fast", seeds=seeds, base=args.overrides,
-                    redo=args.redo, dry_run=args.dry_run)
+        res = sweep(
+            study,
+            args.out,
+            preset=args.preset or "fast",
+            seeds=seeds,
+            base=args.overrides,
+            redo=args.redo,
+            dry_run=args.dry_run,
+        )
         if args.dry_run:
             return 0
-        print(f"seed sweep: {args.out}  (aggregate: {Path(args.out) / 'aggregate.json'}; "
-              f"HTML report: rewardlab report {args.out})")
+        print(
+            f"seed sweep: {args.out}  (aggregate: {Path(args.out) / 'aggregate.json'}; "
+            f"HTML report: rewardlab report {args.out})"
+        )
         return 1 if set(res["status"]) - {"finished"} else 0
     sr = _open(study, args)
     if args.dry_run:
@@ -106,8 +117,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         raise RewardLabError(f"'{args.out}' is not a run directory (it does not exist); give the --out of a run")
     args.dry_run = True
     sr = _open(study, args)
-    kind = {"new": "holds no run yet", "legacy": "was made before the study contract; it is upgraded in place "
-            "the next time a step runs there", "current": ""}[sr.state.kind]
+    kind = {
+        "new": "holds no run yet",
+        "legacy": "was made before the study contract; it is upgraded in place the next time a step runs there",
+        "current": "",
+    }[sr.state.kind]
     print(f"{study.name} run in '{sr.run.root}'" + (f" ({kind})" if kind else ""))
     for name, state, detail in sr.status():
         print(f"  {name:<14} {state:<8} {detail}".rstrip())
@@ -168,13 +182,24 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from rewardlab.studies import get_study
     from rewardlab.sweep import sweep
 
-    res = sweep(get_study(args.study), args.out, preset=args.preset, seeds=args.seeds, grid=args.grid,
-                backend=args.backend, workers=args.workers, address=args.address, redo=args.redo,
-                dry_run=args.dry_run)
+    res = sweep(
+        get_study(args.study),
+        args.out,
+        preset=args.preset,
+        seeds=args.seeds,
+        grid=args.grid,
+        backend=args.backend,
+        workers=args.workers,
+        address=args.address,
+        redo=args.redo,
+        dry_run=args.dry_run,
+    )
     if args.dry_run:
         return 0
-    print(f"aggregate over seeds: {Path(args.out) / 'aggregate.json'} ({res['status']}); "
-          f"HTML report: rewardlab report {args.out}")
+    print(
+        f"aggregate over seeds: {Path(args.out) / 'aggregate.json'} ({res['status']}); "
+        f"HTML report: rewardlab report {args.out}"
+    )
     return 1 if set(res["status"]) - {"finished"} else 0
 
 
@@ -187,9 +212,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _dry_run(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dry-run", action="store_true",
-                   help="parse, resolve the config, check inputs exist and are readable, print what would run; "
-                        "write nothing (exit code 0, or 2 with the problem)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="parse, resolve the config, check inputs exist and are readable, print what would run; "
+        "write nothing (exit code 0, or 2 with the problem)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,30 +226,44 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rewardlab", description="Reward-centric reinforcement learning toolkit.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    d = sub.add_parser("demo", help="run the fast preset of every study and write one report",
-                       description="Run the `fast` preset of every study (no download, no GPU) and write "
-                                   "OUT/report.md linking each study's figures and numbers.")
+    d = sub.add_parser(
+        "demo",
+        help="run the fast preset of every study and write one report",
+        description="Run the `fast` preset of every study (no download, no GPU) and write "
+        "OUT/report.md linking each study's figures and numbers.",
+    )
     d.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
     d.add_argument("--preset", default="fast", help="preset to run for every study (default: fast)")
     d.add_argument("--redo", action="store_true", help="recompute finished steps instead of reusing them")
     _dry_run(d)
     d.set_defaults(func=cmd_demo, overrides=None)
 
-    sw = sub.add_parser("sweep", help="run a study over a grid of settings and seeds, each its own run; resumable",
-                        description="Expand key=v1,v2 settings times --seeds into runs DIR/<setting>/seed<k>, run "
-                                    "them on a local process pool or on Ray, skip finished runs, report failed ones, "
-                                    "then aggregate over seeds (mean, IQM, stratified bootstrap 95%% intervals).")
+    sw = sub.add_parser(
+        "sweep",
+        help="run a study over a grid of settings and seeds, each its own run; resumable",
+        description="Expand key=v1,v2 settings times --seeds into runs DIR/<setting>/seed<k>, run "
+        "them on a local process pool or on Ray, skip finished runs, report failed ones, "
+        "then aggregate over seeds (mean, IQM, stratified bootstrap 95%% intervals).",
+    )
     sw.add_argument("study", choices=list(STUDIES), help="the study to sweep")
-    sw.add_argument("grid", nargs="*", metavar="key=v1,v2",
-                    help="settings to vary (or fix), e.g. rl.lr=0.001,0.0003; a list value keeps its brackets")
+    sw.add_argument(
+        "grid",
+        nargs="*",
+        metavar="key=v1,v2",
+        help="settings to vary (or fix), e.g. rl.lr=0.001,0.0003; a list value keeps its brackets",
+    )
     sw.add_argument("--preset", default="fast", help="preset every run starts from (default: fast)")
     sw.add_argument("--seeds", default="0", help="seeds, e.g. 0-9 or 0,3,7 (default: 0)")
     sw.add_argument("--out", required=True, help="sweep folder")
-    sw.add_argument("--backend", default="local", choices=["local", "ray"],
-                    help="local process pool (default) or Ray (extra `ray`)")
+    sw.add_argument(
+        "--backend", default="local", choices=["local", "ray"], help="local process pool (default) or Ray (extra `ray`)"
+    )
     sw.add_argument("--workers", type=int, default=0, help="runs at once (0: one per core)")
-    sw.add_argument("--address", default=None,
-                    help="Ray cluster to join (e.g. auto or ray://host:10001); default: start a local one")
+    sw.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster to join (e.g. auto or ray://host:10001); default: start a local one",
+    )
     sw.add_argument("--redo", action="store_true", help="rerun finished runs too")
     _dry_run(sw)
     sw.set_defaults(func=cmd_sweep, overrides=None)
@@ -233,22 +275,35 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_report, overrides=None)
 
     for name, study in STUDIES.items():
-        sp = sub.add_parser(name, help=_help(study.summary_line), description=_help(study.doc),
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        sp = sub.add_parser(
+            name,
+            help=_help(study.summary_line),
+            description=_help(study.doc),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         ssub = sp.add_subparsers(dest="step", required=True, metavar="STEP")
 
         def common(q: argparse.ArgumentParser, out: bool = True, redo: bool = True) -> None:
-            q.add_argument("--preset", default=None,
-                           help="preset name (fast, paper) or a YAML file; default: the run's saved config, else fast")
+            q.add_argument(
+                "--preset",
+                default=None,
+                help="preset name (fast, paper) or a YAML file; default: the run's saved config, else fast",
+            )
             if out:
                 q.add_argument("--out", required=True, help="run directory")
             if redo:
-                q.add_argument("--redo", action="store_true",
-                               help="remake finished (or stale) outputs; the old ones are kept until the new are "
-                                    "complete")
+                q.add_argument(
+                    "--redo",
+                    action="store_true",
+                    help="remake finished (or stale) outputs; the old ones are kept until the new are complete",
+                )
             _dry_run(q)
-            q.add_argument("overrides", nargs="*", metavar="key=value",
-                           help="config overrides (anywhere on the line), e.g. expert.ppo.total_timesteps=20000")
+            q.add_argument(
+                "overrides",
+                nargs="*",
+                metavar="key=value",
+                help="config overrides (anywhere on the line), e.g. expert.ppo.total_timesteps=20000",
+            )
 
         r = ssub.add_parser("run", help="run every step end to end and write summary.json and report.md")
         common(r)
@@ -259,12 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
             for a in step.args:
                 q.add_argument(a.flag, dest=a.dest, default=None, metavar=a.metavar, help=_help(a.help))
             q.set_defaults(func=cmd_step, study=name, step=step.name)
-        st = ssub.add_parser("status", help="each step of a run directory: done, stale (and which settings "
-                                            "changed), partial or missing")
+        st = ssub.add_parser(
+            "status", help="each step of a run directory: done, stale (and which settings changed), partial or missing"
+        )
         common(st, redo=False)
         st.set_defaults(func=cmd_status, study=name)
-        c = ssub.add_parser("print-config", help="print the resolved config as YAML, each setting's help and bounds "
-                                                 "beside it")
+        c = ssub.add_parser(
+            "print-config", help="print the resolved config as YAML, each setting's help and bounds beside it"
+        )
         common(c, out=False, redo=False)
         c.set_defaults(func=cmd_print_config, study=name)
     return p
@@ -297,8 +354,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rewardlab: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("rewardlab: interrupted; finished steps and checkpoints are kept, rerun the same command to resume",
-              file=sys.stderr)
+        print(
+            "rewardlab: interrupted; finished steps and checkpoints are kept, rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 130
     return int(rc or 0)
 

@@ -17,8 +17,15 @@ from rewardlab.errors import RewardLabError
 T = TypeVar("T")
 
 
-def param(default: Any = MISSING, *, help: str, min: float | None = None, max: float | None = None,
-          choices: typing.Sequence[Any] | None = None, default_factory: Any = MISSING) -> Any:
+def param(
+    default: Any = MISSING,
+    *,
+    help: str,
+    min: float | None = None,
+    max: float | None = None,
+    choices: typing.Sequence[Any] | None = None,
+    default_factory: Any = MISSING,
+) -> Any:
     """A config field with a help text and optional bounds (inclusive) or allowed choices."""
     meta = {"help": help, "min": min, "max": max, "choices": tuple(choices) if choices else None}
     if default_factory is not MISSING:
@@ -118,8 +125,7 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     known = {f.name: f for f in fields(cls) if f.init}
     unknown = [k for k in data if k not in known]
     if unknown:
-        raise RewardLabError(
-            f"unknown config key '{prefix}{unknown[0]}'; known keys here: {', '.join(sorted(known))}")
+        raise RewardLabError(f"unknown config key '{prefix}{unknown[0]}'; known keys here: {', '.join(sorted(known))}")
     kwargs = {}
     for name, value in data.items():
         where = prefix + name
@@ -200,8 +206,9 @@ def load_preset(study: str, preset: str, folder: Any = None) -> dict[str, Any]:
     else:
         names = preset_names(study, folder)
         if preset not in names:
-            raise RewardLabError(f"unknown preset '{preset}' for {study}; choose one of {', '.join(names)} "
-                                 "or give a .yaml file")
+            raise RewardLabError(
+                f"unknown preset '{preset}' for {study}; choose one of {', '.join(names)} or give a .yaml file"
+            )
         text = (_preset_folder(study, folder) / f"{preset}.yaml").read_text()
     try:
         data = yaml.safe_load(text) or {}
@@ -212,8 +219,9 @@ def load_preset(study: str, preset: str, folder: Any = None) -> dict[str, Any]:
     return data
 
 
-def resolve(cls: type[T], study: str, preset: str | dict[str, Any], overrides: typing.Sequence[str] = (),
-            folder: Any = None) -> T:
+def resolve(
+    cls: type[T], study: str, preset: str | dict[str, Any], overrides: typing.Sequence[str] = (), folder: Any = None
+) -> T:
     """A preset (a name from the study's preset folder, a YAML file, or the settings themselves as a dict) plus
     overrides, checked against the config dataclass."""
     base = preset if isinstance(preset, dict) else load_preset(study, preset, folder)
@@ -260,5 +268,16 @@ def dump_yaml_with_help(cfg: Any, indent: int = 0) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["param", "from_dict", "to_dict", "parse_overrides", "merge", "load_preset", "resolve",
-           "dump_yaml", "dump_yaml_with_help", "preset_names", "dataclass"]
+__all__ = [
+    "param",
+    "from_dict",
+    "to_dict",
+    "parse_overrides",
+    "merge",
+    "load_preset",
+    "resolve",
+    "dump_yaml",
+    "dump_yaml_with_help",
+    "preset_names",
+    "dataclass",
+]

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rewardlab.errors import RewardLabError
 from rewardlab.core.runs import read_json, write_text
+from rewardlab.errors import RewardLabError
 from rewardlab.sweep import aggregate, flatten_numbers
 
 CSS = """
@@ -23,7 +23,8 @@ table{border-collapse:collapse;margin:.5em 0 1em;font-size:.9em}
 th,td{border:1px solid #ccd;padding:.25em .6em;text-align:left;vertical-align:top}th{background:#eef2f7}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .finished{color:#175e1f;font-weight:600}.failed{color:#a11;font-weight:600}.running,.pending,.interrupted{color:#a60}
-figure{display:inline-block;margin:.5em;max-width:48%;vertical-align:top}figure img{max-width:100%;border:1px solid #dde}
+figure{display:inline-block;margin:.5em;max-width:48%;vertical-align:top}
+figure img{max-width:100%;border:1px solid #dde}
 figcaption{font-size:.8em;color:#555}pre{background:#f6f8fa;padding:.8em;overflow:auto;font-size:.8em}
 nav a{margin-right:1em}.muted{color:#666;font-size:.9em}
 """
@@ -72,9 +73,12 @@ def _figures(folder: Path, page: Path) -> str:
     figs = sorted((folder / "figures").glob("*.png")) if (folder / "figures").is_dir() else []
     if not figs:
         return "<p class='muted'>No figures.</p>"
-    return "".join(f"<figure><a href='{html.escape(os.path.relpath(f, page.parent))}'><img loading='eager' "
-                   f"src='{html.escape(os.path.relpath(f, page.parent))}' alt='{html.escape(f.stem)}'></a>"
-                   f"<figcaption>{html.escape(f.stem)}</figcaption></figure>" for f in figs)
+    return "".join(
+        f"<figure><a href='{html.escape(os.path.relpath(f, page.parent))}'><img loading='eager' "
+        f"src='{html.escape(os.path.relpath(f, page.parent))}' alt='{html.escape(f.stem)}'></a>"
+        f"<figcaption>{html.escape(f.stem)}</figcaption></figure>"
+        for f in figs
+    )
 
 
 def _status_of(run: Path) -> str:
@@ -97,41 +101,53 @@ def _run_section(run: Path, page: Path, title: str) -> str:
     flat = flatten_numbers(summary)
     steps = sorted(p.parent.relative_to(run).as_posix() for p in run.rglob("result.json"))
     status = _status_of(run)
-    out = [f"<h2 id='{html.escape(title)}'>{html.escape(title)}</h2>",
-           f"<p>Study <b>{html.escape(study or 'unknown')}</b> · status <span class='{status}'>{status}</span> · "
-           f"finished steps: {html.escape(', '.join(steps) or 'none')}</p>"]
+    out = [
+        f"<h2 id='{html.escape(title)}'>{html.escape(title)}</h2>",
+        f"<p>Study <b>{html.escape(study or 'unknown')}</b> · status <span class='{status}'>{status}</span> · "
+        f"finished steps: {html.escape(', '.join(steps) or 'none')}</p>",
+    ]
     if flat:
         has_paper = any(_paper_for(k, paper) for k in flat)
-        out.append("<table><tr><th>figure</th><th>value</th>" + ("<th>paper</th><th>source</th>" if has_paper else "")
-                   + "</tr>")
+        out.append(
+            "<table><tr><th>figure</th><th>value</th>"
+            + ("<th>paper</th><th>source</th>" if has_paper else "")
+            + "</tr>"
+        )
         for k, v in flat.items():
             row = f"<tr><td>{html.escape(k)}</td><td class='num'>{_fmt(v)}</td>"
             if has_paper:
                 p = _paper_for(k, paper)
-                row += (f"<td class='num'>{_fmt(p[0])}</td><td>{html.escape(p[1])}</td>" if p else "<td></td><td></td>")
+                row += f"<td class='num'>{_fmt(p[0])}</td><td>{html.escape(p[1])}</td>" if p else "<td></td><td></td>"
             out.append(row + "</tr>")
         out.append("</table>")
         if not paper:
-            out.append("<p class='muted'>The paper gives no number to compare with here (docs/originals.md lists what each paper reports).</p>")
+            out.append(
+                "<p class='muted'>The paper gives no number to compare with here (docs/originals.md lists what "
+                "each paper reports).</p>"
+            )
     out.append(_figures(run, page))
     if (run / "report.md").is_file():
         out.append(f"<p><a href='{html.escape(os.path.relpath(run / 'report.md', page.parent))}'>report.md</a></p>")
     if (run / "config.yaml").is_file():
-        out.append(f"<details><summary>config</summary><pre>{html.escape((run / 'config.yaml').read_text())}</pre>"
-                   "</details>")
+        out.append(
+            f"<details><summary>config</summary><pre>{html.escape((run / 'config.yaml').read_text())}</pre></details>"
+        )
     return "\n".join(out)
 
 
 def _sweep_section(folder: Path, page: Path, title: str) -> str:
     agg = aggregate(folder)
     manifest = read_json(folder / "sweep.json")
-    out = [f"<h2 id='{html.escape(title)}'>{html.escape(title)} (sweep)</h2>",
-           f"<p>Study <b>{html.escape(agg['study'])}</b>, preset <b>{html.escape(agg['preset'])}</b>, seeds "
-           f"{html.escape(', '.join(map(str, agg['seeds'])))}, grid {html.escape(str(agg['grid']) or '{}')}. "
-           f"Runs: {html.escape(', '.join(f'{v} {k}' for k, v in agg['status'].items()))}. "
-           f"<span class='muted'>{html.escape(agg['statistics'])}</span></p>"]
-    first = next((folder / r["setting"] / f"seed{r['seed']}" for r in manifest["runs"]
-                  if r.get("status") == "finished"), None)
+    out = [
+        f"<h2 id='{html.escape(title)}'>{html.escape(title)} (sweep)</h2>",
+        f"<p>Study <b>{html.escape(agg['study'])}</b>, preset <b>{html.escape(agg['preset'])}</b>, seeds "
+        f"{html.escape(', '.join(map(str, agg['seeds'])))}, grid {html.escape(str(agg['grid']) or '{}')}. "
+        f"Runs: {html.escape(', '.join(f'{v} {k}' for k, v in agg['status'].items()))}. "
+        f"<span class='muted'>{html.escape(agg['statistics'])}</span></p>",
+    ]
+    first = next(
+        (folder / r["setting"] / f"seed{r['seed']}" for r in manifest["runs"] if r.get("status") == "finished"), None
+    )
     paper = {}
     if first is not None:
         summary = read_json(first / "summary.json") if (first / "summary.json").is_file() else {}
@@ -141,45 +157,63 @@ def _sweep_section(folder: Path, page: Path, title: str) -> str:
         if not figs:
             continue
         has_paper = any(_paper_for(k, paper) for k in figs)
-        out.append(f"<h3>{html.escape(setting)}: {len(d['seeds'])} seeds</h3><table><tr><th>figure</th><th>mean</th>"
-                   "<th>95% CI</th><th>IQM</th><th>95% CI</th><th>per seed</th>"
-                   + ("<th>paper</th>" if has_paper else "") + "</tr>")
+        out.append(
+            f"<h3>{html.escape(setting)}: {len(d['seeds'])} seeds</h3><table><tr><th>figure</th><th>mean</th>"
+            "<th>95% CI</th><th>IQM</th><th>95% CI</th><th>per seed</th>"
+            + ("<th>paper</th>" if has_paper else "")
+            + "</tr>"
+        )
         for k, s in figs.items():
-            row = (f"<tr><td>{html.escape(k)}</td><td class='num'>{_fmt(s['mean'])}</td>"
-                   f"<td class='num'>[{_fmt(s['mean_ci_low'])}, {_fmt(s['mean_ci_high'])}]</td>"
-                   f"<td class='num'>{_fmt(s['iqm'])}</td>"
-                   f"<td class='num'>[{_fmt(s['iqm_ci_low'])}, {_fmt(s['iqm_ci_high'])}]</td>"
-                   f"<td class='num'>{', '.join(_fmt(v) for v in s['values'])}</td>")
+            row = (
+                f"<tr><td>{html.escape(k)}</td><td class='num'>{_fmt(s['mean'])}</td>"
+                f"<td class='num'>[{_fmt(s['mean_ci_low'])}, {_fmt(s['mean_ci_high'])}]</td>"
+                f"<td class='num'>{_fmt(s['iqm'])}</td>"
+                f"<td class='num'>[{_fmt(s['iqm_ci_low'])}, {_fmt(s['iqm_ci_high'])}]</td>"
+                f"<td class='num'>{', '.join(_fmt(v) for v in s['values'])}</td>"
+            )
             if has_paper:
                 p = _paper_for(k, paper)
                 row += f"<td class='num' title='{html.escape(p[1])}'>{_fmt(p[0])}</td>" if p else "<td></td>"
             out.append(row + "</tr>")
         out.append("</table>")
     for pattern, by in agg.get("task_scores", {}).items():
-        out.append(f"<h3>Across tasks: {html.escape(pattern)}</h3><table><tr><th>setting</th><th>runs x tasks</th>"
-                   "<th>IQM</th><th>95% stratified bootstrap CI</th><th>mean</th></tr>")
+        out.append(
+            f"<h3>Across tasks: {html.escape(pattern)}</h3><table><tr><th>setting</th><th>runs x tasks</th>"
+            "<th>IQM</th><th>95% stratified bootstrap CI</th><th>mean</th></tr>"
+        )
         for setting, s in by.items():
-            out.append(f"<tr><td>{html.escape(setting)}</td><td>{s['runs']} x {s['tasks'] and len(s['tasks'])}</td>"
-                       f"<td class='num'>{_fmt(s['iqm'])}</td><td class='num'>[{_fmt(s['iqm_ci_low'])}, "
-                       f"{_fmt(s['iqm_ci_high'])}]</td><td class='num'>{_fmt(s['mean'])}</td></tr>")
+            out.append(
+                f"<tr><td>{html.escape(setting)}</td><td>{s['runs']} x {s['tasks'] and len(s['tasks'])}</td>"
+                f"<td class='num'>{_fmt(s['iqm'])}</td><td class='num'>[{_fmt(s['iqm_ci_low'])}, "
+                f"{_fmt(s['iqm_ci_high'])}]</td><td class='num'>{_fmt(s['mean'])}</td></tr>"
+            )
         out.append("</table>")
     out.append(_figures(folder, page))
-    out.append("<h3>Runs</h3><table><tr><th>setting</th><th>seed</th><th>status</th><th>seconds</th><th>error</th>"
-               "<th>figures</th></tr>")
+    out.append(
+        "<h3>Runs</h3><table><tr><th>setting</th><th>seed</th><th>status</th><th>seconds</th><th>error</th>"
+        "<th>figures</th></tr>"
+    )
     for r in manifest["runs"]:
         run = folder / r["setting"] / f"seed{r['seed']}"
         st = r.get("status", "pending")
         n_figs = len(list((run / "figures").glob("*.png"))) if (run / "figures").is_dir() else 0
-        link = (f"<a href='{html.escape(os.path.relpath(run / 'report.md', page.parent))}'>report.md</a> "
-                f"({n_figs} figures)" if (run / "report.md").is_file() else "")
-        out.append(f"<tr><td>{html.escape(r['setting'])}</td><td>{r['seed']}</td><td class='{st}'>{st}</td>"
-                   f"<td class='num'>{_fmt(r.get('seconds', ''))}</td><td>{html.escape(r.get('error', ''))}</td>"
-                   f"<td>{link}</td></tr>")
+        link = (
+            f"<a href='{html.escape(os.path.relpath(run / 'report.md', page.parent))}'>report.md</a> ({n_figs} figures)"
+            if (run / "report.md").is_file()
+            else ""
+        )
+        out.append(
+            f"<tr><td>{html.escape(r['setting'])}</td><td>{r['seed']}</td><td class='{st}'>{st}</td>"
+            f"<td class='num'>{_fmt(r.get('seconds', ''))}</td><td>{html.escape(r.get('error', ''))}</td>"
+            f"<td>{link}</td></tr>"
+        )
     out.append("</table>")
     if first is not None:
-        out.append(f"<details><summary>config of {html.escape(str(first.relative_to(folder)))} (the others differ "
-                   f"by their setting and seed)</summary><pre>{html.escape((first / 'config.yaml').read_text())}"
-                   "</pre></details>")
+        out.append(
+            f"<details><summary>config of {html.escape(str(first.relative_to(folder)))} (the others differ "
+            f"by their setting and seed)</summary><pre>{html.escape((first / 'config.yaml').read_text())}"
+            "</pre></details>"
+        )
     return "\n".join(out)
 
 
@@ -229,14 +263,20 @@ def write_report(root: str | os.PathLike, output: str | os.PathLike | None = Non
         title = r.relative_to(root).as_posix() if r != root else root.name
         sections.append(_run_section(r, page, title))
         nav.append(title)
-    body = ("<nav>" + "".join(f"<a href='#{html.escape(t)}'>{html.escape(t)}</a>" for t in nav) + "</nav>"
-            + "\n".join(sections))
-    doc = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>rewardlab report: "
-           f"{html.escape(root.name)}</title><style>{CSS}</style></head><body>"
-           f"<h1>rewardlab report: {html.escape(root.resolve().name)}</h1>"
-           f"<p class='muted'>{len(sweeps)} sweeps, {len(runs)} runs · written "
-           f"{time.strftime('%Y-%m-%d %H:%M', time.localtime())} by <code>rewardlab report</code></p>"
-           f"{body}</body></html>\n")
+    body = (
+        "<nav>"
+        + "".join(f"<a href='#{html.escape(t)}'>{html.escape(t)}</a>" for t in nav)
+        + "</nav>"
+        + "\n".join(sections)
+    )
+    doc = (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>rewardlab report: "
+        f"{html.escape(root.name)}</title><style>{CSS}</style></head><body>"
+        f"<h1>rewardlab report: {html.escape(root.resolve().name)}</h1>"
+        f"<p class='muted'>{len(sweeps)} sweeps, {len(runs)} runs · written "
+        f"{time.strftime('%Y-%m-%d %H:%M', time.localtime())} by <code>rewardlab report</code></p>"
+        f"{body}</body></html>\n"
+    )
     page.parent.mkdir(parents=True, exist_ok=True)
     write_text(page, doc)
     return page

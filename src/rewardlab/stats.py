@@ -50,7 +50,7 @@ def iqm(x: np.ndarray) -> np.ndarray:
     f = np.sort(_flat(x), axis=-1)
     n = f.shape[-1]
     cut = int(0.25 * n)
-    return f[..., cut:n - cut].mean(-1)
+    return f[..., cut : n - cut].mean(-1)
 
 
 def optimality_gap(x: np.ndarray, gamma: float = 1.0) -> np.ndarray:
@@ -67,8 +67,13 @@ def bootstrap_indices(n_runs: int, n_tasks: int, reps: int, seed: int) -> np.nda
     return np.random.default_rng(seed).integers(0, n_runs, size=(reps, n_runs, n_tasks))
 
 
-def stratified_bootstrap_ci(scores: Sequence[float] | np.ndarray, aggregate: Aggregate = iqm, reps: int = 2000,
-                            confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+def stratified_bootstrap_ci(
+    scores: Sequence[float] | np.ndarray,
+    aggregate: Aggregate = iqm,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float]:
     """(point estimate, low, high): the aggregate of `scores` and its stratified bootstrap percentile interval."""
     x = _as_scores(scores)
     return _interval(x, aggregate, _resamples(x, reps, seed), confidence)
@@ -81,8 +86,9 @@ def _resamples(x: np.ndarray, reps: int, seed: int) -> np.ndarray:
     return np.take_along_axis(x[None], bootstrap_indices(*x.shape, reps, seed), axis=1)
 
 
-def _interval(x: np.ndarray, aggregate: Aggregate, samples: np.ndarray,
-              confidence: float) -> tuple[float, float, float]:
+def _interval(
+    x: np.ndarray, aggregate: Aggregate, samples: np.ndarray, confidence: float
+) -> tuple[float, float, float]:
     """(point estimate, low, high) of `aggregate` from precomputed bootstrap samples."""
     if not 0 < confidence < 1:
         raise RewardLabError(f"confidence must lie in (0, 1), got {confidence}")
@@ -91,8 +97,9 @@ def _interval(x: np.ndarray, aggregate: Aggregate, samples: np.ndarray,
     return float(aggregate(x[None])[0]), float(lo), float(hi)
 
 
-def summarize(scores: Sequence[float] | np.ndarray, reps: int = 2000, confidence: float = 0.95,
-              seed: int = 0) -> dict[str, float]:
+def summarize(
+    scores: Sequence[float] | np.ndarray, reps: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> dict[str, float]:
     """Mean, median and IQM with their stratified bootstrap intervals, plus the number of runs and the std over
     runs: the row every aggregate table prints."""
     x = _as_scores(scores)
@@ -105,8 +112,13 @@ def summarize(scores: Sequence[float] | np.ndarray, reps: int = 2000, confidence
     return out
 
 
-def performance_profile(scores: Sequence[float] | np.ndarray, taus: Sequence[float] | np.ndarray, reps: int = 2000,
-                        confidence: float = 0.95, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def performance_profile(
+    scores: Sequence[float] | np.ndarray,
+    taus: Sequence[float] | np.ndarray,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Score distribution: for each threshold tau, the fraction of runs scoring above tau (averaged over tasks),
     with its stratified bootstrap interval. Returns (profile, low, high), each of shape (len(taus),)."""
     x = _as_scores(scores)
@@ -121,8 +133,9 @@ def performance_profile(scores: Sequence[float] | np.ndarray, taus: Sequence[flo
     return frac_above(x), lo, hi
 
 
-def curve_band(ys: np.ndarray, reps: int = 1000, confidence: float = 0.95, seed: int = 0,
-               aggregate: Aggregate = mean) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def curve_band(
+    ys: np.ndarray, reps: int = 1000, confidence: float = 0.95, seed: int = 0, aggregate: Aggregate = mean
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A learning curve over seeds, `ys` of shape (runs, points): the aggregate at each point and its bootstrap
     interval (runs resampled together, so a replicate is a whole set of curves)."""
     y = np.asarray(ys, dtype=np.float64)

@@ -93,8 +93,14 @@ def setting_name(values: dict[str, str]) -> str:
     return re.sub(r"[^A-Za-z0-9_.,=+-]", "_", name)
 
 
-def expand(study: Study, preset: str, grid: dict[str, list[str]], seeds: Sequence[int], out: str | Path,
-           base: Sequence[str] = ()) -> list[Job]:
+def expand(
+    study: Study,
+    preset: str,
+    grid: dict[str, list[str]],
+    seeds: Sequence[int],
+    out: str | Path,
+    base: Sequence[str] = (),
+) -> list[Job]:
     """Every (setting, seed) of the grid as a Job, in a stable order."""
     import itertools
 
@@ -121,10 +127,20 @@ def run_study_job(job: Job) -> None:
         sr.run_all(redo=redo)
 
 
-def sweep(study: Study, out: str | Path, preset: str = "fast", seeds: str | Sequence[int] = "0",
-          grid: Sequence[str] = (), base: Sequence[str] = (), backend: str = "local", workers: int = 0,
-          address: str | None = None, redo: bool = False, dry_run: bool = False,
-          echo: Callable[[str], None] = print) -> dict[str, Any]:
+def sweep(
+    study: Study,
+    out: str | Path,
+    preset: str = "fast",
+    seeds: str | Sequence[int] = "0",
+    grid: Sequence[str] = (),
+    base: Sequence[str] = (),
+    backend: str = "local",
+    workers: int = 0,
+    address: str | None = None,
+    redo: bool = False,
+    dry_run: bool = False,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Expand and run a sweep of `study`, then aggregate it. Returns the aggregate (with `dry_run`, the planned jobs:
     nothing is written, and an invalid setting is an error)."""
     out = Path(out)
@@ -149,21 +165,30 @@ def sweep(study: Study, out: str | Path, preset: str = "fast", seeds: str | Sequ
     if manifest.is_file() and not redo:
         old = read_json(manifest)
         if {k: old.get(k) for k in spec} != spec:
-            raise RewardLabError(f"'{out}' holds a different sweep ({old.get('study')}, grid {old.get('grid')}, "
-                                 f"seeds {old.get('seeds')}); use another --out, or --redo")
+            raise RewardLabError(
+                f"'{out}' holds a different sweep ({old.get('study')}, grid {old.get('grid')}, "
+                f"seeds {old.get('seeds')}); use another --out, or --redo"
+            )
     if dry_run:
         from rewardlab.core.jobs import job_status
 
         echo(f"dry run of a sweep of {study.name} in '{out}' ({backend}): nothing is written")
         for j in jobs:
             state = job_status(j)["status"]
-            echo(f"  {j.setting}/seed{j.seed}: " + ("skip (finished)" if state == "finished" and not redo else
-                                                   f"run with {' '.join(j.overrides) or 'the preset'}"))
+            echo(
+                f"  {j.setting}/seed{j.seed}: "
+                + (
+                    "skip (finished)"
+                    if state == "finished" and not redo
+                    else f"run with {' '.join(j.overrides) or 'the preset'}"
+                )
+            )
         return {"jobs": [j.out for j in jobs]}
     out.mkdir(parents=True, exist_ok=True)
     write_json(manifest, {**spec, "runs": []})
-    run_jobs(jobs, run_study_job, backend=backend, workers=workers, address=address, redo=redo, manifest=manifest,
-             echo=echo)
+    run_jobs(
+        jobs, run_study_job, backend=backend, workers=workers, address=address, redo=redo, manifest=manifest, echo=echo
+    )
     return aggregate(out)
 
 
@@ -222,10 +247,16 @@ def aggregate(out: str | Path, reps: int = 2000) -> dict[str, Any]:
     status = {}
     for r in manifest["runs"]:
         status[r.get("status", "pending")] = status.get(r.get("status", "pending"), 0) + 1
-    result = {"study": manifest["study"], "preset": manifest["preset"], "grid": manifest["grid"],
-              "seeds": manifest["seeds"], "status": status, "settings": table,
-              "statistics": "mean, median and IQM over seeds with stratified bootstrap 95% intervals "
-                            f"({reps} resamples; Agarwal et al. 2021)"}
+    result = {
+        "study": manifest["study"],
+        "preset": manifest["preset"],
+        "grid": manifest["grid"],
+        "seeds": manifest["seeds"],
+        "status": status,
+        "settings": table,
+        "statistics": "mean, median and IQM over seeds with stratified bootstrap 95% intervals "
+        f"({reps} resamples; Agarwal et al. 2021)",
+    }
     figs = curve_figures(out, manifest)
     result["task_scores"], profiles = task_scores(out, manifest, data, reps)
     result["figures"] = [str(p.relative_to(out)) for p in figs + profiles]
@@ -267,8 +298,14 @@ def curve_figures(out: Path, manifest: dict[str, Any]) -> list[Path]:
         fig, ax = plt.subplots(figsize=(7, 4.2))
         for gi, (label, series) in enumerate(groups.items()):
             n = min(len(x) for x, _ in series)
-            mean_spread(ax, series[0][0][:n], np.stack([y[:n] for _, y in series]), label, color=f"C{gi % 10}",
-                        spread="bootstrap")
+            mean_spread(
+                ax,
+                series[0][0][:n],
+                np.stack([y[:n] for _, y in series]),
+                label,
+                color=f"C{gi % 10}",
+                spread="bootstrap",
+            )
         ax.set_xlabel("step")
         ax.set_ylabel(tag.format(seed="").rstrip("/"))
         ax.set_title(f"{title}\n(mean, 95% bootstrap CI over seeds)", fontsize=10)
@@ -297,8 +334,7 @@ def task_scores(out: Path, manifest: dict[str, Any], data: dict[str, Any], reps:
             tasks = sorted(set.intersection(*(set(fnmatch.filter(runs[s], pattern)) for s in seeds)))
             if tasks:
                 per[setting] = np.array([[runs[s][t] for t in tasks] for s in seeds])
-                result.setdefault(pattern, {})[setting] = {
-                    **summarize(per[setting], reps=reps), "tasks": tasks}
+                result.setdefault(pattern, {})[setting] = {**summarize(per[setting], reps=reps), "tasks": tasks}
         if not per:
             continue
         allv = np.concatenate([v.ravel() for v in per.values()])

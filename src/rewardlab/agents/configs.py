@@ -25,8 +25,9 @@ class RAMConfig:
     model: str = param("ram", help="ram (fixed 18 glimpses) or dtram (learns when to stop)", choices=MODELS)
     patch_size: int = param(4, help="side of the first (finest) glimpse patch, in pixels", min=1, max=64)
     num_patches: int = param(1, help="patches per glimpse (multi-scale when > 1)", min=1, max=5)
-    glimpse_scale: float = param(1.0, help="each further patch is this many times larger, then pooled to "
-                                           "patch_size", min=1.0, max=8.0)
+    glimpse_scale: float = param(
+        1.0, help="each further patch is this many times larger, then pooled to patch_size", min=1.0, max=8.0
+    )
     num_glimpses: int = param(18, help="glimpses per image (DT-RAM: the most it may take)", min=1, max=100)
     glimpse_hidden: int = param(128, help="hidden units of the 'what' (patch) branch", min=1)
     loc_hidden: int = param(128, help="hidden units of the 'where' (location) branch", min=1)
@@ -37,12 +38,16 @@ class RAMConfig:
 
     def validate(self) -> None:
         if self.glimpse_hidden + self.loc_hidden != self.hidden_size:
-            raise RewardLabError(f"hidden_size ({self.hidden_size}) must equal glimpse_hidden + loc_hidden "
-                                 f"({self.glimpse_hidden} + {self.loc_hidden}): the glimpse vector feeds the RNN")
+            raise RewardLabError(
+                f"hidden_size ({self.hidden_size}) must equal glimpse_hidden + loc_hidden "
+                f"({self.glimpse_hidden} + {self.loc_hidden}): the glimpse vector feeds the RNN"
+            )
         for i, s in enumerate(glimpse_sizes(self)):
             if s % self.patch_size:
-                raise RewardLabError(f"glimpse patch {i} is {s} pixels, not a multiple of patch_size "
-                                     f"{self.patch_size}; pick glimpse_scale so every patch pools evenly")
+                raise RewardLabError(
+                    f"glimpse patch {i} is {s} pixels, not a multiple of patch_size "
+                    f"{self.patch_size}; pick glimpse_scale so every patch pools evenly"
+                )
 
 
 def glimpse_sizes(cfg: RAMConfig) -> list[int]:
@@ -57,13 +62,19 @@ def glimpse_sizes(cfg: RAMConfig) -> list[int]:
 class LossConfig:
     """How the hybrid loss is formed (docs/originals.md, IRRL digit recognition: rewards, loss)."""
 
-    reward: str = param("linear_clipping", help="accuracy, accuracy_pm1, linear_clipping, linear_noclipping, "
-                                                "log_clipping or log_noclipping")
+    reward: str = param(
+        "linear_clipping",
+        help="accuracy, accuracy_pm1, linear_clipping, linear_noclipping, log_clipping or log_noclipping",
+    )
     prior: float = param(0.1, help="label prior p(y) subtracted from q (linear) or log q (log)", min=1e-6, max=0.999)
-    detach_reward: bool = param(False, help="detach the reward from the graph; false is the paper's behaviour, "
-                                            "where the REINFORCE and baseline terms also train the classifier")
-    latency_discount: float = param(0.99, help="DT-RAM: the reward is discounted by this to the power t_stop",
-                                    min=0.0, max=1.0)
+    detach_reward: bool = param(
+        False,
+        help="detach the reward from the graph; false is the paper's behaviour, "
+        "where the REINFORCE and baseline terms also train the classifier",
+    )
+    latency_discount: float = param(
+        0.99, help="DT-RAM: the reward is discounted by this to the power t_stop", min=0.0, max=1.0
+    )
     reinforce_weight: float = param(0.01, help="weight of the REINFORCE term", min=0.0)
     baseline_weight: float = param(1.0, help="weight of the baseline MSE term", min=0.0)
 
@@ -78,12 +89,15 @@ class TrainConfig:
 
     epochs: int = param(1500, help="training epochs", min=0)
     batch_size: int = param(256, help="images per update", min=1)
-    lr: float = param(3e-4, help="Adam learning rate (constant: the original's plateau schedule never fires)",
-                      min=0.0)
+    lr: float = param(3e-4, help="Adam learning rate (constant: the original's plateau schedule never fires)", min=0.0)
     checkpoint_every: int = param(200, help="keep a checkpoint every this many epochs (and at epoch 0)", min=1)
     eval_batch_size: int = param(1000, help="images per evaluation batch", min=1)
-    threads: int = param(0, help="torch threads while training (0: every available core); 1 when several runs "
-                                 "share the machine", min=0, max=256)
+    threads: int = param(
+        0,
+        help="torch threads while training (0: every available core); 1 when several runs share the machine",
+        min=0,
+        max=256,
+    )
 
 
 # ---- skills
@@ -94,12 +108,16 @@ SKILL_REWARDS = ("log_clipping", "log_noclipping", "linear_clipping", "linear_no
 class SkillConfig:
     """The learner (defaults: the paper's scripts on the large grid)."""
 
-    grid: str = param("large", help="four-room layout: large (104 cells) or small (24 cells)",
-                      choices=("large", "small"))
+    grid: str = param(
+        "large", help="four-room layout: large (104 cells) or small (24 cells)", choices=("large", "small")
+    )
     skills: int = param(128, help="number of skills K", min=2, max=4096)
     episode_length: int = param(0, help="steps per episode (0: the grid's, 20 large / 8 small)", min=0, max=1000)
-    reward: str = param("log_clipping", help="log_clipping, log_noclipping, linear_clipping, linear_noclipping or "
-                                             "accuracy", choices=SKILL_REWARDS)
+    reward: str = param(
+        "log_clipping",
+        help="log_clipping, log_noclipping, linear_clipping, linear_noclipping or accuracy",
+        choices=SKILL_REWARDS,
+    )
     ensemble: int = param(1, help="discriminator ensemble members E (DISDAIN: 2)", min=1, max=16)
     bonus_weight: float = param(0.0, help="weight w of the DISDAIN bonus Q table when acting (DISDAIN: 20)", min=0.0)
     epsilon: float = param(0.001, help="epsilon-greedy exploration while training", min=0.0, max=1.0)
@@ -128,8 +146,11 @@ class CodebookConfig:
     n_codes: int = param(50, help="codebook size N", min=2)
     stride: int = param(6, help="take every stride-th dataset state", min=1)
     offset: int = param(8, help="... starting at this index", min=0)
-    method: str = param("tsne_kmeans", help="tsne_kmeans (PTGM), kmeans (k-means on the raw features) or random "
-                                            "(N dataset states drawn uniformly: the no-clustering ablation)")
+    method: str = param(
+        "tsne_kmeans",
+        help="tsne_kmeans (PTGM), kmeans (k-means on the raw features) or random "
+        "(N dataset states drawn uniformly: the no-clustering ablation)",
+    )
     perplexity: float = param(30.0, help="t-SNE perplexity", min=1.0)
     seed: int = param(1, help="seed of t-SNE, k-means++ and random draws")
 
@@ -148,8 +169,7 @@ class PretrainConfig:
     lr: float = param(1e-3, help="RAdam learning rate", min=0.0)
     hidden: int = param(128, help="hidden width", min=1)
     blocks: int = param(3, help="BatchNorm blocks", min=0)
-    warm_clip_steps: int = param(100, help="gradient-norm clip 0.001 for this many first steps (the original's)",
-                                 min=0)
+    warm_clip_steps: int = param(100, help="gradient-norm clip 0.001 for this many first steps (the original's)", min=0)
     val_fraction: float = param(0.01, help="episodes held out for validation", min=0.0, max=0.5)
     log_every: int = param(1000, help="steps between validation losses", min=1)
     seed: int = param(0, help="seed of initialisation and sampling")
@@ -170,18 +190,28 @@ class HLSACConfig:
     lr: float = param(3e-4, help="Adam learning rate of policy, critics and alpha", min=0.0)
     grad_clip: float = param(10.0, help="gradient-norm clip of every network", min=0.0)
     target_divergence: float = param(5.0, help="target KL(prior || policy) that alpha is tuned towards", min=0.0)
-    target_entropy_ratio: float = param(0.5, help="without the prior: target entropy as a fraction of log N",
-                                        min=0.0, max=1.0)
+    target_entropy_ratio: float = param(
+        0.5, help="without the prior: target entropy as a fraction of log N", min=0.0, max=1.0
+    )
     init_log_alpha: float = param(0.0, help="initial log alpha")
     critic_hidden: int = param(256, help="critic width", min=1)
     critic_layers: int = param(5, help="critic hidden layers after the input layer (the original: 5)", min=0)
-    warmup: int = param(5000, help="high-level transitions collected before updates start (not counted in "
-                                   "env_steps, as in the original)", min=0)
+    warmup: int = param(
+        5000,
+        help="high-level transitions collected before updates start (not counted in env_steps, as in the original)",
+        min=0,
+    )
     updates_per_transition: float = param(1.0, help="gradient updates per high-level transition", min=0.0)
-    use_prior: bool = param(True, help="regularise towards the goal prior and start from it (PTGM); false: "
-                                       "entropy-regularised SAC from scratch (the no-prior ablation)")
-    store_next_code: bool = param(False, help="store the next high-level step's code with a transition, as the "
-                                              "released code did (an off-by-one); false stores the executed one")
+    use_prior: bool = param(
+        True,
+        help="regularise towards the goal prior and start from it (PTGM); false: "
+        "entropy-regularised SAC from scratch (the no-prior ablation)",
+    )
+    store_next_code: bool = param(
+        False,
+        help="store the next high-level step's code with a transition, as the "
+        "released code did (an off-by-one); false stores the executed one",
+    )
     eval_every: int = param(50_000, help="environment steps between evaluations", min=1)
     eval_episodes: int = param(10, help="stochastic episodes per evaluation", min=1)
     low_deterministic: bool = param(False, help="run the low-level policy's mean instead of sampling")
@@ -201,8 +231,7 @@ class FlatSACConfig:
     gamma: float = param(0.99, help="discount", min=0.0, max=1.0)
     tau: float = param(0.005, help="target averaging rate", min=0.0, max=1.0)
     learning_starts: int = param(5000, help="environment steps of random actions before updates", min=0)
-    gradient_steps: int = param(1, help="updates after every vectorised step (of n_envs environment steps)",
-                                min=1)
+    gradient_steps: int = param(1, help="updates after every vectorised step (of n_envs environment steps)", min=1)
 
 
 # ---- ppo
@@ -213,8 +242,9 @@ class PPOConfig:
     total_timesteps: int = param(45_000, help="environment steps to train for", min=1)
     n_envs: int = param(1, help="parallel environments (the paper used 1)", min=1)
     learning_rate: float = param(1e-4, help="initial Adam learning rate", min=0.0, max=1.0)
-    lr_schedule: str = param("linear", help="'linear' decays the learning rate to 0, 'constant' keeps it",
-                             choices=("linear", "constant"))
+    lr_schedule: str = param(
+        "linear", help="'linear' decays the learning rate to 0, 'constant' keeps it", choices=("linear", "constant")
+    )
     gamma: float = param(0.97, help="discount factor", min=0.0, max=1.0)
     n_steps: int = param(2048, help="steps per environment per update", min=1)
     batch_size: int = param(64, help="minibatch size", min=1)
@@ -224,7 +254,7 @@ class PPOConfig:
     ent_coef: float = param(0.0, help="entropy bonus coefficient", min=0.0)
     vf_coef: float = param(0.5, help="value loss coefficient", min=0.0)
     net_arch: list[int] = param(default_factory=lambda: [64, 64], help="policy and value MLP widths", min=1)
-    device: str = param("cpu", help="torch device for the policy; SB3 MLP policies are fastest on cpu",
-                        choices=("auto", "cpu", "cuda"))
+    device: str = param(
+        "cpu", help="torch device for the policy; SB3 MLP policies are fastest on cpu", choices=("auto", "cpu", "cuda")
+    )
     checkpoint_every: int = param(10_000, help="save a resumable checkpoint every this many steps", min=1)
-

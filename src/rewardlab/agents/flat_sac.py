@@ -15,9 +15,9 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 
+from rewardlab.agents.configs import FlatSACConfig  # noqa: F401
 from rewardlab.envs.mini_kitchen import ACT_DIM, OBS_DIM, BatchedMiniKitchen, KitchenSpec
 from rewardlab.envs.vec import BatchedVecEnv
-from rewardlab.agents.configs import FlatSACConfig  # noqa: F401
 
 
 class AutoResetKitchen:
@@ -43,8 +43,9 @@ class AutoResetKitchen:
         return obs, r, term, trunc, final
 
 
-def rollout_policy(act: Callable[[np.ndarray], np.ndarray], spec: KitchenSpec, episodes: int,
-                   seed: int) -> BatchedMiniKitchen:
+def rollout_policy(
+    act: Callable[[np.ndarray], np.ndarray], spec: KitchenSpec, episodes: int, seed: int
+) -> BatchedMiniKitchen:
     """Run `act` (batched obs -> actions) for `episodes` episodes together; returns the kitchens at their ends."""
     env = BatchedMiniKitchen(episodes, spec, seed=seed)
     obs = env.obs()
@@ -55,15 +56,22 @@ def rollout_policy(act: Callable[[np.ndarray], np.ndarray], spec: KitchenSpec, e
     return env
 
 
-def evaluate_policy(act: Callable[[np.ndarray], np.ndarray], spec: KitchenSpec, episodes: int,
-                    seed: int) -> np.ndarray:
+def evaluate_policy(act: Callable[[np.ndarray], np.ndarray], spec: KitchenSpec, episodes: int, seed: int) -> np.ndarray:
     """Subtasks completed by `act` in `episodes` episodes run together."""
     return rollout_policy(act, spec, episodes, seed).completed().astype(np.float64)
 
 
-def train_flat_sac(cfg: FlatSACConfig, spec: KitchenSpec, env_steps: int, out: Path, seed: int, eval_every: int,
-                   eval_episodes: int, log: Callable[[int, dict[str, float]], None] | None = None,
-                   progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+def train_flat_sac(
+    cfg: FlatSACConfig,
+    spec: KitchenSpec,
+    env_steps: int,
+    out: Path,
+    seed: int,
+    eval_every: int,
+    eval_episodes: int,
+    log: Callable[[int, dict[str, float]], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     """Train flat SAC for `env_steps` environment steps (learning_starts included), evaluating every `eval_every`."""
     from stable_baselines3 import SAC
     from stable_baselines3.common.callbacks import BaseCallback
@@ -85,18 +93,32 @@ def train_flat_sac(cfg: FlatSACConfig, spec: KitchenSpec, env_steps: int, out: P
                 history = [{"env_steps": float(s), "subtasks": float(v)} for s, v in z["history"]]
                 seconds = float(z["seconds"])
         except Exception as e:  # a damaged zip or pickle surfaces as many kinds of error
-            raise RewardLabError(f"flat SAC checkpoint in '{out}' is corrupt ({type(e).__name__}); rerun with "
-                                 "--redo") from None
+            raise RewardLabError(
+                f"flat SAC checkpoint in '{out}' is corrupt ({type(e).__name__}); rerun with --redo"
+            ) from None
     else:
-        model = SAC("MlpPolicy", venv, learning_rate=cfg.lr, buffer_size=cfg.buffer, batch_size=cfg.batch,
-                    gamma=cfg.gamma, tau=cfg.tau, learning_starts=cfg.learning_starts, train_freq=1,
-                    gradient_steps=cfg.gradient_steps, seed=seed, device="cpu", verbose=0,
-                    policy_kwargs={"net_arch": {"pi": [256] * cfg.policy_layers, "qf": [256] * cfg.critic_layers}})
+        model = SAC(
+            "MlpPolicy",
+            venv,
+            learning_rate=cfg.lr,
+            buffer_size=cfg.buffer,
+            batch_size=cfg.batch,
+            gamma=cfg.gamma,
+            tau=cfg.tau,
+            learning_starts=cfg.learning_starts,
+            train_freq=1,
+            gradient_steps=cfg.gradient_steps,
+            seed=seed,
+            device="cpu",
+            verbose=0,
+            policy_kwargs={"net_arch": {"pi": [256] * cfg.policy_layers, "qf": [256] * cfg.critic_layers}},
+        )
     model.set_logger(configure(str(out / "sb3"), ["csv"]))
 
     def do_eval(step: int) -> None:
-        done = evaluate_policy(lambda o: model.predict(o, deterministic=False)[0], spec, eval_episodes,
-                               seed=10_000 + seed)
+        done = evaluate_policy(
+            lambda o: model.predict(o, deterministic=False)[0], spec, eval_episodes, seed=10_000 + seed
+        )
         history.append({"env_steps": float(step), "subtasks": float(done.mean())})
         if log is not None:
             row = {"eval/subtasks": float(done.mean())}
@@ -113,8 +135,9 @@ def train_flat_sac(cfg: FlatSACConfig, spec: KitchenSpec, env_steps: int, out: P
             model.save_replay_buffer(tmp)
         with atomic_path(state_path, suffix=".npz") as tmp:
             with open(tmp, "wb") as f:
-                np.savez(f, history=np.array([[h["env_steps"], h["subtasks"]] for h in history]),
-                         seconds=np.array(seconds))
+                np.savez(
+                    f, history=np.array([[h["env_steps"], h["subtasks"]] for h in history]), seconds=np.array(seconds)
+                )
 
     class _CB(BaseCallback):
         def __init__(self) -> None:
@@ -145,5 +168,9 @@ def train_flat_sac(cfg: FlatSACConfig, spec: KitchenSpec, env_steps: int, out: P
     if history[-1]["env_steps"] < model.num_timesteps:
         do_eval(model.num_timesteps)
     save()
-    return {"history": history, "env_steps": int(model.num_timesteps), "seconds": seconds,
-            "final_subtasks": history[-1]["subtasks"]}
+    return {
+        "history": history,
+        "env_steps": int(model.num_timesteps),
+        "seconds": seconds,
+        "final_subtasks": history[-1]["subtasks"],
+    }

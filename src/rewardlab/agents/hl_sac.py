@@ -26,11 +26,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from rewardlab.agents.configs import HLSACConfig  # noqa: F401
 from rewardlab.agents.ptgm import Codebook, GoalMLP, LowLevelPolicy
+from rewardlab.core.runs import load_checkpoint, save_checkpoint
 from rewardlab.envs.mini_kitchen import BatchedMiniKitchen, KitchenSpec
 from rewardlab.errors import RewardLabError
-from rewardlab.core.runs import load_checkpoint, save_checkpoint
-from rewardlab.agents.configs import HLSACConfig  # noqa: F401
 
 
 def critic_net(obs_dim: int, n: int, hidden: int, layers: int) -> nn.Sequential:
@@ -51,7 +51,7 @@ class Replay:
         self.i = torch.zeros(capacity, dtype=torch.long)
         self.r = torch.zeros(capacity)
         self.d = torch.zeros(capacity)
-        self.lp = torch.zeros(capacity, n)   # log prior(. | s)
+        self.lp = torch.zeros(capacity, n)  # log prior(. | s)
         self.lp2 = torch.zeros(capacity, n)  # log prior(. | s')
 
     FIELDS = ("s", "s2", "i", "r", "d", "lp", "lp2")
@@ -69,12 +69,12 @@ class Replay:
         return {k: getattr(self, k)[idx] for k in self.FIELDS}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"size": self.size, "ptr": self.ptr, **{k: getattr(self, k)[:self.size].clone() for k in self.FIELDS}}
+        return {"size": self.size, "ptr": self.ptr, **{k: getattr(self, k)[: self.size].clone() for k in self.FIELDS}}
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
         self.size, self.ptr = st["size"], st["ptr"]
         for k in self.FIELDS:
-            getattr(self, k)[:self.size] = st[k]
+            getattr(self, k)[: self.size] = st[k]
 
 
 class HighLevelSAC:
@@ -129,8 +129,10 @@ class HighLevelSAC:
             y = b["r"] + cfg.gamma * (1 - b["d"]) * (qn - alpha * self.divergence(logits2, b["lp2"]))
         idx = b["i"][:, None]
         q1, q2 = self.q1(b["s"]), self.q2(b["s"])
-        q_loss = 0.5 * ((q1.gather(1, idx).squeeze(1) - y) ** 2).mean() + \
-            0.5 * ((q2.gather(1, idx).squeeze(1) - y) ** 2).mean()
+        q_loss = (
+            0.5 * ((q1.gather(1, idx).squeeze(1) - y) ** 2).mean()
+            + 0.5 * ((q2.gather(1, idx).squeeze(1) - y) ** 2).mean()
+        )
         self.opt_q.zero_grad(set_to_none=True)
         q_loss.backward()
         nn.utils.clip_grad_norm_(self.q1.parameters(), cfg.grad_clip)
@@ -153,13 +155,19 @@ class HighLevelSAC:
                 for p, pt in zip(net.parameters(), tgt.parameters()):
                     pt.lerp_(p, cfg.tau)
         self.updates += 1
-        return {"q_loss": float(q_loss.detach()), "pi_loss": float(pi_loss.detach()), "divergence": float(div.detach().mean()),
-                "alpha": float(alpha), "q": float(qmin.mean())}
+        return {
+            "q_loss": float(q_loss.detach()),
+            "pi_loss": float(pi_loss.detach()),
+            "divergence": float(div.detach().mean()),
+            "alpha": float(alpha),
+            "q": float(qmin.mean()),
+        }
 
     def state_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k).state_dict() for k in ("policy", "q1", "q2", "q1t", "q2t", "opt_pi", "opt_q",
-                                                              "opt_alpha")} | {"log_alpha": self.log_alpha.detach(),
-                                                                               "updates": self.updates}
+        return {
+            k: getattr(self, k).state_dict()
+            for k in ("policy", "q1", "q2", "q1t", "q2t", "opt_pi", "opt_q", "opt_alpha")
+        } | {"log_alpha": self.log_alpha.detach(), "updates": self.updates}
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
         for k in ("policy", "q1", "q2", "q1t", "q2t", "opt_pi", "opt_q", "opt_alpha"):
@@ -178,8 +186,14 @@ class Hierarchy:
         self.k = k
         self.low_det = low_deterministic
 
-    def run_code(self, env: BatchedMiniKitchen, obs: np.ndarray, code: torch.Tensor, gen: torch.Generator,
-                 active: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    def run_code(
+        self,
+        env: BatchedMiniKitchen,
+        obs: np.ndarray,
+        code: torch.Tensor,
+        gen: torch.Generator,
+        active: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
         """Execute one high-level step in every active kitchen. Returns next obs, summed reward, terminated,
         truncated (per kitchen, each ending the step early for that kitchen), and environment steps taken."""
         n = env.n
@@ -203,8 +217,15 @@ class Hierarchy:
 
 
 @torch.no_grad()
-def code_reach(hier: Hierarchy, spec: KitchenSpec, target: str, opened: tuple[str, ...] = (), kitchens: int = 50,
-               hl_steps: int = 6, seed: int = 0) -> np.ndarray:
+def code_reach(
+    hier: Hierarchy,
+    spec: KitchenSpec,
+    target: str,
+    opened: tuple[str, ...] = (),
+    kitchens: int = 50,
+    hl_steps: int = 6,
+    seed: int = 0,
+) -> np.ndarray:
     """For every code: the fraction of `kitchens` in which holding that code for `hl_steps` high-level steps
     completes `target`, starting from kitchens whose `opened` objects are already fully open. Shape (N codes,).
     Tells whether the low level can reach a subtask at all from a given situation, whatever the high level does."""
@@ -247,9 +268,17 @@ def evaluate(agent: HighLevelSAC, hier: Hierarchy, spec: KitchenSpec, episodes: 
     return rollout(agent, hier, spec, episodes, seed).completed().astype(np.float64)
 
 
-def train_hl(cfg: HLSACConfig, low: LowLevelPolicy, prior: GoalMLP, codebook: Codebook, spec: KitchenSpec, out: Path,
-             seed: int, log: Callable[[int, dict[str, float]], None] | None = None,
-             progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+def train_hl(
+    cfg: HLSACConfig,
+    low: LowLevelPolicy,
+    prior: GoalMLP,
+    codebook: Codebook,
+    spec: KitchenSpec,
+    out: Path,
+    seed: int,
+    log: Callable[[int, dict[str, float]], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     """Train the high level for `cfg.env_steps` environment steps (after the warm-up), evaluating every
     `eval_every`; checkpoints `out/hl_sac.pt` at each evaluation and resumes from it (episodes in flight restart).
     Returns the evaluation history: env steps and mean subtasks completed."""
@@ -274,8 +303,16 @@ def train_hl(cfg: HLSACConfig, low: LowLevelPolicy, prior: GoalMLP, codebook: Co
     out.mkdir(parents=True, exist_ok=True)
 
     def save() -> None:
-        save_checkpoint(ckpt, {"agent": agent.state_dict(), "replay": replay.state_dict(), "gen": gen.get_state(),
-                               "progress": st, "seed": seed})
+        save_checkpoint(
+            ckpt,
+            {
+                "agent": agent.state_dict(),
+                "replay": replay.state_dict(),
+                "gen": gen.get_state(),
+                "progress": st,
+                "seed": seed,
+            },
+        )
 
     def do_eval() -> None:
         done = evaluate(agent, hier, spec, cfg.eval_episodes, seed=10_000 + seed)
@@ -300,9 +337,15 @@ def train_hl(cfg: HLSACConfig, low: LowLevelPolicy, prior: GoalMLP, codebook: Co
             pending = None
         obs2, r, term, trunc, steps = hier.run_code(env, obs, code, gen)
         s2 = torch.as_tensor(obs2)
-        item = {"s": s, "s2": s2, "i": code, "r": torch.as_tensor(r, dtype=torch.float32),
-                "d": torch.as_tensor(term, dtype=torch.float32), "lp": agent.prior_logp(s),
-                "lp2": agent.prior_logp(s2)}
+        item = {
+            "s": s,
+            "s2": s2,
+            "i": code,
+            "r": torch.as_tensor(r, dtype=torch.float32),
+            "d": torch.as_tensor(term, dtype=torch.float32),
+            "lp": agent.prior_logp(s),
+            "lp2": agent.prior_logp(s2),
+        }
         if cfg.store_next_code:
             pending = item
         else:
@@ -339,5 +382,10 @@ def train_hl(cfg: HLSACConfig, low: LowLevelPolicy, prior: GoalMLP, codebook: Co
             save()
     if not ckpt.exists():
         save()
-    return {"history": st["history"], "env_steps": st["env_steps"], "updates": agent.updates,
-            "seconds": st["seconds"], "final_subtasks": st["history"][-1]["subtasks"]}
+    return {
+        "history": st["history"],
+        "env_steps": st["env_steps"],
+        "updates": agent.updates,
+        "seconds": st["seconds"],
+        "final_subtasks": st["history"][-1]["subtasks"],
+    }

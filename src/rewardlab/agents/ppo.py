@@ -9,9 +9,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from rewardlab.errors import RewardLabError
-from rewardlab.core.runs import MetricsLogger, atomic_path, progress
 from rewardlab.agents.configs import PPOConfig  # noqa: F401
+from rewardlab.core.runs import MetricsLogger, atomic_path, progress
+from rewardlab.errors import RewardLabError
 
 
 def _schedule(cfg: PPOConfig) -> Any:
@@ -26,10 +26,23 @@ def make_ppo(cfg: PPOConfig, venv: Any, seed: int) -> Any:
     import torch
     from stable_baselines3 import PPO
 
-    return PPO("MlpPolicy", venv, learning_rate=_schedule(cfg), n_steps=cfg.n_steps, batch_size=cfg.batch_size,
-               n_epochs=cfg.n_epochs, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda, clip_range=cfg.clip_range,
-               ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, seed=seed, device=cfg.device, verbose=0,
-               policy_kwargs={"net_arch": list(cfg.net_arch), "activation_fn": torch.nn.Tanh})
+    return PPO(
+        "MlpPolicy",
+        venv,
+        learning_rate=_schedule(cfg),
+        n_steps=cfg.n_steps,
+        batch_size=cfg.batch_size,
+        n_epochs=cfg.n_epochs,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        clip_range=cfg.clip_range,
+        ent_coef=cfg.ent_coef,
+        vf_coef=cfg.vf_coef,
+        seed=seed,
+        device=cfg.device,
+        verbose=0,
+        policy_kwargs={"net_arch": list(cfg.net_arch), "activation_fn": torch.nn.Tanh},
+    )
 
 
 def save_ppo(model: Any, path: Path) -> None:
@@ -48,13 +61,20 @@ def load_ppo(path: str | os.PathLike, venv: Any = None, device: str = "cpu") -> 
     try:
         return PPO.load(path, env=venv, device=device)
     except (zipfile.BadZipFile, ValueError, KeyError, RuntimeError, EOFError, OSError) as e:
-        raise RewardLabError(f"policy checkpoint '{path}' is corrupt or not an SB3 PPO model "
-                             f"({type(e).__name__}); retrain it") from None
+        raise RewardLabError(
+            f"policy checkpoint '{path}' is corrupt or not an SB3 PPO model ({type(e).__name__}); retrain it"
+        ) from None
 
 
-def train_ppo(cfg: PPOConfig, venv: Any, out_dir: Path, seed: int,
-              evaluate: Callable[[Any], dict[str, float]] | None = None, eval_every: int = 0,
-              desc: str = "PPO") -> Any:
+def train_ppo(
+    cfg: PPOConfig,
+    venv: Any,
+    out_dir: Path,
+    seed: int,
+    evaluate: Callable[[Any], dict[str, float]] | None = None,
+    eval_every: int = 0,
+    desc: str = "PPO",
+) -> Any:
     """Train PPO into `out_dir` (`model.zip` at the end), resuming from `checkpoints/last.zip` if present.
 
     Every `eval_every` steps (and at the start and end) `evaluate(model)` is called and its figures are
@@ -104,8 +124,9 @@ def train_ppo(cfg: PPOConfig, venv: Any, out_dir: Path, seed: int,
         if remaining > 0:
             cb = _Callback()
             try:
-                model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=done_steps == 0,
-                            progress_bar=False)
+                model.learn(
+                    total_timesteps=remaining, callback=cb, reset_num_timesteps=done_steps == 0, progress_bar=False
+                )
             finally:
                 cb.bar.close()
             if evaluate is not None and (not eval_every or model.num_timesteps % eval_every):

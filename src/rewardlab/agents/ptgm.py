@@ -24,10 +24,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from rewardlab.agents.configs import CodebookConfig, PretrainConfig  # noqa: F401
+from rewardlab.core.runs import atomic_path, load_checkpoint, save_checkpoint
 from rewardlab.data.offline import OfflineDataset
 from rewardlab.errors import RewardLabError
-from rewardlab.core.runs import atomic_path, load_checkpoint, save_checkpoint
-from rewardlab.agents.configs import CodebookConfig, PretrainConfig  # noqa: F401
 
 LOG_STD_MIN, LOG_STD_MAX = -10.0, 2.0
 
@@ -41,7 +41,7 @@ class Codebook:
     states: np.ndarray
     indices: np.ndarray
     goal_idx: np.ndarray
-    embedding: np.ndarray | None = None   # (M, 2) t-SNE of the sampled points (tsne_kmeans only)
+    embedding: np.ndarray | None = None  # (M, 2) t-SNE of the sampled points (tsne_kmeans only)
     assignment: np.ndarray | None = None  # (M,) cluster of each sampled point
 
     @property
@@ -75,8 +75,9 @@ def build_codebook(ds: OfflineDataset, goal_idx: Sequence[int], cfg: CodebookCon
         raise RewardLabError(f"goal feature index {goal_idx.max()} is outside the {ds.obs_dim}-d observations")
     idx = np.arange(cfg.offset, len(ds), cfg.stride)
     if len(idx) < cfg.n_codes:
-        raise RewardLabError(f"only {len(idx)} sampled states for {cfg.n_codes} codes; use more data, a smaller "
-                             "stride or fewer codes")
+        raise RewardLabError(
+            f"only {len(idx)} sampled states for {cfg.n_codes} codes; use more data, a smaller stride or fewer codes"
+        )
     feats = ds.observations[idx][:, goal_idx].astype(np.float64)
     rng = np.random.default_rng(cfg.seed)
     emb = assign = None
@@ -88,23 +89,33 @@ def build_codebook(ds: OfflineDataset, goal_idx: Sequence[int], cfg: CodebookCon
         if cfg.method == "tsne_kmeans":
             from sklearn.manifold import TSNE
 
-            space = TSNE(2, perplexity=min(cfg.perplexity, (len(feats) - 1) / 3), init="pca",
-                         random_state=cfg.seed).fit_transform(feats)
+            space = TSNE(
+                2, perplexity=min(cfg.perplexity, (len(feats) - 1) / 3), init="pca", random_state=cfg.seed
+            ).fit_transform(feats)
             emb = space.astype(np.float32)
         else:
             space = feats
         km = KMeans(cfg.n_codes, init="k-means++", n_init=1, random_state=cfg.seed).fit(space)
         assign = km.labels_.astype(np.int64)
         # per cluster, the real sample nearest its centre (in the clustering space)
-        d = ((space[:, None, :] - km.cluster_centers_[None, :, :]) ** 2).sum(-1) if len(space) * cfg.n_codes < 5e7 \
+        d = (
+            ((space[:, None, :] - km.cluster_centers_[None, :, :]) ** 2).sum(-1)
+            if len(space) * cfg.n_codes < 5e7
             else None
+        )
         pick = np.empty(cfg.n_codes, dtype=np.int64)
         for c in range(cfg.n_codes):  # N iterations, each vectorised over the cluster
             members = np.flatnonzero(assign == c)
             dc = d[members, c] if d is not None else ((space[members] - km.cluster_centers_[c]) ** 2).sum(1)
             pick[c] = members[np.argmin(dc)]
-    return Codebook(features=feats[pick], states=ds.observations[idx[pick]].astype(np.float64),
-                    indices=idx[pick], goal_idx=goal_idx, embedding=emb, assignment=assign)
+    return Codebook(
+        features=feats[pick],
+        states=ds.observations[idx[pick]].astype(np.float64),
+        indices=idx[pick],
+        goal_idx=goal_idx,
+        embedding=emb,
+        assignment=assign,
+    )
 
 
 def cosine_labels(goals: np.ndarray | torch.Tensor, codes: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -120,7 +131,9 @@ def cosine_labels(goals: np.ndarray | torch.Tensor, codes: np.ndarray | torch.Te
 class WindowSampler:
     """Hindsight windows: `horizon` consecutive steps of one episode, all with the goal feat(s[t_g]) just after."""
 
-    def __init__(self, ds: OfflineDataset, goal_idx: Sequence[int], horizon: int = 10, episodes: np.ndarray | None = None):
+    def __init__(
+        self, ds: OfflineDataset, goal_idx: Sequence[int], horizon: int = 10, episodes: np.ndarray | None = None
+    ):
         bounds = ds.episode_bounds() if episodes is None else episodes
         lens = bounds[:, 1] - bounds[:, 0]
         keep = lens >= horizon + 1  # demos shorter than subseq_len = horizon + 1 are dropped, as in the original
@@ -142,8 +155,11 @@ class WindowSampler:
         steps = start[:, None] + tg[:, None] - self.horizon + torch.arange(self.horizon)[None, :]
         goal = self.obs[start + tg][:, self.goal_idx]
         h = self.horizon
-        return (self.obs[steps].reshape(batch * h, -1), self.act[steps].reshape(batch * h, -1),
-                goal[:, None, :].expand(batch, h, -1).reshape(batch * h, -1))
+        return (
+            self.obs[steps].reshape(batch * h, -1),
+            self.act[steps].reshape(batch * h, -1),
+            goal[:, None, :].expand(batch, h, -1).reshape(batch * h, -1),
+        )
 
 
 # ----------------------------------------------------------------------------------------------------- networks
@@ -188,8 +204,9 @@ class LowLevelPolicy(nn.Module):
         return (0.5 * z.pow(2) + log_std + 0.5 * np.log(2 * np.pi)).sum(-1).mean()
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, goal: torch.Tensor, gen: torch.Generator | None = None,
-            deterministic: bool = False) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, goal: torch.Tensor, gen: torch.Generator | None = None, deterministic: bool = False
+    ) -> torch.Tensor:
         """Sampled actions (stochastic at run time, as in PTGM), clipped to [-1, 1]."""
         mean, log_std = self.dist(obs, goal)
         if deterministic:
@@ -198,9 +215,14 @@ class LowLevelPolicy(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------- pre-training
-def pretrain(ds: OfflineDataset, codebook: Codebook, cfg: PretrainConfig, out: Path,
-             log: Callable[[int, dict[str, float]], None] | None = None,
-             low_from: LowLevelPolicy | None = None) -> dict[str, Any]:
+def pretrain(
+    ds: OfflineDataset,
+    codebook: Codebook,
+    cfg: PretrainConfig,
+    out: Path,
+    log: Callable[[int, dict[str, float]], None] | None = None,
+    low_from: LowLevelPolicy | None = None,
+) -> dict[str, Any]:
     """Train the low-level policy and the goal prior; checkpoints `out/pretrain.pt` (resumable) and returns stats.
 
     low_from: a trained low-level policy to keep as it is (it does not depend on the codebook), so only the prior
@@ -215,11 +237,17 @@ def pretrain(ds: OfflineDataset, codebook: Codebook, cfg: PretrainConfig, out: P
     val_b, train_b = bounds[np.sort(perm[:n_val])], bounds[np.sort(perm[n_val:])]
     goal_idx = codebook.goal_idx
     train = WindowSampler(ds, goal_idx, cfg.horizon, train_b)
-    val = WindowSampler(ds, goal_idx, cfg.horizon, val_b) if n_val and (val_b[:, 1] - val_b[:, 0] > cfg.horizon).any() \
+    val = (
+        WindowSampler(ds, goal_idx, cfg.horizon, val_b)
+        if n_val and (val_b[:, 1] - val_b[:, 0] > cfg.horizon).any()
         else None
+    )
     codes = torch.as_tensor(codebook.features, dtype=torch.float32)
-    low = low_from if low_from is not None else LowLevelPolicy(ds.obs_dim, len(goal_idx), ds.act_dim, cfg.hidden,
-                                                               cfg.blocks)
+    low = (
+        low_from
+        if low_from is not None
+        else LowLevelPolicy(ds.obs_dim, len(goal_idx), ds.act_dim, cfg.hidden, cfg.blocks)
+    )
     prior = GoalMLP(ds.obs_dim, codebook.n, cfg.hidden, cfg.blocks)
     opt_low = torch.optim.RAdam(low.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     opt_prior = torch.optim.RAdam(prior.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
@@ -233,11 +261,24 @@ def pretrain(ds: OfflineDataset, codebook: Codebook, cfg: PretrainConfig, out: P
         gen.set_state(st["gen"])
 
     def save() -> None:
-        save_checkpoint(ckpt, {"low": low.state_dict(), "prior": prior.state_dict(), "opt_low": opt_low.state_dict(),
-                               "opt_prior": opt_prior.state_dict(), "step": step, "seconds": seconds,
-                               "history": history, "gen": gen.get_state(), "low_dims": low.mlp.dims,
-                               "prior_dims": prior.dims, "act_dim": ds.act_dim, "obs_dim": ds.obs_dim,
-                               "goal_dim": len(goal_idx)})
+        save_checkpoint(
+            ckpt,
+            {
+                "low": low.state_dict(),
+                "prior": prior.state_dict(),
+                "opt_low": opt_low.state_dict(),
+                "opt_prior": opt_prior.state_dict(),
+                "step": step,
+                "seconds": seconds,
+                "history": history,
+                "gen": gen.get_state(),
+                "low_dims": low.mlp.dims,
+                "prior_dims": prior.dims,
+                "act_dim": ds.act_dim,
+                "obs_dim": ds.obs_dim,
+                "goal_dim": len(goal_idx),
+            },
+        )
 
     def evaluate() -> dict[str, float]:
         was = low.training
@@ -247,8 +288,11 @@ def pretrain(ds: OfflineDataset, codebook: Codebook, cfg: PretrainConfig, out: P
             s, a, g = (val or train).sample(256, vgen)
             y = cosine_labels(g, codes)
             logits = prior(s)
-            res = {"low_nll": float(low.nll(s, g, a)), "prior_ce": float(F.cross_entropy(logits, y)),
-                   "prior_acc": float((logits.argmax(-1) == y).float().mean())}
+            res = {
+                "low_nll": float(low.nll(s, g, a)),
+                "prior_ce": float(F.cross_entropy(logits, y)),
+                "prior_acc": float((logits.argmax(-1) == y).float().mean()),
+            }
         low.train(was), prior.train()
         return res
 

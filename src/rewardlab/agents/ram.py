@@ -23,10 +23,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from rewardlab.agents.configs import MODELS, LossConfig, RAMConfig, glimpse_sizes  # noqa: F401
+from rewardlab.core.runs import load_checkpoint, save_checkpoint
 from rewardlab.errors import RewardLabError
 from rewardlab.rewards.internal import internal_reward
-from rewardlab.core.runs import load_checkpoint, save_checkpoint
-from rewardlab.agents.configs import MODELS, RAMConfig, glimpse_sizes, LossConfig  # noqa: F401
+
 
 def pad_images(x: torch.Tensor, cfg: RAMConfig) -> tuple[torch.Tensor, int]:
     """Zero-pad images once for every glimpse of a rollout; returns the padded batch and the padding."""
@@ -72,7 +73,7 @@ def reference_glimpses(x: torch.Tensor, loc: torch.Tensor, cfg: RAMConfig) -> to
     for size in glimpse_sizes(cfg):
         xp = F.pad(x, (size // 2, size // 2, size // 2, size // 2))
         end = start + size
-        patch = torch.stack([xp[i, :, start[i, 1]:end[i, 1], start[i, 0]:end[i, 0]] for i in range(B)])
+        patch = torch.stack([xp[i, :, start[i, 1] : end[i, 1], start[i, 0] : end[i, 0]] for i in range(B)])
         if size != cfg.patch_size:
             patch = F.avg_pool2d(patch, size // cfg.patch_size)
         phi.append(patch)
@@ -94,7 +95,7 @@ def _grid(size: int, width: int, device: torch.device) -> torch.Tensor:
 class _Sensor(nn.Module):
     def __init__(self, cfg: RAMConfig):
         super().__init__()
-        d_in = cfg.num_patches * cfg.patch_size ** 2 * cfg.channels
+        d_in = cfg.num_patches * cfg.patch_size**2 * cfg.channels
         h_g, h_l = cfg.glimpse_hidden, cfg.loc_hidden
         self.fc1 = nn.Linear(d_in, h_g)
         self.fc2 = nn.Linear(2, h_l)
@@ -160,11 +161,16 @@ class RAM(nn.Module):
 
     def _fused(self) -> tuple[torch.Tensor, ...]:
         s, r = self.sensor, self.rnn
-        return (torch.cat([s.fc3.weight, s.fc4.weight], 1), s.fc3.bias + s.fc4.bias,
-                torch.cat([r.i2h.weight, r.h2h.weight], 1), r.i2h.bias + r.h2h.bias)
+        return (
+            torch.cat([s.fc3.weight, s.fc4.weight], 1),
+            s.fc3.bias + s.fc4.bias,
+            torch.cat([r.i2h.weight, r.h2h.weight], 1),
+            r.i2h.bias + r.h2h.bias,
+        )
 
-    def _step(self, xp: torch.Tensor, pad: int, side: int, loc: torch.Tensor, h: torch.Tensor,
-              fused: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    def _step(
+        self, xp: torch.Tensor, pad: int, side: int, loc: torch.Tensor, h: torch.Tensor, fused: tuple[torch.Tensor, ...]
+    ) -> torch.Tensor:
         w34, b34, wr, br = fused
         phi = extract_glimpses(xp, pad, loc, self.cfg, side)
         what = F.relu(self.sensor.fc1(phi))
@@ -172,9 +178,15 @@ class RAM(nn.Module):
         g = F.relu(F.linear(torch.cat([what, where], 1), w34, b34))
         return F.relu(F.linear(torch.cat([g, h], 1), wr, br))
 
-    def forward(self, x: torch.Tensor, l0: torch.Tensor | None = None, sample: bool | None = None,
-                generator: torch.Generator | None = None, stop_early: bool = True,
-                eps: torch.Tensor | None = None) -> Rollout:
+    def forward(
+        self,
+        x: torch.Tensor,
+        l0: torch.Tensor | None = None,
+        sample: bool | None = None,
+        generator: torch.Generator | None = None,
+        stop_early: bool = True,
+        eps: torch.Tensor | None = None,
+    ) -> Rollout:
         """Run the agent over images x (B, C, H, W), already normalised.
 
         l0: first location (default U[-1, 1]^2, as the original, also at test time); sample: draw locations from
@@ -234,8 +246,9 @@ class RAM(nn.Module):
         if sample:
             mu = torch.tanh(out[..., :2])
             raw = torch.stack(drawn)
-            log_pi = (-((raw - mu) ** 2) / (2 * self.cfg.std ** 2) - math.log(self.cfg.std)
-                      - 0.5 * math.log(2 * math.pi)).sum(-1)
+            log_pi = (
+                -((raw - mu) ** 2) / (2 * self.cfg.std**2) - math.log(self.cfg.std) - 0.5 * math.log(2 * math.pi)
+            ).sum(-1)
             if self.dynamic:
                 log_s = torch.log(torch.sigmoid(out[..., 2]).clamp(0.001, 0.999))
                 log_pi = torch.where(steps == t_stop[None, :], log_s, log_pi)
@@ -244,9 +257,15 @@ class RAM(nn.Module):
         return Rollout(log_probs, torch.stack(used), log_pi, baselines, valid, t_stop)
 
 
-def hybrid_loss(ro: Rollout, y: torch.Tensor, cfg: LossConfig, dynamic: bool,
-                reward_log_probs: torch.Tensor | None = None, batch_total: int | None = None,
-                valid_total: int | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def hybrid_loss(
+    ro: Rollout,
+    y: torch.Tensor,
+    cfg: LossConfig,
+    dynamic: bool,
+    reward_log_probs: torch.Tensor | None = None,
+    batch_total: int | None = None,
+    valid_total: int | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """NLL + baseline MSE + weight * REINFORCE for a training rollout.
 
     reward_log_probs: where the reward's classifier differs from the one trained (reward hacking with an oracle),
@@ -273,9 +292,15 @@ def hybrid_loss(ro: Rollout, y: torch.Tensor, cfg: LossConfig, dynamic: bool,
     reinforce = (-(ro.log_pi * validf) * (R - b.detach())).sum() / n
     loss = nll + cfg.baseline_weight * mse + cfg.reinforce_weight * reinforce
     acc = (ro.log_probs.argmax(1) == y).float().mean()
-    stats = {"loss": loss.detach(), "nll": nll.detach(), "baseline_mse": mse.detach(),
-             "reinforce": reinforce.detach(), "reward": r.detach().mean(), "accuracy": acc,
-             "steps": ro.t_stop.float().mean() + 1}  # loss terms are this shard's share; the rest are its means
+    stats = {
+        "loss": loss.detach(),
+        "nll": nll.detach(),
+        "baseline_mse": mse.detach(),
+        "reinforce": reinforce.detach(),
+        "reward": r.detach().mean(),
+        "accuracy": acc,
+        "steps": ro.t_stop.float().mean() + 1,
+    }  # loss terms are this shard's share; the rest are its means
     return loss, stats
 
 
@@ -328,9 +353,15 @@ def model_spec(model: RAM) -> dict[str, Any]:
 
 def save_ram(path: str | os.PathLike, model: RAM, **meta: Any) -> None:
     """Save a RAM checkpoint (state_dict, architecture, metadata) atomically."""
-    save_checkpoint(path, {"kind": "rewardlab.ram", "spec": model_spec(model),
-                           "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                           "meta": meta})
+    save_checkpoint(
+        path,
+        {
+            "kind": "rewardlab.ram",
+            "spec": model_spec(model),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "meta": meta,
+        },
+    )
 
 
 def _from_spec(spec: dict[str, Any], where: Path) -> RAM:
@@ -357,13 +388,18 @@ def load_ram(path: str | os.PathLike, map_location: Any = "cpu", expect: RAMConf
     elif "model_state" in state:
         weights = state["model_state"]
         model = RAM(_infer_original(weights, path))
-        meta = {"source": "original IRRL checkpoint", "epoch": state.get("epoch"),
-                "best_valid_acc": state.get("best_valid_acc")}
+        meta = {
+            "source": "original IRRL checkpoint",
+            "epoch": state.get("epoch"),
+            "best_valid_acc": state.get("best_valid_acc"),
+        }
     else:
         raise RewardLabError(f"checkpoint '{path}' is not a RAM checkpoint (no model weights in it)")
     if expect is not None and asdict(expect) != asdict(model.cfg):
-        raise RewardLabError(f"checkpoint '{path}' holds a different architecture ({asdict(model.cfg)}) "
-                             f"from the one configured ({asdict(expect)})")
+        raise RewardLabError(
+            f"checkpoint '{path}' holds a different architecture ({asdict(model.cfg)}) "
+            f"from the one configured ({asdict(expect)})"
+        )
     try:
         model.load_state_dict(weights)
     except RuntimeError as e:
@@ -379,9 +415,16 @@ def _infer_original(w: dict[str, torch.Tensor], path: Path) -> RAMConfig:
     d_in = w["sensor.fc1.weight"].shape[1]
     patch = int(round(math.sqrt(d_in)))
     if patch * patch != d_in:
-        raise RewardLabError(f"checkpoint '{path}': a glimpse input of {d_in} values is not one square patch; "
-                             "load multi-patch originals by giving their RAMConfig")
-    return RAMConfig(model="dtram" if w["locator.fc_lt.weight"].shape[0] == 3 else "ram", patch_size=patch,
-                     num_patches=1, glimpse_hidden=w["sensor.fc1.weight"].shape[0],
-                     loc_hidden=w["sensor.fc2.weight"].shape[0], hidden_size=w["rnn.h2h.weight"].shape[0],
-                     num_classes=w["classifier.fc.weight"].shape[0])
+        raise RewardLabError(
+            f"checkpoint '{path}': a glimpse input of {d_in} values is not one square patch; "
+            "load multi-patch originals by giving their RAMConfig"
+        )
+    return RAMConfig(
+        model="dtram" if w["locator.fc_lt.weight"].shape[0] == 3 else "ram",
+        patch_size=patch,
+        num_patches=1,
+        glimpse_hidden=w["sensor.fc1.weight"].shape[0],
+        loc_hidden=w["sensor.fc2.weight"].shape[0],
+        hidden_size=w["rnn.h2h.weight"].shape[0],
+        num_classes=w["classifier.fc.weight"].shape[0],
+    )

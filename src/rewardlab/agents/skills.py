@@ -1,6 +1,6 @@
 """Tabular unsupervised skill discovery with a discriminator reward (and DISDAIN), several seeds at once.
 
-The DISDAIN Colab setup used by the IRRL paper (docs/originals.md, IRRL skill discovery): skills z ~ U{0..K-1}; a tabular
+The DISDAIN Colab setup used by the IRRL paper (docs/originals.md, skill discovery): skills z ~ U{0..K-1}; a tabular
 discriminator ensemble q_e(z | s_T) over the final state only (logits E x S x K, U[0,1), the start state's row
 held at 0); rewards on the final transition (log q(z|s_T) + log K, q - 1/K, each clipped or not, accuracy, and the
 DISDAIN bonus H(mean_e q_e) - mean_e H(q_e)); two tabular Q tables (skill and bonus, K x S x 5, U[0,1));
@@ -20,9 +20,9 @@ import math
 import numba as nb
 import numpy as np
 
+from rewardlab.agents.configs import SKILL_REWARDS, SkillConfig  # noqa: F401
 from rewardlab.envs.four_rooms import FourRooms
 from rewardlab.errors import RewardLabError
-from rewardlab.agents.configs import SKILL_REWARDS, SkillConfig  # noqa: F401
 
 _REWARD_CODE = {k: i for i, k in enumerate(SKILL_REWARDS)}
 
@@ -172,10 +172,12 @@ def train_iterations(nxt, qs, qb, d, rng, n_iter, T, code, w, eps, gamma, lam, l
                 sT = all_states[b, T]
                 log_qz, q_z, correct, bonus = _discriminate(d, sT, z, probs, logp)
                 r = _skill_reward(code, log_qz, q_z, correct, K)
-                stats[0] += _td_grad(qs, qs, qb, w, z, all_states[b], all_actions[b], r, T, gamma, lam,
-                                        1.0 / B, gqs) / B
-                stats[1] += _td_grad(qb, qs, qb, w, z, all_states[b], all_actions[b], bonus, T, gamma, lam,
-                                        1.0 / B, gqb) / B
+                stats[0] += (
+                    _td_grad(qs, qs, qb, w, z, all_states[b], all_actions[b], r, T, gamma, lam, 1.0 / B, gqs) / B
+                )
+                stats[1] += (
+                    _td_grad(qb, qs, qb, w, z, all_states[b], all_actions[b], bonus, T, gamma, lam, 1.0 / B, gqb) / B
+                )
                 if sT > 0:  # the start state's logits are fixed at 0
                     for e in range(E):
                         for k in range(K):
@@ -270,10 +272,26 @@ class SkillLearner:
             gqs, gqb, gd = self._grads
 
             def one(i: int) -> None:
-                train_iterations(self.world.next_state, self.Qs[i], self.Qb[i], self.D[i], self.rng[i:i + 1],
-                                 int(n_iter), self.T, _REWARD_CODE[c.reward], float(c.bonus_weight), float(c.epsilon),
-                                 float(c.gamma), float(c.lam), float(c.lr), int(c.batch_size), gqs[i], gqb[i], gd[i],
-                                 stats[i])
+                train_iterations(
+                    self.world.next_state,
+                    self.Qs[i],
+                    self.Qb[i],
+                    self.D[i],
+                    self.rng[i : i + 1],
+                    int(n_iter),
+                    self.T,
+                    _REWARD_CODE[c.reward],
+                    float(c.bonus_weight),
+                    float(c.epsilon),
+                    float(c.gamma),
+                    float(c.lam),
+                    float(c.lr),
+                    int(c.batch_size),
+                    gqs[i],
+                    gqb[i],
+                    gd[i],
+                    stats[i],
+                )
 
             self._map(one)
             stats /= n_iter
@@ -288,15 +306,30 @@ class SkillLearner:
         logs = np.empty((N, B))
         finals = np.empty((N, B), dtype=np.int64)
         visits = np.zeros((N, S))
+
         def one(i: int) -> None:
-            evaluate_batch(self.world.next_state, self.Qs[i], self.Qb[i], self.D[i], self.eval_rng[i:i + 1], self.T,
-                           float(self.cfg.bonus_weight), float(self.cfg.eval_epsilon), int(B), logs[i], finals[i],
-                           visits[i])
+            evaluate_batch(
+                self.world.next_state,
+                self.Qs[i],
+                self.Qb[i],
+                self.D[i],
+                self.eval_rng[i : i + 1],
+                self.T,
+                float(self.cfg.bonus_weight),
+                float(self.cfg.eval_epsilon),
+                int(B),
+                logs[i],
+                finals[i],
+                visits[i],
+            )
 
         self._map(one)
         final_occ = np.stack([np.bincount(f, minlength=S) for f in finals]) / B
-        return {"effective_skills": np.exp(logs.mean(axis=1)), "final_occupancy": final_occ,
-                "occupancy": visits / visits.sum(axis=1, keepdims=True)}
+        return {
+            "effective_skills": np.exp(logs.mean(axis=1)),
+            "final_occupancy": final_occ,
+            "occupancy": visits / visits.sum(axis=1, keepdims=True),
+        }
 
     def greedy_skills(self) -> dict[str, np.ndarray]:
         """Per seed: how many skills, run greedily (no exploration), end in a state that the discriminator decodes
@@ -317,8 +350,15 @@ class SkillLearner:
         return {"skills_learned": learned, "distinct_final_states": distinct}
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {"Qs": self.Qs, "Qb": self.Qb, "D": self.D, "rng": self.rng, "eval_rng": self.eval_rng,
-                "iterations": np.array(self.iterations), "seeds": np.array(self.seeds)}
+        return {
+            "Qs": self.Qs,
+            "Qb": self.Qb,
+            "D": self.D,
+            "rng": self.rng,
+            "eval_rng": self.eval_rng,
+            "iterations": np.array(self.iterations),
+            "seeds": np.array(self.seeds),
+        }
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         for k in ("Qs", "Qb", "D", "rng", "eval_rng"):

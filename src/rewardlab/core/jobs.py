@@ -53,8 +53,7 @@ def run_job(fn: Callable[[Job], Any], job: Job) -> dict[str, Any]:
     out = Path(job.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    base = {"setting": job.setting, "seed": job.seed, "host": socket.gethostname(), "pid": os.getpid(),
-            "started": t0}
+    base = {"setting": job.setting, "seed": job.seed, "host": socket.gethostname(), "pid": os.getpid(), "started": t0}
     write_json(out / "status.json", {**base, "status": "running"})
     try:
         fn(job)
@@ -94,8 +93,12 @@ def _ray(jobs: list[Job], fn: Callable[[Job], Any], workers: int, address: str |
     if started:
         path = os.pathsep.join(os.path.abspath(p or ".") for p in sys.path)
         env = {"env_vars": {"PYTHONPATH": path, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}}
-        kw: dict[str, Any] = {"runtime_env": env, "log_to_driver": False, "include_dashboard": False,
-                              "ignore_reinit_error": True}
+        kw: dict[str, Any] = {
+            "runtime_env": env,
+            "log_to_driver": False,
+            "include_dashboard": False,
+            "ignore_reinit_error": True,
+        }
         if address:
             ray.init(address=address, **kw)
         else:
@@ -124,9 +127,17 @@ def check_backend(backend: str, workers: int) -> None:
         raise RewardLabError(f"workers must be >= 0 (0: one per core), got {workers}")
 
 
-def run_jobs(jobs: Sequence[Job], fn: Callable[[Job], Any], backend: str = "local", workers: int = 0,
-             address: str | None = None, redo: bool = False, manifest: Path | None = None,
-             echo: Callable[[str], None] = print, label: str = "sweep") -> dict[str, dict[str, Any]]:
+def run_jobs(
+    jobs: Sequence[Job],
+    fn: Callable[[Job], Any],
+    backend: str = "local",
+    workers: int = 0,
+    address: str | None = None,
+    redo: bool = False,
+    manifest: Path | None = None,
+    echo: Callable[[str], None] = print,
+    label: str = "sweep",
+) -> dict[str, dict[str, Any]]:
     """Run every job not yet finished (all of them if `redo`); returns {job folder: status}. `fn` runs one job in
     a worker process and must be importable (a module-level function). A failed job is reported and the others
     go on. `manifest`, when given, is a JSON file whose `runs` list is kept up to date."""
@@ -139,8 +150,7 @@ def run_jobs(jobs: Sequence[Job], fn: Callable[[Job], Any], backend: str = "loca
     def save() -> None:
         if manifest is not None:
             data = read_json(manifest) if manifest.is_file() else {}
-            data["runs"] = [{**{k: v for k, v in asdict(j).items() if k != "extra"}, **statuses[j.out]}
-                            for j in jobs]
+            data["runs"] = [{**{k: v for k, v in asdict(j).items() if k != "extra"}, **statuses[j.out]} for j in jobs]
             write_json(manifest, data)
 
     def on_done(job: Job, status: dict) -> None:
@@ -159,6 +169,8 @@ def run_jobs(jobs: Sequence[Job], fn: Callable[[Job], Any], backend: str = "loca
         else:
             _ray(todo, fn, n, address, on_done)
     failed = [j for j in jobs if statuses[j.out].get("status") != "finished"]
-    echo(f"{label}: {len(jobs) - len(failed)} of {len(jobs)} runs finished"
-         + (f"; {len(failed)} failed: " + ", ".join(f"{j.setting}/seed{j.seed}" for j in failed) if failed else ""))
+    echo(
+        f"{label}: {len(jobs) - len(failed)} of {len(jobs)} runs finished"
+        + (f"; {len(failed)} failed: " + ", ".join(f"{j.setting}/seed{j.seed}" for j in failed) if failed else "")
+    )
     return statuses

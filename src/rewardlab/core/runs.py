@@ -96,8 +96,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # a damaged file surfaces as many kinds of error (struct.error, UnpicklingError, ...)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise RewardLabError(f"checkpoint '{path}' is corrupt or not a rewardlab checkpoint ({first}); "
-                             "retrain it or point to another file") from None
+        raise RewardLabError(
+            f"checkpoint '{path}' is corrupt or not a rewardlab checkpoint ({first}); "
+            "retrain it or point to another file"
+        ) from None
     if not isinstance(state, dict):
         raise RewardLabError(f"checkpoint '{path}' is not a rewardlab checkpoint (expected a dict)")
     return state
@@ -261,8 +263,10 @@ class RunDir:
             fh.seek(0)
             holder = fh.read().strip() or "unknown"
             fh.close()
-            raise RewardLabError(f"'{self.root}' is in use by another rewardlab process (pid {holder}); wait for "
-                                 "it to finish, or use another --out") from None
+            raise RewardLabError(
+                f"'{self.root}' is in use by another rewardlab process (pid {holder}); wait for "
+                "it to finish, or use another --out"
+            ) from None
         try:
             fh.seek(0)
             fh.truncate()

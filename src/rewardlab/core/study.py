@@ -117,10 +117,21 @@ class Step:
 class Study:
     """A declared study. See the module docstring and docs/extending.md."""
 
-    def __init__(self, name: str, config: type, seeds: SeedMode, paper: str, doc: str, *,
-                 curves: Sequence[Curve] = (), task_scores: Sequence[str] = (), ignore: Sequence[str] = ("device",),
-                 torch_threads: int | None = None, legacy_renames: dict[str, str] | None = None,
-                 presets: str | os.PathLike | None = None):
+    def __init__(
+        self,
+        name: str,
+        config: type,
+        seeds: SeedMode,
+        paper: str,
+        doc: str,
+        *,
+        curves: Sequence[Curve] = (),
+        task_scores: Sequence[str] = (),
+        ignore: Sequence[str] = ("device",),
+        torch_threads: int | None = None,
+        legacy_renames: dict[str, str] | None = None,
+        presets: str | os.PathLike | None = None,
+    ):
         """name: the CLI name; config: the config dataclass (presets in configs/<name>/); seeds: the seed mode;
         paper: the paper reproduced; doc: the study's description (its first line is the one-line help);
         curves, task_scores: what a sweep aggregates; ignore: dotted config keys that never change a result
@@ -142,18 +153,27 @@ class Study:
         seed_name, seed_type = SEED_FIELDS[self.seed_mode]
         hints = typing.get_type_hints(config)
         if hints.get(seed_name) != seed_type:
-            raise TypeError(f"study {name}: {self.seed_mode.value} seeds need a `{seed_name}: "
-                            f"{getattr(seed_type, '__name__', seed_type)}` field in {config.__name__}")
+            raise TypeError(
+                f"study {name}: {self.seed_mode.value} seeds need a `{seed_name}: "
+                f"{getattr(seed_type, '__name__', seed_type)}` field in {config.__name__}"
+            )
         other = "seeds" if seed_name == "seed" else "seed"
         if other in hints:
             raise TypeError(f"study {name}: {config.__name__} has both `seed` and `seeds`; keep one")
 
     # ------------------------------------------------------------------------------------------------ declare
-    def step(self, name: str, *, uses: Sequence[str] | str = (), after: Sequence[str] | Callable = (),
-             outputs: Sequence[str] | None = None, cached: bool = True,
-             applies: Callable[[Any], str | None] | None = None,
-             inputs: Callable[[Any], dict[str, str]] | None = None,
-             args: Sequence[Arg] = ()) -> Callable[[Callable], Callable]:
+    def step(
+        self,
+        name: str,
+        *,
+        uses: Sequence[str] | str = (),
+        after: Sequence[str] | Callable = (),
+        outputs: Sequence[str] | None = None,
+        cached: bool = True,
+        applies: Callable[[Any], str | None] | None = None,
+        inputs: Callable[[Any], dict[str, str]] | None = None,
+        args: Sequence[Arg] = (),
+    ) -> Callable[[Callable], Callable]:
         """Declare the decorated function `fn(cfg, run, **args) -> dict` as the next step.
 
         uses: the config fields whose values the step's result depends on ('*' for all); after: the steps it
@@ -162,6 +182,7 @@ class Study:
         reports); applies: a function of the config returning why the step does not apply (skipped by `run`),
         or None; inputs: a function of the config returning {setting: path} of files it reads from outside the
         run directory; args: its command-line arguments."""
+
         def deco(fn: Callable) -> Callable:
             if name in self.steps:
                 raise TypeError(f"study {self.name}: step '{name}' is declared twice")
@@ -170,13 +191,22 @@ class Study:
                 raise TypeError(f"study {self.name}: step '{name}' comes after undeclared steps {unknown}")
             known = {f.name for f in fields(self.config)}
             if uses != "*" and any(u not in known for u in uses):
-                raise TypeError(f"study {self.name}: step '{name}' uses unknown config fields "
-                                f"{[u for u in uses if u not in known]}")
-            self.steps[name] = Step(name, fn, uses if uses == "*" else tuple(uses),
-                                    after if callable(after) else tuple(after),
-                                    tuple(outputs or (name.replace("-", "_"),)), cached, applies, inputs,
-                                    tuple(args))
+                raise TypeError(
+                    f"study {self.name}: step '{name}' uses unknown config fields {[u for u in uses if u not in known]}"
+                )
+            self.steps[name] = Step(
+                name,
+                fn,
+                uses if uses == "*" else tuple(uses),
+                after if callable(after) else tuple(after),
+                tuple(outputs or (name.replace("-", "_"),)),
+                cached,
+                applies,
+                inputs,
+                tuple(args),
+            )
             return fn
+
         return deco
 
     def hook(self, fn: Callable) -> Callable:
@@ -242,8 +272,7 @@ def read_record(root: str | os.PathLike) -> dict[str, Any] | None:
         return None
     rec = read_json(path)
     if not isinstance(rec, dict) or not isinstance(rec.get("steps"), dict):
-        raise RewardLabError(f"'{path}' is not a rewardlab run record; restore it from a backup or use another "
-                             "--out")
+        raise RewardLabError(f"'{path}' is not a rewardlab run record; restore it from a backup or use another --out")
     return rec
 
 
@@ -271,8 +300,9 @@ def _load_yaml_config(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise RewardLabError(f"'{path}' is not valid YAML ({str(e).splitlines()[0]}); restore it or use another "
-                             "--out") from None
+        raise RewardLabError(
+            f"'{path}' is not valid YAML ({str(e).splitlines()[0]}); restore it or use another --out"
+        ) from None
     if not isinstance(data, dict):
         raise RewardLabError(f"'{path}' is not a config (a mapping of settings); restore it or use another --out")
     return data
@@ -304,16 +334,19 @@ def inspect_run(study: Study, root: Path) -> RunState:
     record = read_record(root) if root.is_dir() else None
     if record is not None:
         if record.get("study") != study.name:
-            raise RewardLabError(f"'{root}' holds a run of study '{record.get('study')}', not {study.name}; "
-                                 "use another --out")
+            raise RewardLabError(
+                f"'{root}' holds a run of study '{record.get('study')}', not {study.name}; use another --out"
+            )
         return RunState("current", _load_yaml_config(cfg_path) if cfg_path.is_file() else None, record)
     if not cfg_path.is_file():
         return RunState("new", None, {"steps": {}})
     config = rename_keys(_load_yaml_config(cfg_path), study.legacy_renames)
     known = {f.name for f in fields(study.config)}
     if not set(config) <= known or study.seed_field not in config:
-        raise RewardLabError(f"'{root}' holds a run that is not of study {study.name} (its config.yaml has "
-                             f"{', '.join(sorted(config))}); use another --out")
+        raise RewardLabError(
+            f"'{root}' holds a run that is not of study {study.name} (its config.yaml has "
+            f"{', '.join(sorted(config))}); use another --out"
+        )
     return RunState("legacy", config, {"steps": {}})
 
 
@@ -344,20 +377,33 @@ class StudyRun:
             for step in study.steps.values():
                 if step.cached and old.finished(step):
                     sig = old.signature(step, {})
-                    self.records[step.name] = {"fingerprint": fingerprint(sig), "config": sig, "args": {},
-                                               "status": "finished", "upgraded": True}
+                    self.records[step.name] = {
+                        "fingerprint": fingerprint(sig),
+                        "config": sig,
+                        "args": {},
+                        "status": "finished",
+                        "upgraded": True,
+                    }
 
     @classmethod
-    def open(cls, study: Study, out: str | os.PathLike, preset: str | None = None, overrides: Sequence[str] = (),
-             *, dry_run: bool = False) -> "StudyRun":
+    def open(
+        cls,
+        study: Study,
+        out: str | os.PathLike,
+        preset: str | None = None,
+        overrides: Sequence[str] = (),
+        *,
+        dry_run: bool = False,
+    ) -> "StudyRun":
         """Resolve the config for a run directory (upgrading a run made before the study contract, unless
         `dry_run`)."""
         run = RunDir(out)
         state = inspect_run(study, run.root)
         cfg = resolve_config(study, state, preset, overrides)
         self = cls(study, cfg, run, state, dry_run)
-        self.config_source = (f"preset {preset}" if preset else "the run's config.yaml" if state.config is not None
-                              else "preset fast") + (f" with {' '.join(overrides)}" if overrides else "")
+        self.config_source = (
+            f"preset {preset}" if preset else "the run's config.yaml" if state.config is not None else "preset fast"
+        ) + (f" with {' '.join(overrides)}" if overrides else "")
         return self
 
     # ---------------------------------------------------------------------------------------------- session
@@ -372,12 +418,18 @@ class StudyRun:
                 from rewardlab import __version__
                 from rewardlab.config import dump_yaml, from_dict
 
-                rec = {"study": self.study.name, "rewardlab_version": __version__, "format": FORMAT,
-                       "created": time.time(), "steps": self.records}
+                rec = {
+                    "study": self.study.name,
+                    "rewardlab_version": __version__,
+                    "format": FORMAT,
+                    "created": time.time(),
+                    "steps": self.records,
+                }
                 if self.state.kind == "legacy":
                     rec["upgraded"] = {"from": "a run directory made before the study contract", "at": time.time()}
-                    write_text(self.run.root / "config.yaml", dump_yaml(from_dict(self.study.config,
-                                                                                   self.state.config)))
+                    write_text(
+                        self.run.root / "config.yaml", dump_yaml(from_dict(self.study.config, self.state.config))
+                    )
                 else:
                     write_text(self.run.root / "config.yaml", dump_yaml(self.cfg))
                 self.state = RunState("current", self.state.config, rec)
@@ -398,8 +450,11 @@ class StudyRun:
     # ------------------------------------------------------------------------------------------ fingerprints
     def _own(self, step: Step, args: dict[str, Any]) -> dict[str, Any]:
         names = [f.name for f in fields(self.study.config)] if step.uses == "*" else list(step.uses)
-        sig = {k: v for k, v in self._current.items()
-               if k.split(".")[0] in names and not any(k == i or k.startswith(i + ".") for i in self.study.ignore)}
+        sig = {
+            k: v
+            for k, v in self._current.items()
+            if k.split(".")[0] in names and not any(k == i or k.startswith(i + ".") for i in self.study.ignore)
+        }
         for a in step.args:
             if not a.adhoc and args.get(a.dest) is not None:
                 sig[f"{step.name} {a.flag}"] = str(args[a.dest])
@@ -450,13 +505,17 @@ class StudyRun:
                 continue
             up = self.study.steps[dep]
             if not self.finished(up):
-                raise RewardLabError(f"the `{dep}` step has not finished in '{self.run.root}'; run the `{dep}` step "
-                                     f"first ({self._cmd(dep)})")
+                raise RewardLabError(
+                    f"the `{dep}` step has not finished in '{self.run.root}'; run the `{dep}` step "
+                    f"first ({self._cmd(dep)})"
+                )
             ch = self.changes(up, self.recorded_args(dep))
             if ch:
-                raise RewardLabError(f"the `{dep}` step in '{self.run.root}' was made with a different config "
-                                     f"({_fmt_changes(ch)}); remake it first ({self._cmd(dep, True)} ...) or pass "
-                                     "--redo to `run`")
+                raise RewardLabError(
+                    f"the `{dep}` step in '{self.run.root}' was made with a different config "
+                    f"({_fmt_changes(ch)}); remake it first ({self._cmd(dep, True)} ...) or pass "
+                    "--redo to `run`"
+                )
         if not step.cached:
             return "run"
         if redo:
@@ -464,14 +523,18 @@ class StudyRun:
         ch = self.changes(step, args)
         if self.finished(step):
             if ch:
-                raise RewardLabError(f"step `{step.name}` in '{self.run.root}' was made with a different config "
-                                     f"({_fmt_changes(ch)}); pass --redo to remake it (the steps after it then "
-                                     "need remaking too), or use another --out")
+                raise RewardLabError(
+                    f"step `{step.name}` in '{self.run.root}' was made with a different config "
+                    f"({_fmt_changes(ch)}); pass --redo to remake it (the steps after it then "
+                    "need remaking too), or use another --out"
+                )
             return "reuse"
         if ch:
-            raise RewardLabError(f"'{self.run.root}' holds unfinished `{step.name}` work made with a different "
-                                 f"config ({_fmt_changes(ch)}); rerun with the settings it was started with to "
-                                 "resume it, pass --redo to discard it, or use another --out")
+            raise RewardLabError(
+                f"'{self.run.root}' holds unfinished `{step.name}` work made with a different "
+                f"config ({_fmt_changes(ch)}); rerun with the settings it was started with to "
+                "resume it, pass --redo to discard it, or use another --out"
+            )
         return "resume" if step.name in self.records or (self.run.root / step.folder).exists() else "run"
 
     def check_inputs(self, step: Step, args: dict[str, Any]) -> dict[str, str]:
@@ -488,8 +551,13 @@ class StudyRun:
                 raise RewardLabError(f"{label} '{path}' is not readable")
         return {k: v for k, v in files.items() if v}
 
-    def plan(self, names: Sequence[str], args: dict[str, Any] | None = None, redo: bool = False,
-             skip_inapplicable: bool = True) -> list[tuple[str, str]]:
+    def plan(
+        self,
+        names: Sequence[str],
+        args: dict[str, Any] | None = None,
+        redo: bool = False,
+        skip_inapplicable: bool = True,
+    ) -> list[tuple[str, str]]:
         """(step, action) for the steps in order, as running them now would do; a refusal raises."""
         out, will_make = [], set()
         for name in names:
@@ -536,9 +604,14 @@ class StudyRun:
         sig = self.signature(step, args)
         previous = self.records.get(name)
         aside = self._move_aside(step) if action == "redo" else None
-        self.records[name] = {"fingerprint": fingerprint(sig), "config": sig,
-                              "args": {k: str(v) for k, v in args.items() if v is not None}, "status": "running",
-                              "started": time.time(), **({"previous": previous} if aside is not None else {})}
+        self.records[name] = {
+            "fingerprint": fingerprint(sig),
+            "config": sig,
+            "args": {k: str(v) for k, v in args.items() if v is not None},
+            "status": "running",
+            "started": time.time(),
+            **({"previous": previous} if aside is not None else {}),
+        }
         self._save()
         try:
             t0 = time.time()
@@ -555,8 +628,9 @@ class StudyRun:
         from rewardlab.config import dump_yaml
 
         self.records[name].pop("previous", None)
-        self.records[name].update(status="finished", finished=time.time(), seconds=time.time() - t0,
-                                  rewardlab_version=__version__)
+        self.records[name].update(
+            status="finished", finished=time.time(), seconds=time.time() - t0, rewardlab_version=__version__
+        )
         self._save()
         write_text(self.run.root / "config.yaml", dump_yaml(self.cfg))
         if aside is not None:
@@ -590,14 +664,26 @@ class StudyRun:
                 continue
             rec = self.records.get(name, {})
             if not self.finished(step) and (self._aside_dir(step) / "outputs").is_dir():
-                out.append((name, "aside", "an interrupted --redo moved the finished result aside; the next command "
-                                           "here puts it back"))
+                out.append(
+                    (
+                        name,
+                        "aside",
+                        "an interrupted --redo moved the finished result aside; the next command here puts it back",
+                    )
+                )
                 continue
             ch = self.changes(step, self.recorded_args(name))
             if self.finished(step):
-                out.append((name, "stale", _fmt_changes(ch)) if ch else
-                           (name, "done", f"fingerprint {rec.get('fingerprint', '?')}"
-                            + (" (upgraded from an older run directory)" if rec.get("upgraded") else "")))
+                out.append(
+                    (name, "stale", _fmt_changes(ch))
+                    if ch
+                    else (
+                        name,
+                        "done",
+                        f"fingerprint {rec.get('fingerprint', '?')}"
+                        + (" (upgraded from an older run directory)" if rec.get("upgraded") else ""),
+                    )
+                )
             elif rec or (self.run.root / step.folder).exists():
                 out.append((name, "partial", ("stale: " + _fmt_changes(ch)) if ch else "unfinished; resumes"))
             else:
@@ -671,5 +757,16 @@ class StudyRun:
                 self._discard(aside)
 
 
-__all__ = ["Arg", "Curve", "SeedMode", "Step", "Study", "StudyRun", "fingerprint", "flatten", "inspect_run",
-           "read_record", "resolve_config"]
+__all__ = [
+    "Arg",
+    "Curve",
+    "SeedMode",
+    "Step",
+    "Study",
+    "StudyRun",
+    "fingerprint",
+    "flatten",
+    "inspect_run",
+    "read_record",
+    "resolve_config",
+]

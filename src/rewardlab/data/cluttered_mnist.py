@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rewardlab.core.runs import atomic_path
 from rewardlab.data.mnist import Digits
 from rewardlab.errors import RewardLabError
-from rewardlab.core.runs import atomic_path
 
 MEAN, STD = 0.1307, 0.3081  # the normalisation of the original loader
 
@@ -42,8 +42,10 @@ class ClutteredSpec:
         if self.digit_size > self.canvas:
             raise RewardLabError(f"digit_size {self.digit_size} does not fit on a canvas of {self.canvas}")
         if self.n_clutter > 0 and not 1 <= self.clutter_size < min(self.canvas, 28):
-            raise RewardLabError(f"clutter_size must be between 1 and {min(self.canvas, 28) - 1} "
-                                 f"(crops come from 28x28 digits and must fit the canvas), got {self.clutter_size}")
+            raise RewardLabError(
+                f"clutter_size must be between 1 and {min(self.canvas, 28) - 1} "
+                f"(crops come from 28x28 digits and must fit the canvas), got {self.clutter_size}"
+            )
 
 
 @dataclass
@@ -88,8 +90,9 @@ def _paste(canvas: np.ndarray, pieces: np.ndarray, rows: np.ndarray, cols: np.nd
     canvas[ii, rr, cc] = pieces
 
 
-def _draw(rng: np.random.Generator, pool: np.ndarray, bank: np.ndarray, n: int, spec: ClutteredSpec,
-          chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def _draw(
+    rng: np.random.Generator, pool: np.ndarray, bank: np.ndarray, n: int, spec: ClutteredSpec, chunk: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
     """n images drawn from `pool` (with replacement), and which pool entries they show."""
     W, D, c = spec.canvas, spec.digit_size, spec.clutter_size
     which = rng.integers(0, len(pool), size=n)
@@ -134,16 +137,21 @@ def generate_cluttered(digits: Digits, spec: ClutteredSpec | None = None) -> Clu
     bank = pool[which[:, None, None], oy[:, None, None] + ar[None, :, None], ox[:, None, None] + ar[None, None, :]]
     x_train, i_train = _draw(rng, pool, bank, spec.n_train, spec)
     x_test, i_test = _draw(rng, digits.test_images, bank, spec.n_test, spec)
-    return ClutteredMNIST(x_train, digits.train_labels[i_train].astype(np.int64),
-                          x_test, digits.test_labels[i_test].astype(np.int64))
+    return ClutteredMNIST(
+        x_train, digits.train_labels[i_train].astype(np.int64), x_test, digits.test_labels[i_test].astype(np.int64)
+    )
 
 
 def save_cluttered(data: ClutteredMNIST, path: str | os.PathLike, compress: bool = True) -> Path:
     """Write the original's `.npz` layout atomically: X_* float32 (N, H*W), y_* int32 (N, 1)."""
     path = Path(path)
     n_tr, n_te = len(data.y_train), len(data.y_test)
-    arrays = dict(X_train=data.x_train.reshape(n_tr, -1), y_train=data.y_train.astype(np.int32).reshape(-1, 1),
-                  X_test=data.x_test.reshape(n_te, -1), y_test=data.y_test.astype(np.int32).reshape(-1, 1))
+    arrays = dict(
+        X_train=data.x_train.reshape(n_tr, -1),
+        y_train=data.y_train.astype(np.int32).reshape(-1, 1),
+        X_test=data.x_test.reshape(n_te, -1),
+        y_test=data.y_test.astype(np.int32).reshape(-1, 1),
+    )
     with atomic_path(path, suffix=".npz") as tmp:
         with open(tmp, "wb") as f:
             (np.savez_compressed if compress else np.savez)(f, **arrays)
@@ -162,15 +170,17 @@ def load_cluttered(path: str | os.PathLike) -> ClutteredMNIST:
                 raise RewardLabError(f"'{path}' is not a Cluttered MNIST file: it lacks {', '.join(missing)}")
             arrays = {k: z[k] for k in ("X_train", "y_train", "X_test", "y_test")}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise RewardLabError(f"Cluttered MNIST file '{path}' is corrupt ({e}); delete it and rerun the `data` step") \
-            from None
+        raise RewardLabError(
+            f"Cluttered MNIST file '{path}' is corrupt ({e}); delete it and rerun the `data` step"
+        ) from None
     out = []
     for split in ("train", "test"):
         x, y = arrays[f"X_{split}"], arrays[f"y_{split}"].reshape(-1)
         side = int(round(np.sqrt(x.shape[-1]))) if x.ndim == 2 else -1
         if x.ndim != 2 or side * side != x.shape[1] or len(y) != len(x):
-            raise RewardLabError(f"'{path}': X_{split} must be (N, side*side) with N labels, got {x.shape} "
-                                 f"and {len(y)} labels")
+            raise RewardLabError(
+                f"'{path}': X_{split} must be (N, side*side) with N labels, got {x.shape} and {len(y)} labels"
+            )
         if not np.issubdtype(x.dtype, np.floating) or not np.issubdtype(y.dtype, np.integer):
             raise RewardLabError(f"'{path}': X_{split} must be float and y_{split} integer, got {x.dtype}, {y.dtype}")
         if len(y) and (y.min() < 0 or y.max() > 9):
@@ -188,5 +198,5 @@ def example_grid(images: np.ndarray, n: int = 10, border: float = 0.5) -> np.nda
     grid = np.full((n * (h + 1) - 1, n * (w + 1) - 1), border, dtype=np.float32)
     for i in range(k):
         r, c = divmod(i, n)
-        grid[r * (h + 1):r * (h + 1) + h, c * (w + 1):c * (w + 1) + w] = images[i]
+        grid[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = images[i]
     return grid

@@ -21,9 +21,9 @@ from rewardlab.errors import RewardLabError
 class DemoConfig:
     episodes: int = 500
     subtasks_per_episode: int = 4
-    action_noise: float = 0.2    # std of the Gaussian noise on each action component
-    gain: float = 2.0            # proportional gain (in units of a full-speed step)
-    stop_low: float = 0.85       # each push stops at a q drawn from U[stop_low, 1]
+    action_noise: float = 0.2  # std of the Gaussian noise on each action component
+    gain: float = 2.0  # proportional gain (in units of a full-speed step)
+    stop_low: float = 0.85  # each push stops at a q drawn from U[stop_low, 1]
     seed: int = 0
 
     def validate(self, spec: KitchenSpec) -> None:
@@ -106,7 +106,21 @@ def scripted_demos(cfg: DemoConfig, spec: KitchenSpec | None = None) -> OfflineD
     solved = np.zeros(n, dtype=bool)
     solved[ep_of_step[term]] = True
     keep = ~solved[ep_of_step]
-    return OfflineDataset(take("obs")[keep], take("act")[keep], take("rew")[keep], term[keep], trunc[keep],
-                          meta={"dropped_episodes_solving_the_task": int(solved.sum()),"env": "rewardlab/MiniKitchen-v0", "generator": "scripted_demos",
-                                "episodes": n, "subtasks_per_episode": k, "action_noise": cfg.action_noise,
-                                "seed": cfg.seed, "tasks": list(spec.tasks), "act_dim": ACT_DIM})
+    return OfflineDataset(
+        take("obs")[keep],
+        take("act")[keep],
+        take("rew")[keep],
+        term[keep],
+        trunc[keep],
+        meta={
+            "dropped_episodes_solving_the_task": int(solved.sum()),
+            "env": "rewardlab/MiniKitchen-v0",
+            "generator": "scripted_demos",
+            "episodes": n,
+            "subtasks_per_episode": k,
+            "action_noise": cfg.action_noise,
+            "seed": cfg.seed,
+            "tasks": list(spec.tasks),
+            "act_dim": ACT_DIM,
+        },
+    )

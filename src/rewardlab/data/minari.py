@@ -30,8 +30,13 @@ from typing import Any
 import numpy as np
 
 from rewardlab.data.offline import OfflineDataset
-from rewardlab.envs.franka_kitchen import (KITCHEN_TARGET_TASKS, KITCHEN_TASKS, KITCHEN_V1_OBS_DIM,
-                                           check_kitchen_tasks, d4rl_obs_from_v1)
+from rewardlab.envs.franka_kitchen import (
+    KITCHEN_TARGET_TASKS,
+    KITCHEN_TASKS,
+    KITCHEN_V1_OBS_DIM,
+    check_kitchen_tasks,
+    d4rl_obs_from_v1,
+)
 from rewardlab.errors import RewardLabError
 
 MAIN_FILE = "main_data.hdf5"
@@ -50,8 +55,10 @@ def _locate(path: Path) -> tuple[Path, Path]:
     meta = _read_metadata(data_dir)
     fmt = meta.get("data_format", "hdf5")
     if fmt != "hdf5":
-        raise RewardLabError(f"Minari dataset '{path}' is stored as '{fmt}'; only the hdf5 format is supported "
-                             f"(re-create it with data_format='hdf5')")
+        raise RewardLabError(
+            f"Minari dataset '{path}' is stored as '{fmt}'; only the hdf5 format is supported "
+            f"(re-create it with data_format='hdf5')"
+        )
     hdf5 = data_dir / MAIN_FILE
     if not hdf5.is_file():
         raise RewardLabError(f"'{path}' is not a Minari dataset folder: no data/{MAIN_FILE} in it")
@@ -92,8 +99,9 @@ def _numeric(ds: Any, what: str) -> np.ndarray:
     return arr
 
 
-def read_minari(path: str | os.PathLike, *, kitchen: bool | None = None,
-                kitchen_tasks: Sequence[str] | None = None) -> OfflineDataset:
+def read_minari(
+    path: str | os.PathLike, *, kitchen: bool | None = None, kitchen_tasks: Sequence[str] | None = None
+) -> OfflineDataset:
     """Read a local Minari hdf5 dataset (folder, its `data/` subfolder or `main_data.hdf5`) as an `OfflineDataset`.
 
     `kitchen`: convert 59-d FrankaKitchen-v1 observations to the 60-d D4RL layout (default: when the env id is
@@ -115,35 +123,42 @@ def read_minari(path: str | os.PathLike, *, kitchen: bool | None = None,
     obs_l, act_l, rew_l, term_l, trunc_l = [], [], [], [], []
     goal_keys: list[str] | None = None
     with f:
-        eps = sorted((int(m.group(1)), k) for k in f.keys() if (m := _EPISODE_RE.fullmatch(k))
-                     and isinstance(f[k], h5py.Group))
+        eps = sorted(
+            (int(m.group(1)), k) for k in f.keys() if (m := _EPISODE_RE.fullmatch(k)) and isinstance(f[k], h5py.Group)
+        )
         if not eps:
             raise RewardLabError(f"'{hdf5}' holds no episodes (no episode_<i> groups): not a Minari dataset file")
         try:
             for _, name in eps:
                 g = f[name]
                 where = f"{name} of '{hdf5}'"
-                missing = [k for k in ("observations", "actions", "rewards", "terminations", "truncations")
-                           if k not in g]
+                missing = [
+                    k for k in ("observations", "actions", "rewards", "terminations", "truncations") if k not in g
+                ]
                 if missing:
                     raise RewardLabError(f"{where} has no {', '.join(missing)}: not a Minari episode")
                 o = g["observations"]
                 if isinstance(o, h5py.Group):
                     if "observation" not in o:
-                        raise RewardLabError(f"{where} has Dict observations without an 'observation' key "
-                                             f"(keys: {', '.join(o.keys())}); not supported")
+                        raise RewardLabError(
+                            f"{where} has Dict observations without an 'observation' key "
+                            f"(keys: {', '.join(o.keys())}); not supported"
+                        )
                     if goal_keys is None and isinstance(o.get("desired_goal"), h5py.Group):
                         goal_keys = list(o["desired_goal"].keys())
                     o = o["observation"]
                 obs = _numeric(o, f"observations of {where}")
                 act = _numeric(g["actions"], f"actions of {where}")
-                rew, term, trunc = (_numeric(g[k], f"{k} of {where}").reshape(-1)
-                                    for k in ("rewards", "terminations", "truncations"))
+                rew, term, trunc = (
+                    _numeric(g[k], f"{k} of {where}").reshape(-1) for k in ("rewards", "terminations", "truncations")
+                )
                 n = len(act)
                 if len(obs) != n + 1 or not len(rew) == len(term) == len(trunc) == n:
-                    raise RewardLabError(f"{where} has inconsistent lengths: observations {len(obs)} (expected "
-                                         f"actions + 1 = {n + 1}), actions {n}, rewards {len(rew)}, terminations "
-                                         f"{len(term)}, truncations {len(trunc)}")
+                    raise RewardLabError(
+                        f"{where} has inconsistent lengths: observations {len(obs)} (expected "
+                        f"actions + 1 = {n + 1}), actions {n}, rewards {len(rew)}, terminations "
+                        f"{len(term)}, truncations {len(trunc)}"
+                    )
                 if n == 0:
                     continue
                 obs_l.append(obs[:-1].reshape(n, -1))
@@ -162,12 +177,18 @@ def read_minari(path: str | os.PathLike, *, kitchen: bool | None = None,
     if len({o.shape[1] for o in obs_l}) != 1 or len({a.shape[1] for a in act_l}) != 1:
         raise RewardLabError(f"Minari dataset '{path}' mixes observation or action widths across episodes")
     obs = np.concatenate(obs_l)
-    looks_kitchen = (str(env_id or "").startswith("FrankaKitchen")
-                     or (goal_keys is not None and bool(goal_keys) and set(goal_keys) <= set(KITCHEN_TASKS)))
+    looks_kitchen = str(env_id or "").startswith("FrankaKitchen") or (
+        goal_keys is not None and bool(goal_keys) and set(goal_keys) <= set(KITCHEN_TASKS)
+    )
     convert = kitchen if kitchen is not None else (looks_kitchen and obs.shape[1] == KITCHEN_V1_OBS_DIM)
-    out_meta: dict[str, Any] = {"env": env_id, "source": f"Minari dataset '{path}'", "format": "minari-hdf5",
-                                "dataset_id": meta.get("dataset_id"), "minari_version": meta.get("minari_version"),
-                                "n_episodes": len(obs_l)}
+    out_meta: dict[str, Any] = {
+        "env": env_id,
+        "source": f"Minari dataset '{path}'",
+        "format": "minari-hdf5",
+        "dataset_id": meta.get("dataset_id"),
+        "minari_version": meta.get("minari_version"),
+        "n_episodes": len(obs_l),
+    }
     if convert:
         if kitchen_tasks is None:
             spec_tasks = (spec.get("kwargs") or {}).get("tasks_to_complete")
@@ -176,8 +197,14 @@ def read_minari(path: str | os.PathLike, *, kitchen: bool | None = None,
         tasks = tuple(t for t in KITCHEN_TASKS if t in tasks)  # canonical order; the goal vector ignores order
         obs = d4rl_obs_from_v1(obs, tasks)
         out_meta.update(obs_layout="d4rl-kitchen-60", kitchen_tasks=list(tasks))
-    return OfflineDataset(obs, np.concatenate(act_l), np.concatenate(rew_l), np.concatenate(term_l),
-                          np.concatenate(trunc_l), meta=out_meta)
+    return OfflineDataset(
+        obs,
+        np.concatenate(act_l),
+        np.concatenate(rew_l),
+        np.concatenate(term_l),
+        np.concatenate(trunc_l),
+        meta=out_meta,
+    )
 
 
 def _box_json(arr: np.ndarray) -> dict[str, Any]:
@@ -214,9 +241,15 @@ def _rows(x: Any) -> set[int]:
     return {len(np.asarray(x))}
 
 
-def write_minari(path: str | os.PathLike, episodes: Sequence[Mapping[str, Any]], env_spec_id: str | None = None, *,
-                 dataset_id: str = "rewardlab/local-v0", env_kwargs: dict[str, Any] | None = None,
-                 max_episode_steps: int | None = None) -> Path:
+def write_minari(
+    path: str | os.PathLike,
+    episodes: Sequence[Mapping[str, Any]],
+    env_spec_id: str | None = None,
+    *,
+    dataset_id: str = "rewardlab/local-v0",
+    env_kwargs: dict[str, Any] | None = None,
+    max_episode_steps: int | None = None,
+) -> Path:
     """Write `episodes` as a Minari 0.5.x hdf5 dataset folder at `path` (`path/data/...`); return `path`.
 
     Each episode maps observations (T+1 rows, or a nested dict of such arrays), actions (T), rewards (T),
@@ -238,10 +271,13 @@ def write_minari(path: str | os.PathLike, episodes: Sequence[Mapping[str, Any]],
         if missing:
             raise RewardLabError(f"episode {i} lacks {', '.join(missing)}")
         n = len(np.asarray(ep["actions"]))
-        if _rows(ep["observations"]) != {n + 1} or {len(np.asarray(ep[k])) for k in
-                                                   ("rewards", "terminations", "truncations")} != {n}:
-            raise RewardLabError(f"episode {i}: observations need T+1 rows and actions, rewards, terminations, "
-                                 f"truncations T rows (T = {n})")
+        if _rows(ep["observations"]) != {n + 1} or {
+            len(np.asarray(ep[k])) for k in ("rewards", "terminations", "truncations")
+        } != {n}:
+            raise RewardLabError(
+                f"episode {i}: observations need T+1 rows and actions, rewards, terminations, "
+                f"truncations T rows (T = {n})"
+            )
         total += n
     data_dir.mkdir(parents=True, exist_ok=True)
     with h5py.File(data_dir / MAIN_FILE, "w", track_order=True) as f:
@@ -257,17 +293,21 @@ def write_minari(path: str | os.PathLike, episodes: Sequence[Mapping[str, Any]],
             _write_tree(g, "terminations", np.asarray(ep["terminations"], dtype=bool))
             _write_tree(g, "truncations", np.asarray(ep["truncations"], dtype=bool))
     meta: dict[str, Any] = {
-        "total_episodes": len(episodes), "total_steps": int(total), "data_format": "hdf5", "jpeg_encoding": False,
+        "total_episodes": len(episodes),
+        "total_steps": int(total),
+        "data_format": "hdf5",
+        "jpeg_encoding": False,
         "observation_space": json.dumps(_space_json(episodes[0]["observations"])),
         "action_space": json.dumps(_box_json(np.asarray(episodes[0]["actions"]))),
-        "dataset_id": dataset_id, "minari_version": MINARI_FORMAT_VERSION,
+        "dataset_id": dataset_id,
+        "minari_version": MINARI_FORMAT_VERSION,
     }
     if env_spec_id is not None:
         entry = gym.registry[env_spec_id].entry_point if env_spec_id in gym.registry else None
         entry = entry if isinstance(entry, str) else None
-        meta["env_spec"] = gym.envs.registration.EnvSpec(id=env_spec_id, entry_point=entry,
-                                                         kwargs=dict(env_kwargs or {}),
-                                                         max_episode_steps=max_episode_steps).to_json()
+        meta["env_spec"] = gym.envs.registration.EnvSpec(
+            id=env_spec_id, entry_point=entry, kwargs=dict(env_kwargs or {}), max_episode_steps=max_episode_steps
+        ).to_json()
     size = sum(p.stat().st_size for p in data_dir.iterdir() if p.is_file())
     meta["dataset_size"] = round(size / 1e6, 1)
     (data_dir / METADATA_FILE).write_text(json.dumps(meta))

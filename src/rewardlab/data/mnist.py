@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rewardlab.errors import RewardLabError
 from rewardlab.core.runs import atomic_path
+from rewardlab.errors import RewardLabError
 
 ENV_VAR = "REWARDLAB_MNIST_DIR"
 
@@ -50,8 +50,10 @@ class Digits:
         for split in ("train", "test"):
             x, y = getattr(self, f"{split}_images"), getattr(self, f"{split}_labels")
             if x.ndim != 3 or x.dtype != np.uint8 or y.shape != (x.shape[0],):
-                raise RewardLabError(f"{self.source}: {split} images must be uint8 (N, H, W) with N labels, "
-                                     f"got {x.dtype} {x.shape} and labels {y.shape}")
+                raise RewardLabError(
+                    f"{self.source}: {split} images must be uint8 (N, H, W) with N labels, "
+                    f"got {x.dtype} {x.shape} and labels {y.shape}"
+                )
 
 
 def cache_dir() -> Path:
@@ -100,14 +102,15 @@ def _download(folder: Path) -> None:
             except (urllib.error.URLError, OSError, ValueError) as e:
                 errors.append(f"{mirror}: {e}")
         else:
-            raise RewardLabError(f"could not download MNIST file {name} ({'; '.join(errors)}); "
-                                 f"{_how_to_get()}")
+            raise RewardLabError(f"could not download MNIST file {name} ({'; '.join(errors)}); {_how_to_get()}")
 
 
 def _how_to_get() -> str:
     names = ", ".join(n for n, _ in FILES.values())
-    return (f"put the four MNIST files ({names}) in a folder and set {ENV_VAR}=FOLDER (or pass mnist_dir=FOLDER), "
-            f"or copy them to {cache_dir()}, or run once with internet access so they download there")
+    return (
+        f"put the four MNIST files ({names}) in a folder and set {ENV_VAR}=FOLDER (or pass mnist_dir=FOLDER), "
+        f"or copy them to {cache_dir()}, or run once with internet access so they download there"
+    )
 
 
 def _read_idx(path: Path, expect_dims: int) -> np.ndarray:
@@ -118,7 +121,7 @@ def _read_idx(path: Path, expect_dims: int) -> np.ndarray:
         raise RewardLabError(f"MNIST file '{path}' is not a readable gzip file ({e})") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08 or data[3] != expect_dims:
         raise RewardLabError(f"MNIST file '{path}' is not an IDX file of {expect_dims} dimensions")
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(expect_dims)]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(expect_dims)]
     offset = 4 + 4 * expect_dims
     arr = np.frombuffer(data, dtype=np.uint8, offset=offset)
     if arr.size != int(np.prod(dims)):
@@ -149,11 +152,17 @@ def load_mnist(root: str | os.PathLike | None = None, download: bool = True) -> 
         path = folder / name
         got = _md5(path)
         if got != md5:
-            raise RewardLabError(f"MNIST file '{path}' is corrupt (md5 {got}, expected {md5}); "
-                                 f"delete it and {_how_to_get()}")
+            raise RewardLabError(
+                f"MNIST file '{path}' is corrupt (md5 {got}, expected {md5}); delete it and {_how_to_get()}"
+            )
         arrays[key] = _read_idx(path, 3 if key.endswith("images") else 1)
-    return Digits(arrays["train_images"], arrays["train_labels"].astype(np.int64),
-                  arrays["test_images"], arrays["test_labels"].astype(np.int64), source=f"MNIST ({folder})")
+    return Digits(
+        arrays["train_images"],
+        arrays["train_labels"].astype(np.int64),
+        arrays["test_images"],
+        arrays["test_labels"].astype(np.int64),
+        source=f"MNIST ({folder})",
+    )
 
 
 def mnist_available(root: str | os.PathLike | None = None) -> bool:
@@ -182,5 +191,10 @@ def sklearn_digits(size: int = 28, test_fraction: float = 0.2, seed: int = 0) ->
     order = np.random.default_rng(seed).permutation(len(labels))
     n_test = int(round(len(labels) * test_fraction))
     test, train = order[:n_test], order[n_test:]
-    return Digits(images[train], labels[train], images[test], labels[test],
-                  source="scikit-learn digits (8x8, upscaled; a stand-in for MNIST)")
+    return Digits(
+        images[train],
+        labels[train],
+        images[test],
+        labels[test],
+        source="scikit-learn digits (8x8, upscaled; a stand-in for MNIST)",
+    )

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.errors import RewardLabError
 from rewardlab.core.runs import atomic_path
+from rewardlab.errors import RewardLabError
 
 KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
 
@@ -40,8 +40,10 @@ class OfflineDataset:
         self.terminals = np.asarray(self.terminals, dtype=bool).reshape(-1)
         self.timeouts = np.asarray(self.timeouts, dtype=bool).reshape(-1)
         if self.observations.ndim != 2 or self.actions.ndim != 2:
-            raise RewardLabError(f"observations and actions must be 2-D (steps, dims); got "
-                                 f"{self.observations.shape} and {self.actions.shape}")
+            raise RewardLabError(
+                f"observations and actions must be 2-D (steps, dims); got "
+                f"{self.observations.shape} and {self.actions.shape}"
+            )
         n = len(self.observations)
         lens = {k: len(getattr(self, k)) for k in KEYS}
         if len(set(lens.values())) != 1:
@@ -72,14 +74,15 @@ class OfflineDataset:
         """Raise a clear error unless observations and actions have the given widths."""
         if self.obs_dim != obs_dim or self.act_dim != act_dim:
             src = self.meta.get("source", "the dataset")  # e.g. "dataset 'x.hdf5'"
-            raise RewardLabError(f"{src} has {self.obs_dim}-d observations and {self.act_dim}-d actions, but "
-                                 f"{what} needs {obs_dim}-d and {act_dim}-d")
+            raise RewardLabError(
+                f"{src} has {self.obs_dim}-d observations and {self.act_dim}-d actions, but "
+                f"{what} needs {obs_dim}-d and {act_dim}-d"
+            )
         return self
 
     @staticmethod
     def concat(parts: list["OfflineDataset"]) -> "OfflineDataset":
-        return OfflineDataset(*(np.concatenate([getattr(p, k) for p in parts]) for k in KEYS),
-                              meta=dict(parts[0].meta))
+        return OfflineDataset(*(np.concatenate([getattr(p, k) for p in parts]) for k in KEYS), meta=dict(parts[0].meta))
 
 
 def write_d4rl(path: str | os.PathLike, ds: OfflineDataset) -> None:
@@ -110,8 +113,10 @@ def read_d4rl(path: str | os.PathLike) -> OfflineDataset:
     with f:
         missing = [k for k in ("observations", "actions", "rewards", "terminals") if k not in f]
         if missing:
-            raise RewardLabError(f"'{path}' is not a D4RL-layout dataset: no {', '.join(missing)} "
-                                 f"(it has: {', '.join(f.keys()) or 'nothing'})")
+            raise RewardLabError(
+                f"'{path}' is not a D4RL-layout dataset: no {', '.join(missing)} "
+                f"(it has: {', '.join(f.keys()) or 'nothing'})"
+            )
         try:
             arrays = {k: f[k][()] for k in KEYS if k in f}
         except (OSError, KeyError) as e:

@@ -55,8 +55,9 @@ def collect_transitions(env, act: ActFn, n: int) -> Transitions:
     return Transitions.concat(parts).take(slice(0, n))
 
 
-def collect_trajectories(env, act: ActFn, n: int, random_prob: float = 0.0,
-                         seed: int = 0) -> tuple[Transitions, np.ndarray]:
+def collect_trajectories(
+    env, act: ActFn, n: int, random_prob: float = 0.0, seed: int = 0
+) -> tuple[Transitions, np.ndarray]:
     """Collect exactly `n` transitions as time-ordered trajectories, with epsilon-random actions.
 
     At each step each of `env.n` environments (BatchedMaze API) independently takes a uniformly random
@@ -87,8 +88,13 @@ def collect_trajectories(env, act: ActFn, n: int, random_prob: float = 0.0,
         else:
             actions = np.where(explore, random_actions, np.asarray(act(obs)).reshape(m))
         nxt, rewards, terminated, truncated, final_obs = env.step(actions)
-        for k, v in (("obs", obs), ("next_obs", final_obs), ("rewards", rewards.astype(np.float32)),
-                     ("dones", terminated), ("ends", terminated | truncated)):
+        for k, v in (
+            ("obs", obs),
+            ("next_obs", final_obs),
+            ("rewards", rewards.astype(np.float32)),
+            ("dones", terminated),
+            ("ends", terminated | truncated),
+        ):
             cols[k].append(np.array(v, copy=True))
         obs = nxt
     # (steps, m, ...) -> environment-major (m * steps, ...), each stream in time order

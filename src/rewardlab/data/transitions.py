@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.errors import RewardLabError
 from rewardlab.core.runs import atomic_path
+from rewardlab.errors import RewardLabError
 
 FORMAT = "rewardlab.transitions"
 FORMAT_VERSION = 1
@@ -39,8 +39,9 @@ class Transitions:
     @staticmethod
     def concat(parts: list["Transitions"]) -> "Transitions":
         """Concatenate several batches."""
-        return Transitions(*(np.concatenate([getattr(p, k) for p in parts]) for k in
-                             ("obs", "next_obs", "rewards", "dones")))
+        return Transitions(
+            *(np.concatenate([getattr(p, k) for p in parts]) for k in ("obs", "next_obs", "rewards", "dones"))
+        )
 
     def take(self, idx: Any) -> "Transitions":
         """The transitions at the given indices or slice."""
@@ -62,8 +63,9 @@ def write_transitions(path: str | os.PathLike, splits: dict[str, Transitions], m
             for name, t in splits.items():
                 g = f.create_group(name)
                 g.create_dataset("obs", data=np.asarray(t.obs, dtype=np.uint8), compression="gzip", compression_opts=1)
-                g.create_dataset("next_obs", data=np.asarray(t.next_obs, dtype=np.uint8), compression="gzip",
-                                 compression_opts=1)
+                g.create_dataset(
+                    "next_obs", data=np.asarray(t.next_obs, dtype=np.uint8), compression="gzip", compression_opts=1
+                )
                 g.create_dataset("rewards", data=np.asarray(t.rewards, dtype=np.float32))
                 g.create_dataset("dones", data=np.asarray(t.dones, dtype=bool))
                 g.attrs["count"] = len(t)
@@ -78,8 +80,9 @@ def _open(path: str | os.PathLike):
     try:
         f = h5py.File(path, "r")
     except OSError:
-        raise RewardLabError(f"dataset '{path}' is corrupt or not an HDF5 file; delete it and rerun the "
-                             "dataset step") from None
+        raise RewardLabError(
+            f"dataset '{path}' is corrupt or not an HDF5 file; delete it and rerun the dataset step"
+        ) from None
     if f.attrs.get("format") != FORMAT:
         f.close()
         raise RewardLabError(f"'{path}' is an HDF5 file but not a rewardlab transition dataset")
@@ -95,20 +98,24 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
             raise RewardLabError(f"dataset '{path}' has corrupt metadata; recreate it") from None
 
 
-def read_transitions(path: str | os.PathLike, split: str, env_id: str | None = None,
-                     obs_shape: tuple[int, ...] | None = None) -> Transitions:
+def read_transitions(
+    path: str | os.PathLike, split: str, env_id: str | None = None, obs_shape: tuple[int, ...] | None = None
+) -> Transitions:
     """Read one split, checking it was made on `env_id` and has observations of `obs_shape`."""
     meta = read_meta(path)
     if env_id is not None and meta.get("env_id") != env_id:
-        raise RewardLabError(f"dataset '{path}' was made on {meta.get('env_id')}, not {env_id}; "
-                             f"create a dataset on {env_id} or set the env to match")
+        raise RewardLabError(
+            f"dataset '{path}' was made on {meta.get('env_id')}, not {env_id}; "
+            f"create a dataset on {env_id} or set the env to match"
+        )
     with _open(path) as f:
         if split not in f:
             raise RewardLabError(f"dataset '{path}' has no '{split}' split (it has: {', '.join(f.keys())})")
         g = f[split]
         try:
-            t = Transitions(g["obs"][()], g["next_obs"][()], g["rewards"][()].astype(np.float32),
-                            g["dones"][()].astype(bool))
+            t = Transitions(
+                g["obs"][()], g["next_obs"][()], g["rewards"][()].astype(np.float32), g["dones"][()].astype(bool)
+            )
         except (KeyError, OSError) as e:
             raise RewardLabError(f"dataset '{path}' split '{split}' is corrupt ({e}); recreate it") from None
     if obs_shape is not None and tuple(t.obs.shape[1:]) != tuple(obs_shape):

@@ -2,9 +2,9 @@
 
 from rewardlab.envs.four_rooms import FourRooms, FourRoomsEnv, four_rooms
 from rewardlab.envs.four_rooms import register as register_four_rooms
+from rewardlab.envs.maze import BatchedMaze, MazeEnv, env_id, register_mazes
 from rewardlab.envs.mini_kitchen import BatchedMiniKitchen, MiniKitchenEnv
 from rewardlab.envs.mini_kitchen import register as register_mini_kitchen
-from rewardlab.envs.maze import BatchedMaze, MazeEnv, env_id, register_mazes
 from rewardlab.envs.mountain_car import BatchedMountainCar, ShapedMountainCarEnv, mc_env_id, register_mountain_cars
 from rewardlab.envs.tabular_maze import TabularMazeEnv, register_tabular_mazes
 
@@ -14,5 +14,22 @@ register_tabular_mazes()
 register_four_rooms()
 register_mini_kitchen()
 
-__all__ = ["MiniKitchenEnv", "BatchedMiniKitchen", "register_mini_kitchen", "MazeEnv", "BatchedMaze", "TabularMazeEnv", "env_id", "register_mazes", "register_tabular_mazes",
-           "ShapedMountainCarEnv", "FourRooms", "FourRoomsEnv", "four_rooms", "register_four_rooms", "BatchedMountainCar", "mc_env_id", "register_mountain_cars"]
+__all__ = [
+    "MiniKitchenEnv",
+    "BatchedMiniKitchen",
+    "register_mini_kitchen",
+    "MazeEnv",
+    "BatchedMaze",
+    "TabularMazeEnv",
+    "env_id",
+    "register_mazes",
+    "register_tabular_mazes",
+    "ShapedMountainCarEnv",
+    "FourRooms",
+    "FourRoomsEnv",
+    "four_rooms",
+    "register_four_rooms",
+    "BatchedMountainCar",
+    "mc_env_id",
+    "register_mountain_cars",
+]

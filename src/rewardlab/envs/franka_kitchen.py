@@ -37,8 +37,15 @@ KITCHEN_ENV_ID = "FrankaKitchen-v1"
 KITCHEN_MAX_STEPS = 280
 
 # The 7 subtasks, spelled as gymnasium-robotics (and D4RL) spell them.
-KITCHEN_TASKS: tuple[str, ...] = ("microwave", "kettle", "slide cabinet", "hinge cabinet", "bottom burner",
-                                  "light switch", "top burner")
+KITCHEN_TASKS: tuple[str, ...] = (
+    "microwave",
+    "kettle",
+    "slide cabinet",
+    "hinge cabinet",
+    "bottom burner",
+    "light switch",
+    "top burner",
+)
 # kitchen-mixed-v0 (KitchenMicrowaveKettleBottomBurnerLightV0): the PTGM / SPiRL downstream target.
 KITCHEN_TARGET_TASKS: tuple[str, ...] = ("microwave", "kettle", "bottom burner", "light switch")
 
@@ -69,8 +76,7 @@ BONUS_THRESH = 0.3
 KITCHEN_GOAL_IDX: np.ndarray = np.array([*range(9), 11, 12, 17, 18, 22, *range(23, 30)])
 
 _EXTRA_MSG = "FrankaKitchen needs the kitchen extra: pip install -e '.[kitchen]' (mujoco==3.11.0)"
-_FORCED_KW = ("tasks_to_complete", "terminate_on_tasks_completed", "remove_task_when_completed",
-              "max_episode_steps")
+_FORCED_KW = ("tasks_to_complete", "terminate_on_tasks_completed", "remove_task_when_completed", "max_episode_steps")
 
 
 def check_kitchen_tasks(tasks: Sequence[str]) -> tuple[str, ...]:
@@ -101,8 +107,9 @@ def d4rl_obs_from_v1(obs59: np.ndarray, tasks: Sequence[str] = KITCHEN_TARGET_TA
     """
     obs = np.asarray(obs59)
     if obs.ndim == 0 or obs.shape[-1] != KITCHEN_V1_OBS_DIM:
-        raise RewardLabError(f"FrankaKitchen-v1 observations must have {KITCHEN_V1_OBS_DIM} dims in the last axis; "
-                             f"got shape {obs.shape}")
+        raise RewardLabError(
+            f"FrankaKitchen-v1 observations must have {KITCHEN_V1_OBS_DIM} dims in the last axis; got shape {obs.shape}"
+        )
     dtype = np.result_type(obs.dtype, np.float32)
     goal = np.broadcast_to(kitchen_goal_vector(tasks).astype(dtype), obs.shape[:-1] + (30,))
     return np.concatenate([obs[..., 0:9].astype(dtype), obs[..., 18:39].astype(dtype), goal], axis=-1)
@@ -112,8 +119,9 @@ def goal_features(obs60: np.ndarray) -> np.ndarray:
     """The 21 PTGM goal features (`KITCHEN_GOAL_IDX`) of D4RL-layout observations (..., 60)."""
     obs = np.asarray(obs60)
     if obs.ndim == 0 or obs.shape[-1] != KITCHEN_OBS_DIM:
-        raise RewardLabError(f"Kitchen observations must have {KITCHEN_OBS_DIM} dims in the last axis; "
-                             f"got shape {obs.shape}")
+        raise RewardLabError(
+            f"Kitchen observations must have {KITCHEN_OBS_DIM} dims in the last axis; got shape {obs.shape}"
+        )
     return obs[..., KITCHEN_GOAL_IDX]
 
 
@@ -167,14 +175,15 @@ class FrankaKitchenD4RL(gym.Wrapper):
 
 def _import_kitchen() -> None:
     try:
-        import mujoco  # noqa: F401
         import gymnasium_robotics  # noqa: F401  (registers FrankaKitchen-v1)
+        import mujoco  # noqa: F401
     except ImportError:
         raise RewardLabError(_EXTRA_MSG) from None
 
 
-def make_franka_kitchen(tasks: Sequence[str] = KITCHEN_TARGET_TASKS, max_steps: int = KITCHEN_MAX_STEPS,
-                        seed: int | None = None, **kw: Any) -> FrankaKitchenD4RL:
+def make_franka_kitchen(
+    tasks: Sequence[str] = KITCHEN_TARGET_TASKS, max_steps: int = KITCHEN_MAX_STEPS, seed: int | None = None, **kw: Any
+) -> FrankaKitchenD4RL:
     """FrankaKitchen-v1 with `tasks` as targets, truncated at `max_steps`, in the D4RL 60-d layout.
 
     `seed` seeds the first `reset()` and the action space; `kw` go to `gym.make` (e.g. `robot_noise_ratio`,
@@ -188,20 +197,32 @@ def make_franka_kitchen(tasks: Sequence[str] = KITCHEN_TARGET_TASKS, max_steps: 
         raise RewardLabError(f"make_franka_kitchen sets {', '.join(forced)} itself; use tasks= and max_steps=")
     _import_kitchen()
     try:
-        env = gym.make(KITCHEN_ENV_ID, tasks_to_complete=list(tasks), terminate_on_tasks_completed=True,
-                       remove_task_when_completed=True, max_episode_steps=int(max_steps), disable_env_checker=True,
-                       **kw)
+        env = gym.make(
+            KITCHEN_ENV_ID,
+            tasks_to_complete=list(tasks),
+            terminate_on_tasks_completed=True,
+            remove_task_when_completed=True,
+            max_episode_steps=int(max_steps),
+            disable_env_checker=True,
+            **kw,
+        )
     except AssertionError as e:  # mujoco >= 3.12 breaks FrankaKitchen-v1 (get_joint_qpos)
         import mujoco
 
-        raise RewardLabError(f"FrankaKitchen-v1 failed to start with mujoco {mujoco.__version__} ({e!r}); "
-                             f"pip install mujoco==3.11.0") from None
+        raise RewardLabError(
+            f"FrankaKitchen-v1 failed to start with mujoco {mujoco.__version__} ({e!r}); pip install mujoco==3.11.0"
+        ) from None
     return FrankaKitchenD4RL(env, tasks=tasks, seed=seed)
 
 
-def record_kitchen_dataset(n_episodes: int, max_steps: int = KITCHEN_MAX_STEPS, seed: int = 0,
-                           policy: str | Callable[[np.ndarray], np.ndarray] = "random",
-                           tasks: Sequence[str] = KITCHEN_TARGET_TASKS, **env_kw: Any):
+def record_kitchen_dataset(
+    n_episodes: int,
+    max_steps: int = KITCHEN_MAX_STEPS,
+    seed: int = 0,
+    policy: str | Callable[[np.ndarray], np.ndarray] = "random",
+    tasks: Sequence[str] = KITCHEN_TARGET_TASKS,
+    **env_kw: Any,
+):
     """Roll `policy` in `make_franka_kitchen` for `n_episodes` and return an `OfflineDataset` (D4RL layout).
 
     `policy` is "random" (uniform actions in [-1, 1], seeded by `seed`) or a callable obs60 -> 9-d action.
@@ -235,9 +256,16 @@ def record_kitchen_dataset(n_episodes: int, max_steps: int = KITCHEN_MAX_STEPS, 
                     break
     finally:
         env.close()
-    meta = {"env": KITCHEN_ENV_ID, "generator": "rewardlab.envs.franka_kitchen.record_kitchen_dataset",
-            "policy": policy if isinstance(policy, str) else getattr(policy, "__name__", type(policy).__name__),
-            "seed": seed, "n_episodes": int(n_episodes), "max_steps": int(max_steps), "tasks": list(env.tasks),
-            "obs_layout": "d4rl-kitchen-60"}
-    return OfflineDataset(np.stack(obs_l), np.stack(act_l), np.asarray(rew_l), np.asarray(term_l),
-                          np.asarray(trunc_l), meta=meta)
+    meta = {
+        "env": KITCHEN_ENV_ID,
+        "generator": "rewardlab.envs.franka_kitchen.record_kitchen_dataset",
+        "policy": policy if isinstance(policy, str) else getattr(policy, "__name__", type(policy).__name__),
+        "seed": seed,
+        "n_episodes": int(n_episodes),
+        "max_steps": int(max_steps),
+        "tasks": list(env.tasks),
+        "obs_layout": "d4rl-kitchen-60",
+    }
+    return OfflineDataset(
+        np.stack(obs_l), np.stack(act_l), np.asarray(rew_l), np.asarray(term_l), np.asarray(trunc_l), meta=meta
+    )

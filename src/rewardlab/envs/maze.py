@@ -129,8 +129,10 @@ class MazeEnv(gym.Env):
         return draw_grid(self.agent, self.goals)
 
     def _info(self) -> dict[str, Any]:
-        return {"agent": tuple(int(x) for x in self.agent),
-                "goals": tuple(tuple(int(x) for x in g) for g in np.argwhere(self.goals))}
+        return {
+            "agent": tuple(int(x) for x in self.agent),
+            "goals": tuple(tuple(int(x) for x in g) for g in np.argwhere(self.goals)),
+        }
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -171,8 +173,14 @@ class BatchedMaze:
 
     render_mode = "rgb_array"
 
-    def __init__(self, n: int, variant: str = "CoinFlipGoal", seeds: int | Sequence[int] | None = None,
-                 max_episode_steps: int | None = None, block: int = 64):
+    def __init__(
+        self,
+        n: int,
+        variant: str = "CoinFlipGoal",
+        seeds: int | Sequence[int] | None = None,
+        max_episode_steps: int | None = None,
+        block: int = 64,
+    ):
         if n < 1:
             raise RewardLabError(f"BatchedMaze needs at least one maze, got n={n}")
         if variant not in VARIANTS:
@@ -263,5 +271,9 @@ def register_mazes() -> None:
     for v in VARIANTS:
         eid = env_id(v)
         if eid not in gym.registry:
-            gym.register(id=eid, entry_point="rewardlab.envs.maze:MazeEnv", kwargs={"variant": v},
-                         max_episode_steps=time_limit(v))
+            gym.register(
+                id=eid,
+                entry_point="rewardlab.envs.maze:MazeEnv",
+                kwargs={"variant": v},
+                max_episode_steps=time_limit(v),
+            )

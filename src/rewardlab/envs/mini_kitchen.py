@@ -55,8 +55,7 @@ _GEOMETRY: dict[str, dict[str, Any]] = {
     "top burner": dict(kind="hinge", pivot=(0.85, 0.25, 0.2), r=0.1, e1=(0, 0, 1), e2=(1, 0, 0), sweep=np.pi / 2),
     "light switch": dict(kind="slider", a=(0.6, 0.35, 0.5), d=(0.2, 0.0, 0.0)),
     "slide cabinet": dict(kind="slider", a=(0.55, 0.6, 0.85), d=(0.3, 0.0, 0.0)),
-    "hinge cabinet": dict(kind="hinge", pivot=(0.05, 0.5, 0.85), r=0.25, e1=(1, 0, 0), e2=(0, -1, 0),
-                          sweep=np.pi / 2),
+    "hinge cabinet": dict(kind="hinge", pivot=(0.05, 0.5, 0.85), r=0.25, e1=(1, 0, 0), e2=(0, -1, 0), sweep=np.pi / 2),
     "microwave": dict(kind="hinge", pivot=(0.1, 0.75, 0.35), r=0.25, e1=(1, 0, 0), e2=(0, -1, 0), sweep=np.pi / 2),
     "kettle": dict(kind="slider", a=(0.42, 0.5, 0.3), d=(0.0, 0.3, 0.1)),
 }
@@ -66,7 +65,7 @@ def _geometry_arrays() -> dict[str, np.ndarray]:
     """Per-object arrays so that handle positions and tangents of a whole batch are two broadcasts."""
     hinge = np.zeros(N_OBJ, dtype=bool)
     base = np.zeros((N_OBJ, 3))  # slider start a / hinge pivot
-    d = np.zeros((N_OBJ, 3))     # slider direction
+    d = np.zeros((N_OBJ, 3))  # slider direction
     e1 = np.zeros((N_OBJ, 3))
     e2 = np.zeros((N_OBJ, 3))
     r = np.zeros(N_OBJ)
@@ -117,19 +116,23 @@ class KitchenSpec:
     """Physical and task settings of a mini-kitchen."""
 
     tasks: tuple[str, ...] = TARGET_TASKS
-    speed: float = 0.04           # effector displacement per step at |action| = 1
+    speed: float = 0.04  # effector displacement per step at |action| = 1
     contact_radius: float = 0.05  # the effector pushes a handle within this distance
     threshold: float = THRESHOLD  # a subtask completes when |q - 1| < threshold
     max_steps: int = MAX_STEPS
-    start_noise: float = 0.05     # uniform noise on the effector's start position (per axis)
+    start_noise: float = 0.05  # uniform noise on the effector's start position (per axis)
 
     def __post_init__(self) -> None:
         self.tasks = tuple(self.tasks)
         if not self.tasks:
             raise RewardLabError("tasks is empty; give at least one subtask")
         object_index(self.tasks)
-        for k, lo, hi in (("speed", 1e-4, 0.5), ("contact_radius", 1e-3, 0.3), ("threshold", 0.0, 1.0),
-                          ("start_noise", 0.0, 0.3)):
+        for k, lo, hi in (
+            ("speed", 1e-4, 0.5),
+            ("contact_radius", 1e-3, 0.3),
+            ("threshold", 0.0, 1.0),
+            ("start_noise", 0.0, 0.3),
+        ):
             if not lo <= getattr(self, k) <= hi:
                 raise RewardLabError(f"{k} must be in [{lo}, {hi}], got {getattr(self, k)}")
         if self.max_steps < 1:
@@ -185,8 +188,9 @@ class BatchedMiniKitchen:
         """Target subtasks completed so far in each kitchen's episode, (N,)."""
         return (~self.remaining).sum(axis=1)
 
-    def step(self, actions: np.ndarray, active: np.ndarray | None = None
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def step(
+        self, actions: np.ndarray, active: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Advance every (active) kitchen one step. Returns obs (N, 17), reward (N,), terminated, truncated."""
         a = np.asarray(actions, dtype=np.float64)
         if a.shape != (self.n, ACT_DIM):
@@ -198,7 +202,7 @@ class BatchedMiniKitchen:
         old = self.pos
         new = np.clip(old + spec.speed * a, 0.0, 1.0)
         delta = new - old
-        h, tan = handles(self.q)                                         # (N, 7, 3)
+        h, tan = handles(self.q)  # (N, 7, 3)
         contact = np.linalg.norm(h - old[:, None, :], axis=2) < spec.contact_radius
         dq = np.einsum("nd,njd->nj", delta, tan) / np.einsum("njd,njd->nj", tan, tan)
         self.q = np.minimum(self.q + np.where(contact, np.maximum(dq, 0.0), 0.0), 1.0)
@@ -219,8 +223,13 @@ class MiniKitchenEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
-    def __init__(self, tasks: Sequence[str] = TARGET_TASKS, max_steps: int = MAX_STEPS,
-                 render_mode: str | None = None, **spec: Any):
+    def __init__(
+        self,
+        tasks: Sequence[str] = TARGET_TASKS,
+        max_steps: int = MAX_STEPS,
+        render_mode: str | None = None,
+        **spec: Any,
+    ):
         self.spec_ = KitchenSpec(tasks=tuple(tasks), max_steps=max_steps, **spec)
         self.kitchen = BatchedMiniKitchen(1, self.spec_)
         self.observation_space = gym.spaces.Box(0.0, 1.0, (OBS_DIM,), dtype=np.float32)
@@ -258,7 +267,7 @@ def render_frame(pos: np.ndarray, q: np.ndarray, spec: KitchenSpec, size: int = 
         u = p[0]
         v = p[2] if view == 0 else p[1]
         cx, cy = int(view * size + u * (size - 1)), int((1 - v) * (size - 1))
-        img[max(cy - rad, 0):cy + rad + 1, max(cx - rad, 0):cx + rad + 1] = color
+        img[max(cy - rad, 0) : cy + rad + 1, max(cx - rad, 0) : cx + rad + 1] = color
 
     for view in (0, 1):
         img[:, view * size] = 0

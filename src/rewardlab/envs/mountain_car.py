@@ -140,8 +140,8 @@ def render_car(pos: float, width: int = 300, height: int = 200) -> np.ndarray:
     col = lambda p: int(round((p - MIN_POS) / (MAX_POS - MIN_POS) * (width - 1)))  # noqa: E731
     gx = col(GOAL_POS)
     gy = height - 1 - ys[gx]
-    img[max(gy - 25, 0):gy, gx:gx + 2] = (40, 40, 40)
-    img[max(gy - 25, 0):max(gy - 17, 0), gx + 2:gx + 10] = (50, 170, 60)
+    img[max(gy - 25, 0) : gy, gx : gx + 2] = (40, 40, 40)
+    img[max(gy - 25, 0) : max(gy - 17, 0), gx + 2 : gx + 10] = (50, 170, 60)
     cx = col(float(np.clip(pos, MIN_POS, MAX_POS)))
     cy = height - 1 - ys[cx]
     yy, xx = np.ogrid[:height, :width]
@@ -157,8 +157,9 @@ class ShapedMountainCarEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
 
-    def __init__(self, shaping: str = "unshaped", gamma: float = GAMMA, potential_seed: int = 0,
-                 render_mode: str | None = None):
+    def __init__(
+        self, shaping: str = "unshaped", gamma: float = GAMMA, potential_seed: int = 0, render_mode: str | None = None
+    ):
         check_shaping(shaping)
         if render_mode not in (None, "rgb_array"):
             raise RewardLabError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
@@ -211,8 +212,15 @@ class BatchedMountainCar:
 
     render_mode = "rgb_array"
 
-    def __init__(self, n: int, shaping: str = "unshaped", seeds: int | Sequence[int] | None = None,
-                 gamma: float = GAMMA, potential_seed: int = 0, block: int = 64):
+    def __init__(
+        self,
+        n: int,
+        shaping: str = "unshaped",
+        seeds: int | Sequence[int] | None = None,
+        gamma: float = GAMMA,
+        potential_seed: int = 0,
+        block: int = 64,
+    ):
         if n < 1:
             raise RewardLabError(f"BatchedMountainCar needs at least one car, got n={n}")
         check_shaping(shaping)
@@ -299,8 +307,9 @@ class BatchedMountainCar:
         return [render_car(float(p)) for p in self.pos]
 
 
-def reached_goal_stats(env: BatchedMountainCar, act: Callable[[np.ndarray], np.ndarray],
-                       n_episodes: int) -> dict[str, Any]:
+def reached_goal_stats(
+    env: BatchedMountainCar, act: Callable[[np.ndarray], np.ndarray], n_episodes: int
+) -> dict[str, Any]:
     """Run `env` (reset first) until `n_episodes` episodes have finished (the first ones in each car)
     and measure how often the goal (observed position >= 0.5) is reached within the horizon.
 
@@ -339,10 +348,13 @@ def reached_goal_stats(env: BatchedMountainCar, act: Callable[[np.ndarray], np.n
         first_goal[ended] = HORIZON + 1
     steps_a = np.concatenate(steps)
     ok = steps_a <= HORIZON
-    return {"success_rate": float(ok.mean()),
-            "mean_steps_to_goal": float(steps_a[ok].mean()) if ok.any() else float("nan"),
-            "steps_to_goal": steps_a, "returns": np.concatenate(returns),
-            "base_returns": np.concatenate(base_returns)}
+    return {
+        "success_rate": float(ok.mean()),
+        "mean_steps_to_goal": float(steps_a[ok].mean()) if ok.any() else float("nan"),
+        "steps_to_goal": steps_a,
+        "returns": np.concatenate(returns),
+        "base_returns": np.concatenate(base_returns),
+    }
 
 
 def register_mountain_cars() -> None:
@@ -350,5 +362,9 @@ def register_mountain_cars() -> None:
     for s in SHAPINGS:
         eid = mc_env_id(s)
         if eid not in gym.registry:
-            gym.register(id=eid, entry_point="rewardlab.envs.mountain_car:ShapedMountainCarEnv",
-                         kwargs={"shaping": s}, max_episode_steps=HORIZON)
+            gym.register(
+                id=eid,
+                entry_point="rewardlab.envs.mountain_car:ShapedMountainCarEnv",
+                kwargs={"shaping": s},
+                max_episode_steps=HORIZON,
+            )

@@ -129,8 +129,9 @@ def potential(spec: MazeSpec, shaping: str, seed: int = 0) -> np.ndarray:
     raise RewardLabError(f"unknown shaping '{shaping}'; choose one of {', '.join(SHAPINGS)}")
 
 
-def reward_table(spec: MazeSpec, kind: str, shaping: str, gamma: float = GAMMA, legacy_shaping: bool = False,
-                 seed: int = 0) -> np.ndarray:
+def reward_table(
+    spec: MazeSpec, kind: str, shaping: str, gamma: float = GAMMA, legacy_shaping: bool = False, seed: int = 0
+) -> np.ndarray:
     """R[s, s'] (n_states, n_states) float64 for a base reward `kind` (goal or path) and a `shaping`.
 
     Base: `goal` is 0 everywhere; `path` is -0.4 on every row except the staircase cells (i,i) and (i,i+1);
@@ -182,8 +183,14 @@ class TabularMazeEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, maze: str = "EmptyMaze10", reward: str = "goal", shaping: str = "unshaped",
-                 legacy_shaping: bool = False, gamma: float = GAMMA):
+    def __init__(
+        self,
+        maze: str = "EmptyMaze10",
+        reward: str = "goal",
+        shaping: str = "unshaped",
+        legacy_shaping: bool = False,
+        gamma: float = GAMMA,
+    ):
         self.spec_ = maze_spec(maze)
         self.table = reward_table(self.spec_, reward, shaping, gamma, legacy_shaping)
         self.observation_space = spaces.Discrete(self.spec_.n_states)
@@ -212,5 +219,9 @@ def register_tabular_mazes() -> None:
     for name, spec in MAZES.items():
         eid = f"rewardlab/{name}-v0"
         if eid not in gym.registry:
-            gym.register(id=eid, entry_point="rewardlab.envs.tabular_maze:TabularMazeEnv",
-                         kwargs={"maze": name}, max_episode_steps=spec.time_limit)
+            gym.register(
+                id=eid,
+                entry_point="rewardlab.envs.tabular_maze:TabularMazeEnv",
+                kwargs={"maze": name},
+                max_episode_steps=spec.time_limit,
+            )

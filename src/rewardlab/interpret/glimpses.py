@@ -11,8 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from rewardlab.interpret.plots import plt, save_figure
 from rewardlab.core.runs import atomic_path
+from rewardlab.interpret.plots import plt, save_figure
 
 COLORS = {"start": "yellow", "middle": "lime", "stop": "red"}
 
@@ -36,8 +36,7 @@ def _draw(ax, image: np.ndarray, centres: np.ndarray, upto: int, n_total: int, c
     kind = "start" if upto == 0 else ("stop" if upto == n_total - 1 else "middle")
     cx, cy = centres[upto]
     for s in _box_sizes(cfg):
-        ax.add_patch(Rectangle((cx - s / 2 - 0.5, cy - s / 2 - 0.5), s, s, fill=False, lw=1.5,
-                               edgecolor=COLORS[kind]))
+        ax.add_patch(Rectangle((cx - s / 2 - 0.5, cy - s / 2 - 0.5), s, s, fill=False, lw=1.5, edgecolor=COLORS[kind]))
     ax.set_xlim(-0.5, image.shape[1] - 0.5)
     ax.set_ylim(image.shape[0] - 0.5, -0.5)
     ax.set_title(title, fontsize=8)
@@ -56,8 +55,16 @@ def case_figure(image: np.ndarray, locations: np.ndarray, cfg, label: int, pred:
     for t, (cx, cy) in enumerate(c):
         kind = "start" if t == 0 else ("stop" if t == len(c) - 1 else "middle")
         for s in _box_sizes(cfg):
-            ax.add_patch(Rectangle((cx - s / 2 - 0.5, cy - s / 2 - 0.5), s, s, fill=False,
-                                   lw=1.5 if kind != "middle" else 0.7, edgecolor=COLORS[kind]))
+            ax.add_patch(
+                Rectangle(
+                    (cx - s / 2 - 0.5, cy - s / 2 - 0.5),
+                    s,
+                    s,
+                    fill=False,
+                    lw=1.5 if kind != "middle" else 0.7,
+                    edgecolor=COLORS[kind],
+                )
+            )
     ax.set_xlim(-0.5, side - 0.5)
     ax.set_ylim(side - 0.5, -0.5)
     ax.set_title(f"label {label}, predicted {pred}, {len(c)} glimpses", fontsize=8)
@@ -70,8 +77,16 @@ def _frame(fig) -> np.ndarray:
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
-def grid_video(images: np.ndarray, locations: np.ndarray, stops: np.ndarray, cfg, labels: Sequence[int],
-               preds: Sequence[int], stem: Path, frame_ms: int = 500) -> list[Path]:
+def grid_video(
+    images: np.ndarray,
+    locations: np.ndarray,
+    stops: np.ndarray,
+    cfg,
+    labels: Sequence[int],
+    preds: Sequence[int],
+    stem: Path,
+    frame_ms: int = 500,
+) -> list[Path]:
     """A 3x3 grid (fewer if fewer images), one frame per glimpse, written as `stem.mp4` and `stem.gif`."""
     import imageio.v2 as imageio
 
@@ -89,8 +104,9 @@ def grid_video(images: np.ndarray, locations: np.ndarray, stops: np.ndarray, cfg
             if k >= n:
                 continue
             upto = min(t, int(stops[k]))
-            _draw(ax, images[k], centres[k], upto, int(stops[k]) + 1, cfg,
-                  f"y={labels[k]} pred={preds[k]} t={upto + 1}")
+            _draw(
+                ax, images[k], centres[k], upto, int(stops[k]) + 1, cfg, f"y={labels[k]} pred={preds[k]} t={upto + 1}"
+            )
         fig.tight_layout()
         frames.append(_frame(fig))
     plt.close(fig)
@@ -102,8 +118,9 @@ def grid_video(images: np.ndarray, locations: np.ndarray, stops: np.ndarray, cfg
         imageio.mimsave(tmp, frames, format="GIF", duration=frame_ms, loop=0)
     out.append(stem.with_suffix(".gif"))
     with atomic_path(stem.with_suffix(".mp4")) as tmp:
-        w_ = imageio.get_writer(tmp, format="FFMPEG", fps=1000 / frame_ms, codec="libx264", macro_block_size=1,
-                                pixelformat="yuv420p")
+        w_ = imageio.get_writer(
+            tmp, format="FFMPEG", fps=1000 / frame_ms, codec="libx264", macro_block_size=1, pixelformat="yuv420p"
+        )
         for f in frames:
             w_.append_data(f)
         w_.close()

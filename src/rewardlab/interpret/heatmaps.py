@@ -14,8 +14,12 @@ from rewardlab.envs.tabular_maze import MazeSpec
 from rewardlab.interpret.plots import plt, save_figure
 
 # Triangle corners (dx, dy) from the cell centre, in plot coordinates (y grows downwards, like rows).
-_TRI = {1: [(-0.5, -0.5), (0.5, -0.5)], 2: [(0.5, -0.5), (0.5, 0.5)], 3: [(-0.5, 0.5), (0.5, 0.5)],
-        4: [(-0.5, -0.5), (-0.5, 0.5)]}
+_TRI = {
+    1: [(-0.5, -0.5), (0.5, -0.5)],
+    2: [(0.5, -0.5), (0.5, 0.5)],
+    3: [(-0.5, 0.5), (0.5, 0.5)],
+    4: [(-0.5, -0.5), (-0.5, 0.5)],
+}
 
 
 def action_rewards(spec: MazeSpec, r: np.ndarray) -> np.ndarray:
@@ -26,8 +30,9 @@ def action_rewards(spec: MazeSpec, r: np.ndarray) -> np.ndarray:
     return out
 
 
-def draw_supercells(ax, spec: MazeSpec, values: np.ndarray, vmin: float = -1.2, vmax: float = 1.2,
-                    cmap: str = "RdBu") -> None:
+def draw_supercells(
+    ax, spec: MazeSpec, values: np.ndarray, vmin: float = -1.2, vmax: float = 1.2, cmap: str = "RdBu"
+) -> None:
     """Draw (n_states, 5) values as supercells; key mazes show the no-key and has-key halves side by side."""
     patches, colours = [], []
     blocks = 2 if spec.key else 1
@@ -55,18 +60,34 @@ def draw_supercells(ax, spec: MazeSpec, values: np.ndarray, vmin: float = -1.2, 
     ax.set_yticks([])
     g = spec.goal_cell
     for b in range(blocks):
-        ax.add_patch(plt.Rectangle((g % spec.size + b * (spec.size + 1), g // spec.size), 1, 1, fill=False,
-                                   edgecolor="gold", linewidth=1.5))
+        ax.add_patch(
+            plt.Rectangle(
+                (g % spec.size + b * (spec.size + 1), g // spec.size), 1, 1, fill=False, edgecolor="gold", linewidth=1.5
+            )
+        )
     return pc
 
 
-def heatmap_grid(spec: MazeSpec, rows: Sequence[str], cols: Sequence[str], values: dict[tuple[str, str], np.ndarray],
-                 path: Path, title: str, center: Sequence[str] = (), vlim: float = 1.2) -> Path:
+def heatmap_grid(
+    spec: MazeSpec,
+    rows: Sequence[str],
+    cols: Sequence[str],
+    values: dict[tuple[str, str], np.ndarray],
+    path: Path,
+    title: str,
+    center: Sequence[str] = (),
+    vlim: float = 1.2,
+) -> Path:
     """A rows x cols grid of supercell heatmaps (rows: shapings, cols: objectives); columns in `center` are
     mean-centred. Fixed colour range [-vlim, vlim]."""
     aspect = (2 * spec.size + 1) / spec.size if spec.key else 1.0
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(2.2 * len(cols) * aspect + 1.2, 2.2 * len(rows) + 0.5),
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        len(rows),
+        len(cols),
+        figsize=(2.2 * len(cols) * aspect + 1.2, 2.2 * len(rows) + 0.5),
+        squeeze=False,
+        layout="constrained",
+    )
     pc = None
     for i, rname in enumerate(rows):
         for j, cname in enumerate(cols):

@@ -50,8 +50,13 @@ def pick_saliency_examples(data: Transitions, per_goal: int = 2) -> list[tuple[n
     s, not reached), then a hand-built transition onto that goal, as in the paper's 3x6 figure."""
     out: list[tuple[np.ndarray, np.ndarray, str]] = []
     for goal, onto in ((BR, ((8, 9), 1)), (TL, ((2, 1), 0))):
-        idx = [i for i in range(len(data)) if _goal_of(data.obs[i]) == goal and _goal_of(data.next_obs[i]) == goal
-               and not np.array_equal(data.obs[i], data.next_obs[i])][:per_goal]
+        idx = [
+            i
+            for i in range(len(data))
+            if _goal_of(data.obs[i]) == goal
+            and _goal_of(data.next_obs[i]) == goal
+            and not np.array_equal(data.obs[i], data.next_obs[i])
+        ][:per_goal]
         out += [(data.obs[i], data.next_obs[i], f"goal {goal}") for i in idx]
         s, s2 = transition(onto[0], onto[1], [goal])
         out.append((s, s2, f"onto goal {goal}"))
@@ -118,18 +123,28 @@ def counterfactual_probes(net: MazeRewardMLP) -> dict[str, Any]:
         moved[g] = float(reward_of(net, s, s2))
     elsewhere = moved.copy()
     elsewhere[TL] = np.nan
-    return {"no_goal_mean_by_cell": nogoal, "no_goal_mean": float(np.mean(nogoal_all)),
-            "no_goal_max": float(np.max(nogoal_all)), "both_goals": both, "goal_moved": moved,
-            "goal_moved_at_reached_cell": float(moved[TL]), "goal_moved_elsewhere_mean": float(np.nanmean(elsewhere))}
+    return {
+        "no_goal_mean_by_cell": nogoal,
+        "no_goal_mean": float(np.mean(nogoal_all)),
+        "no_goal_max": float(np.max(nogoal_all)),
+        "both_goals": both,
+        "goal_moved": moved,
+        "goal_moved_at_reached_cell": float(moved[TL]),
+        "goal_moved_elsewhere_mean": float(np.nanmean(elsewhere)),
+    }
 
 
 def probes_figure(probes: dict[str, Any], path: Path) -> Path:
     """Three panels: R with no goal (by agent cell), R with one vs both goals, R by goal cell for (2,1)->(1,1)."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), layout="constrained")
-    lim = max(1.0, float(np.nanmax(np.abs(probes["no_goal_mean_by_cell"]))), float(np.nanmax(np.abs(probes["goal_moved"]))))
+    lim = max(
+        1.0, float(np.nanmax(np.abs(probes["no_goal_mean_by_cell"]))), float(np.nanmax(np.abs(probes["goal_moved"])))
+    )
     im = axes[0].imshow(probes["no_goal_mean_by_cell"], cmap="RdBu_r", vmin=-lim, vmax=lim)
-    axes[0].set_title(f"(a) goal erased from s and s'\nR averaged over moves from each cell (mean {probes['no_goal_mean']:.2f})",
-                      fontsize=9)
+    axes[0].set_title(
+        f"(a) goal erased from s and s'\nR averaged over moves from each cell (mean {probes['no_goal_mean']:.2f})",
+        fontsize=9,
+    )
     fig.colorbar(im, ax=axes[0], fraction=0.046)
     names = list(probes["both_goals"])
     x = np.arange(len(names))
@@ -145,8 +160,10 @@ def probes_figure(probes: dict[str, Any], path: Path) -> Path:
     im = axes[2].imshow(probes["goal_moved"], cmap="RdBu_r", vmin=-lim, vmax=lim)
     axes[2].plot([1], [2], "o", color="k", ms=5)
     axes[2].annotate("", xy=(1, 1), xytext=(1, 2), arrowprops={"arrowstyle": "->"})
-    axes[2].set_title("(c) R for the agent stepping (2,1)->(1,1)\nas a function of the goal's cell "
-                      "(true R: 1 at (1,1) only)", fontsize=9)
+    axes[2].set_title(
+        "(c) R for the agent stepping (2,1)->(1,1)\nas a function of the goal's cell (true R: 1 at (1,1) only)",
+        fontsize=9,
+    )
     fig.colorbar(im, ax=axes[2], fraction=0.046)
     for ax in (axes[0], axes[2]):
         ax.set_xticks(range(SIZE))

@@ -25,11 +25,12 @@ def invariance_gap(rewards: Sequence[np.ndarray], center: bool = False) -> float
 
     With `center`, each is mean-centred first (smooth objectives leave the constant offset free)."""
     rs = [np.asarray(r, dtype=float) - (np.mean(r) if center else 0.0) for r in rewards]
-    return float(max((np.abs(a - b).max() for i, a in enumerate(rs) for b in rs[i + 1:]), default=0.0))
+    return float(max((np.abs(a - b).max() for i, a in enumerate(rs) for b in rs[i + 1 :]), default=0.0))
 
 
-def q_values(next_state: np.ndarray, table: np.ndarray, gamma: float, tol: float = 1e-10,
-             max_iter: int = 100_000) -> np.ndarray:
+def q_values(
+    next_state: np.ndarray, table: np.ndarray, gamma: float, tol: float = 1e-10, max_iter: int = 100_000
+) -> np.ndarray:
     """Optimal Q (n_states, n_actions) of a deterministic MDP with reward table R[s, s'] by value iteration."""
     n, k = next_state.shape
     rew = table[np.arange(n)[:, None], next_state]
@@ -52,5 +53,9 @@ def optimal_action_sets(q: np.ndarray, rel_tol: float = 1e-6) -> np.ndarray:
 
 def same_optimal_policy(next_state: np.ndarray, table_a: np.ndarray, table_b: np.ndarray, gamma: float) -> bool:
     """Whether two reward tables have the same optimal actions in every state (value iteration)."""
-    return bool((optimal_action_sets(q_values(next_state, table_a, gamma))
-                 == optimal_action_sets(q_values(next_state, table_b, gamma))).all())
+    return bool(
+        (
+            optimal_action_sets(q_values(next_state, table_a, gamma))
+            == optimal_action_sets(q_values(next_state, table_b, gamma))
+        ).all()
+    )

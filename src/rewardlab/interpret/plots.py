@@ -26,8 +26,14 @@ def save_figure(fig: "plt.Figure", path: Path, pdf: bool = True) -> Path:
     return path
 
 
-def mean_spread(ax: "plt.Axes", steps: np.ndarray, runs: Sequence[np.ndarray], label: str, color: str | None = None,
-                spread: str = "std") -> None:
+def mean_spread(
+    ax: "plt.Axes",
+    steps: np.ndarray,
+    runs: Sequence[np.ndarray],
+    label: str,
+    color: str | None = None,
+    spread: str = "std",
+) -> None:
     """Plot the mean over runs (rows) with a shaded band: +-1 std ("std"), min-max ("minmax"), the 95% confidence
     interval of the mean, Student t ("ci95"), or its 95% bootstrap interval ("bootstrap", `rewardlab.stats`)."""
     y = np.asarray(runs, dtype=float)
@@ -46,14 +52,21 @@ def mean_spread(ax: "plt.Axes", steps: np.ndarray, runs: Sequence[np.ndarray], l
         lo, hi = m - y.std(axis=0), m + y.std(axis=0)
     else:
         lo, hi = y.min(axis=0), y.max(axis=0)
-    line, = ax.plot(steps, m, label=f"{label} (n={len(y)})", color=color)
+    (line,) = ax.plot(steps, m, label=f"{label} (n={len(y)})", color=color)
     ax.fill_between(steps, lo, hi, alpha=0.2, color=line.get_color())
 
 
-def profile_plot(ax: "plt.Axes", taus: np.ndarray, profile: np.ndarray, low: np.ndarray, high: np.ndarray,
-                 label: str, color: str | None = None) -> None:
+def profile_plot(
+    ax: "plt.Axes",
+    taus: np.ndarray,
+    profile: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    label: str,
+    color: str | None = None,
+) -> None:
     """A performance profile (fraction of runs above each threshold) with its interval band."""
-    line, = ax.plot(taus, profile, label=label, color=color)
+    (line,) = ax.plot(taus, profile, label=label, color=color)
     ax.fill_between(taus, low, high, alpha=0.2, color=line.get_color())
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("fraction of runs with score > tau")

@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from rewardlab.core.runs import progress
 from rewardlab.errors import RewardLabError
+from rewardlab.interpret.configs import OBJECTIVES, PreprocessConfig, check_objective  # noqa: F401
 from rewardlab.rewards.nets import RewardNet
 from rewardlab.rewards.shaping import ShapedRewardNet, TabularPotential, build_potential
-from rewardlab.core.runs import progress
-from rewardlab.interpret.configs import OBJECTIVES, check_objective, PreprocessConfig  # noqa: F401
+
 
 def objective_value(r: torch.Tensor, objective: str, pairs: torch.Tensor | None = None) -> torch.Tensor:
     """The batch objective for shaped rewards r (N,) and, for smooth objectives, index pairs (P, 2) into r."""
@@ -59,9 +60,17 @@ def make_potential(kind: str, obs_shape: tuple[int, ...] | int, cfg: PreprocessC
     raise RewardLabError(f"unknown potential '{kind}'; choose tabular, linear or mlp")
 
 
-def preprocess_tabular_adam(tables: np.ndarray, s: np.ndarray, s2: np.ndarray, dones: np.ndarray, pairs: np.ndarray,
-                            objective: str, gamma: float, cfg: PreprocessConfig,
-                            desc: str = "preprocess") -> dict[str, np.ndarray]:
+def preprocess_tabular_adam(
+    tables: np.ndarray,
+    s: np.ndarray,
+    s2: np.ndarray,
+    dones: np.ndarray,
+    pairs: np.ndarray,
+    objective: str,
+    gamma: float,
+    cfg: PreprocessConfig,
+    desc: str = "preprocess",
+) -> dict[str, np.ndarray]:
     """Adam on `objective` for K tabular rewards at once (tables (K, n, n)), `tabular_steps` full-batch steps.
 
     r' = r - c + phi @ B with the sparse B[:, i] = gamma * (1 - done_i) e_{s'_i} - e_{s_i}, so each step is two
@@ -77,8 +86,13 @@ def preprocess_tabular_adam(tables: np.ndarray, s: np.ndarray, s2: np.ndarray, d
     s, s2 = np.asarray(s, dtype=np.int64), np.asarray(s2, dtype=np.int64)
     m = len(s)
     cols = np.arange(m)
-    B = sparse.csr_matrix((np.concatenate([gamma * (1.0 - np.asarray(dones, dtype=np.float64)), -np.ones(m)]),
-                           (np.concatenate([s2, s]), np.concatenate([cols, cols]))), shape=(n, m))
+    B = sparse.csr_matrix(
+        (
+            np.concatenate([gamma * (1.0 - np.asarray(dones, dtype=np.float64)), -np.ones(m)]),
+            (np.concatenate([s2, s]), np.concatenate([cols, cols])),
+        ),
+        shape=(n, m),
+    )
     r = tables[:, s, s2]  # (K, N)
     smooth = objective.startswith("smooth")
     if smooth:
@@ -111,16 +125,27 @@ def preprocess_tabular_adam(tables: np.ndarray, s: np.ndarray, s2: np.ndarray, d
             a += (1 - b1) * g
             v *= b2
             v += (1 - b2) * g * g
-            p -= cfg.lr * (a / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+            p -= cfg.lr * (a / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
     x = np.abs(values(phi, shift))
     obj = (np.log1p(x) if log else x).mean(1)
     shaped = r - shift[:, None] + (B.T @ phi.T).T
     return {"phi": phi, "shift": shift, "objective": obj, "shaped": shaped}
 
 
-def preprocess_adam(base: RewardNet, obs: np.ndarray, next_obs: np.ndarray, dones: np.ndarray, pairs: np.ndarray,
-                    objective: str, potential: torch.nn.Module, gamma: float, cfg: PreprocessConfig, seed: int = 0,
-                    actions: np.ndarray | None = None, desc: str = "preprocess") -> ShapedRewardNet:
+def preprocess_adam(
+    base: RewardNet,
+    obs: np.ndarray,
+    next_obs: np.ndarray,
+    dones: np.ndarray,
+    pairs: np.ndarray,
+    objective: str,
+    potential: torch.nn.Module,
+    gamma: float,
+    cfg: PreprocessConfig,
+    seed: int = 0,
+    actions: np.ndarray | None = None,
+    desc: str = "preprocess",
+) -> ShapedRewardNet:
     """Train shift and potential with Adam on `objective`: `epochs` over shuffled minibatches of `batch_size`
     transitions (sparse objectives) or adjacent pairs (smooth objectives). For linear and MLP potentials;
     tabular problems use `preprocess_tabular_adam`."""
@@ -140,7 +165,7 @@ def preprocess_adam(base: RewardNet, obs: np.ndarray, next_obs: np.ndarray, done
     for _ in range(cfg.epochs):
         perm = torch.randperm(n, generator=g)
         for b in progress(range(0, n, cfg.batch_size), desc=desc):
-            idx = perm[b:b + cfg.batch_size]
+            idx = perm[b : b + cfg.batch_size]
             if smooth:
                 flat = pr[idx].reshape(-1)
                 r = shaped(s[flat], None if a is None else a[flat], s2[flat], d[flat])
@@ -153,8 +178,16 @@ def preprocess_adam(base: RewardNet, obs: np.ndarray, next_obs: np.ndarray, done
     return shaped.eval()
 
 
-def solve_lp(r: np.ndarray, s: np.ndarray, s2: np.ndarray, dones: np.ndarray, n_states: int, gamma: float,
-             objective: str, pairs: np.ndarray | None = None) -> dict[str, Any]:
+def solve_lp(
+    r: np.ndarray,
+    s: np.ndarray,
+    s2: np.ndarray,
+    dones: np.ndarray,
+    n_states: int,
+    gamma: float,
+    objective: str,
+    pairs: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Globally optimal tabular shaping for sparse_l1 or smooth_l1 as a linear program (HiGHS).
 
     Returns phi (n_states,), shift, the optimal objective value and the shaped rewards r'.
@@ -166,9 +199,12 @@ def solve_lp(r: np.ndarray, s: np.ndarray, s2: np.ndarray, dones: np.ndarray, n_
     nd = 1.0 - np.asarray(dones, dtype=float)
     # r'_i = r_i + F_i . [phi, c] with F_i = gamma*(1-done_i) e_{s'_i} - e_{s_i} - e_c
     F = sparse.csr_matrix(
-        (np.concatenate([gamma * nd, -np.ones(m), -np.ones(m)]),
-         (np.concatenate([rows, rows, rows]), np.concatenate([s2, s, np.full(m, n_states)]))),
-        shape=(m, n_states + 1))
+        (
+            np.concatenate([gamma * nd, -np.ones(m), -np.ones(m)]),
+            (np.concatenate([rows, rows, rows]), np.concatenate([s2, s, np.full(m, n_states)])),
+        ),
+        shape=(m, n_states + 1),
+    )
     res = solve_lp_features(r, F, objective, pairs)
     x = res.pop("theta")
     return {"phi": x[:n_states], "shift": float(x[n_states]), **res}

@@ -7,8 +7,9 @@ from typing import Callable
 import torch
 
 
-def gradient_saliency(forward: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor,
-                      target: int | None = None) -> torch.Tensor:
+def gradient_saliency(
+    forward: Callable[[torch.Tensor], torch.Tensor], inputs: torch.Tensor, target: int | None = None
+) -> torch.Tensor:
     """|d forward(inputs)[:, target] / d inputs| for a batch (captum Saliency); same shape as `inputs`."""
     from captum.attr import Saliency
 

@@ -15,8 +15,9 @@ class RegressionConfig:
     lr: float = param(1e-3, help="Adam learning rate", min=1e-8, max=1.0)
     batch_size: int = param(20, help="minibatch size", min=1)
     epochs: int = param(5, help="passes over the training set", min=1)
-    loss_reduction: str = param("sum", help="MSE reduction over a batch: 'sum' as in the original code, or 'mean'",
-                                choices=("sum", "mean"))
+    loss_reduction: str = param(
+        "sum", help="MSE reduction over a batch: 'sum' as in the original code, or 'mean'", choices=("sum", "mean")
+    )
 
 
 @dataclass
@@ -29,4 +30,3 @@ class PreferenceConfig:
     sample: bool = param(True, help="sample labels from the Bradley-Terry model (else the better fragment wins)")
     lr: float = param(1e-2, help="Adam learning rate", min=1e-8, max=1.0)
     epochs: int = param(200, help="full-batch epochs over the comparisons", min=1)
-

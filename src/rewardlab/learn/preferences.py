@@ -9,14 +9,13 @@ return; the reward net is trained by cross-entropy on the same Bradley-Terry mod
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 
-from rewardlab.errors import RewardLabError
-from rewardlab.rewards.tabular import TabularRewardNet
 from rewardlab.core.runs import progress
+from rewardlab.errors import RewardLabError
 from rewardlab.learn.configs import PreferenceConfig  # noqa: F401
+from rewardlab.rewards.tabular import TabularRewardNet
 
 
 def sample_fragments(next_state: np.ndarray, n: int, length: int, rng: np.random.Generator) -> np.ndarray:
@@ -30,17 +29,21 @@ def sample_fragments(next_state: np.ndarray, n: int, length: int, rng: np.random
     return states
 
 
-def synthetic_labels(true_table: np.ndarray, f1: np.ndarray, f2: np.ndarray, cfg: PreferenceConfig,
-                     rng: np.random.Generator) -> np.ndarray:
+def synthetic_labels(
+    true_table: np.ndarray, f1: np.ndarray, f2: np.ndarray, cfg: PreferenceConfig, rng: np.random.Generator
+) -> np.ndarray:
     """Probability-1 labels (1.0 if fragment 1 is preferred) from the true reward table."""
     g1 = true_table[f1[:, :-1], f1[:, 1:]].sum(1)
     g2 = true_table[f2[:, :-1], f2[:, 1:]].sum(1)
     p = 1.0 / (1.0 + np.exp(-(g1 - g2) / cfg.temperature))
-    return (rng.random(len(p)) < p).astype(np.float32) if cfg.sample else (g1 > g2).astype(np.float32) + 0.5 * (g1 == g2)
+    return (
+        (rng.random(len(p)) < p).astype(np.float32) if cfg.sample else (g1 > g2).astype(np.float32) + 0.5 * (g1 == g2)
+    )
 
 
-def learn_tabular_reward(next_state: np.ndarray, true_table: np.ndarray, cfg: PreferenceConfig,
-                         seed: int = 0) -> TabularRewardNet:
+def learn_tabular_reward(
+    next_state: np.ndarray, true_table: np.ndarray, cfg: PreferenceConfig, seed: int = 0
+) -> TabularRewardNet:
     """Train a TabularRewardNet R[s, s'] from synthetic preferences over random-policy fragments."""
     n_states = next_state.shape[0]
     if true_table.shape != (n_states, n_states):

@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from rewardlab.core.runs import MetricsLogger, load_checkpoint, progress, save_checkpoint
 from rewardlab.data.transitions import Transitions
 from rewardlab.errors import RewardLabError
-from rewardlab.rewards.nets import RewardNet, load_reward_net, save_reward_net
-from rewardlab.core.runs import MetricsLogger, load_checkpoint, progress, save_checkpoint
 from rewardlab.learn.configs import RegressionConfig  # noqa: F401
+from rewardlab.rewards.nets import RewardNet, load_reward_net, save_reward_net
 
 
 def mse_report(net: RewardNet, data: Transitions, device: str, batch: int = 4096) -> dict[str, float]:
@@ -35,14 +35,22 @@ def predict_rewards(net: RewardNet, data: Transitions, device: str, batch: int =
     net.eval()
     out = []
     for i in range(0, len(data), batch):
-        s = torch.as_tensor(data.obs[i:i + batch], device=device)
-        s2 = torch.as_tensor(data.next_obs[i:i + batch], device=device)
+        s = torch.as_tensor(data.obs[i : i + batch], device=device)
+        s2 = torch.as_tensor(data.next_obs[i : i + batch], device=device)
         out.append(net(s, None, s2, None).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
-def train_regression(net: RewardNet, train: Transitions, test: Transitions, cfg: RegressionConfig, out_dir: Path,
-                     seed: int, device: str, meta: dict[str, Any] | None = None) -> dict[str, float]:
+def train_regression(
+    net: RewardNet,
+    train: Transitions,
+    test: Transitions,
+    cfg: RegressionConfig,
+    out_dir: Path,
+    seed: int,
+    device: str,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, float]:
     """Train `net` by MSE regression; checkpoint each epoch in `out_dir/checkpoints/` and resume from the
     last one. Writes `out_dir/model.pt` at the end and returns the final train/test MSE figures."""
     if len(train) == 0:
@@ -54,8 +62,9 @@ def train_regression(net: RewardNet, train: Transitions, test: Transitions, cfg:
     if ckpt_path.exists():
         state = load_checkpoint(ckpt_path, map_location=device)
         if state.get("spec") != net.spec:
-            raise RewardLabError(f"'{ckpt_path}' is a checkpoint of another architecture; delete it or use "
-                                 "another run directory")
+            raise RewardLabError(
+                f"'{ckpt_path}' is a checkpoint of another architecture; delete it or use another run directory"
+            )
         net.load_state_dict(state["state_dict"])
         opt.load_state_dict(state["optimizer"])
         start_epoch = int(state["epoch"])
@@ -73,7 +82,7 @@ def train_regression(net: RewardNet, train: Transitions, test: Transitions, cfg:
             total = 0.0
             bar = progress(range(steps_per_epoch), desc=f"reward model epoch {epoch + 1}/{cfg.epochs}")
             for b in bar:
-                idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
                 pred = net(obs[idx], None, nxt[idx], None)
                 loss = torch.nn.functional.mse_loss(pred, rew[idx], reduction=cfg.loss_reduction)
                 opt.zero_grad(set_to_none=True)
@@ -81,19 +90,28 @@ def train_regression(net: RewardNet, train: Transitions, test: Transitions, cfg:
                 opt.step()
                 total += float(loss.detach()) * (1 if cfg.loss_reduction == "sum" else len(idx))
             test_rep = mse_report(net, test, device)
-            logger.log((epoch + 1) * steps_per_epoch, train_mse=total / n, test_mse=test_rep["mse"],
-                       test_mse_rewarding=test_rep["mse_rewarding"])
-            save_checkpoint(ckpt_path, {"spec": net.spec, "state_dict": net.state_dict(),
-                                        "optimizer": opt.state_dict(), "epoch": epoch + 1})
+            logger.log(
+                (epoch + 1) * steps_per_epoch,
+                train_mse=total / n,
+                test_mse=test_rep["mse"],
+                test_mse_rewarding=test_rep["mse_rewarding"],
+            )
+            save_checkpoint(
+                ckpt_path,
+                {"spec": net.spec, "state_dict": net.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1},
+            )
     finally:
         logger.close()
     train_rep = mse_report(net, train, device)
     test_rep = mse_report(net, test, device)
     save_reward_net(out_dir / "model.pt", net, meta)
     return {
-        "train_mse": train_rep["mse"], "train_mse_rewarding": train_rep["mse_rewarding"],
-        "test_mse": test_rep["mse"], "test_mse_rewarding": test_rep["mse_rewarding"],
-        "test_mse_nonrewarding": test_rep["mse_nonrewarding"], "test_n": test_rep["n"],
+        "train_mse": train_rep["mse"],
+        "train_mse_rewarding": train_rep["mse_rewarding"],
+        "test_mse": test_rep["mse"],
+        "test_mse_rewarding": test_rep["mse_rewarding"],
+        "test_mse_nonrewarding": test_rep["mse_nonrewarding"],
+        "test_n": test_rep["n"],
         "test_n_rewarding": test_rep["n_rewarding"],
         "test_reward_variance": float(np.var(test.rewards)) if len(test) else float("nan"),
     }

@@ -14,6 +14,7 @@ import torch
 from rewardlab.errors import RewardLabError
 from rewardlab.rewards.kinds import REWARD_KINDS, check_reward_kind  # noqa: F401
 
+
 def internal_reward(log_q_true: torch.Tensor, correct: torch.Tensor, kind: str, prior: float) -> torch.Tensor:
     """The reward for each sample.
 

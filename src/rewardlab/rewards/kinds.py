@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from rewardlab.errors import RewardLabError
 
-
 REWARD_KINDS = ("accuracy", "accuracy_pm1", "linear_clipping", "linear_noclipping", "log_clipping", "log_noclipping")
 
 
@@ -13,4 +12,3 @@ def check_reward_kind(kind: str) -> str:
     if kind not in REWARD_KINDS:
         raise RewardLabError(f"unknown reward '{kind}'; choose one of {', '.join(REWARD_KINDS)}")
     return kind
-

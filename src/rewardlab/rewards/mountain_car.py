@@ -31,6 +31,8 @@ class MountainCarRewardNet(RewardNet):
 
     def forward(self, state, action, next_state, done):
         if state.ndim != 2 or state.shape[1] != 2 or next_state.shape != state.shape:
-            raise RewardLabError(f"MountainCarRewardNet expects states of shape (B, 2), got "
-                                 f"{tuple(state.shape)} and {tuple(next_state.shape)}")
+            raise RewardLabError(
+                f"MountainCarRewardNet expects states of shape (B, 2), got "
+                f"{tuple(state.shape)} and {tuple(next_state.shape)}"
+            )
         return mc_reward(self.shaping, state, next_state, self.params, self.gamma).float()

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from rewardlab.errors import RewardLabError
 from rewardlab.core.runs import load_checkpoint, save_checkpoint
+from rewardlab.errors import RewardLabError
 
 CHECKPOINT_KIND = "rewardlab.reward_net"
 
@@ -31,8 +31,9 @@ class RewardNet(nn.Module):
             return t.device
         return torch.device("cpu")
 
-    def forward(self, state: torch.Tensor, action: torch.Tensor | None, next_state: torch.Tensor,
-                done: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self, state: torch.Tensor, action: torch.Tensor | None, next_state: torch.Tensor, done: torch.Tensor | None
+    ) -> torch.Tensor:
         raise NotImplementedError
 
     @torch.no_grad()
@@ -66,8 +67,10 @@ class MazeRewardMLP(RewardNet):
 
     def forward(self, state, action, next_state, done):
         if state.shape[1:] != self.obs_shape or next_state.shape != state.shape:
-            raise RewardLabError(f"MazeRewardMLP expects states of shape (B, {self.obs_shape}), got "
-                                 f"{tuple(state.shape)} and {tuple(next_state.shape)}")
+            raise RewardLabError(
+                f"MazeRewardMLP expects states of shape (B, {self.obs_shape}), got "
+                f"{tuple(state.shape)} and {tuple(next_state.shape)}"
+            )
         return self.pair_reward(torch.stack([state, next_state], dim=1))
 
 
@@ -102,20 +105,25 @@ def save_reward_net(path: str | os.PathLike, net: RewardNet, meta: dict[str, Any
     save_checkpoint(path, {"kind": CHECKPOINT_KIND, "spec": net.spec, "state_dict": state, "meta": meta or {}})
 
 
-def load_reward_net(path: str | os.PathLike, expect_spec: dict[str, Any] | None = None,
-                    device: str = "cpu") -> tuple[RewardNet, dict[str, Any]]:
+def load_reward_net(
+    path: str | os.PathLike, expect_spec: dict[str, Any] | None = None, device: str = "cpu"
+) -> tuple[RewardNet, dict[str, Any]]:
     """Load a reward net; if `expect_spec` is given, refuse a checkpoint of another architecture."""
     ckpt = load_checkpoint(path)
     if ckpt.get("kind") != CHECKPOINT_KIND or "spec" not in ckpt or "state_dict" not in ckpt:
         raise RewardLabError(f"'{path}' is not a rewardlab reward-net checkpoint")
     spec = ckpt["spec"]
     if expect_spec is not None and dict(spec) != dict(expect_spec):
-        raise RewardLabError(f"checkpoint '{path}' holds a {spec} reward net, but the config asks for "
-                             f"{expect_spec}; retrain the reward model or change the config to match")
+        raise RewardLabError(
+            f"checkpoint '{path}' holds a {spec} reward net, but the config asks for "
+            f"{expect_spec}; retrain the reward model or change the config to match"
+        )
     net = build_reward_net(spec)
     try:
         net.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:
-        raise RewardLabError(f"checkpoint '{path}' does not fit the {spec['name']} architecture "
-                             f"({str(e).splitlines()[0]}); retrain the reward model") from None
+        raise RewardLabError(
+            f"checkpoint '{path}' does not fit the {spec['name']} architecture "
+            f"({str(e).splitlines()[0]}); retrain the reward model"
+        ) from None
     return net.to(device).eval(), dict(ckpt.get("meta", {}))

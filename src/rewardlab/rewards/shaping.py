@@ -68,8 +68,13 @@ def build_potential(spec: dict[str, Any]) -> nn.Module:
 class ShapedRewardNet(RewardNet):
     """A frozen base reward, shifted by a learned constant c and shaped by a learned potential Phi."""
 
-    def __init__(self, base: RewardNet | dict[str, Any], potential: nn.Module | dict[str, Any], gamma: float,
-                 learn_shift: bool = True):
+    def __init__(
+        self,
+        base: RewardNet | dict[str, Any],
+        potential: nn.Module | dict[str, Any],
+        gamma: float,
+        learn_shift: bool = True,
+    ):
         super().__init__()
         self.base = build_reward_net(base) if isinstance(base, dict) else base
         self.potential = build_potential(potential) if isinstance(potential, dict) else potential
@@ -77,8 +82,13 @@ class ShapedRewardNet(RewardNet):
             p.requires_grad_(False)
         self.gamma = float(gamma)
         self.shift = nn.Parameter(torch.zeros(()), requires_grad=learn_shift)
-        self.spec = {"name": "shaped", "base": self.base.spec, "potential": self.potential.spec,
-                     "gamma": self.gamma, "learn_shift": bool(learn_shift)}
+        self.spec = {
+            "name": "shaped",
+            "base": self.base.spec,
+            "potential": self.potential.spec,
+            "gamma": self.gamma,
+            "learn_shift": bool(learn_shift),
+        }
 
     def forward(self, state, action, next_state, done):
         with torch.no_grad():

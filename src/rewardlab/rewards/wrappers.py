@@ -40,10 +40,12 @@ class LearnedRewardVecEnv(VecEnvWrapper):
         for i in np.flatnonzero(dones):
             nxt[i] = infos[i]["terminal_observation"]
         with torch.no_grad():
-            r = self.reward_net(torch.as_tensor(self._prev, device=self._device),
-                                torch.as_tensor(self._actions, device=self._device),
-                                torch.as_tensor(nxt, device=self._device),
-                                torch.as_tensor(dones, device=self._device))
+            r = self.reward_net(
+                torch.as_tensor(self._prev, device=self._device),
+                torch.as_tensor(self._actions, device=self._device),
+                torch.as_tensor(nxt, device=self._device),
+                torch.as_tensor(dones, device=self._device),
+            )
         for i, info in enumerate(infos):
             info["true_reward"] = float(true_rewards[i])
         self._prev = obs

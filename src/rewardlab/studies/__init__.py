@@ -11,8 +11,9 @@ from rewardlab.core.study import Study
 from rewardlab.errors import RewardLabError
 from rewardlab.studies import irrl_digits, irrl_skills, learned_rewards, preprocessing, ptgm
 
-STUDIES: dict[str, Study] = {m.study.name: m.study for m in (learned_rewards, preprocessing, irrl_digits, irrl_skills,
-                                                              ptgm)}
+STUDIES: dict[str, Study] = {
+    m.study.name: m.study for m in (learned_rewards, preprocessing, irrl_digits, irrl_skills, ptgm)
+}
 
 
 def register_study(study: Study) -> Study:

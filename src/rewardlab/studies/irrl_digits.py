@@ -27,21 +27,27 @@ from rewardlab.rewards.kinds import REWARD_KINDS
 NAME = "irrl-digits"
 
 # Validation accuracy (%) of RAM read off the project site's curves (docs/originals.md, IRRL reported results).
-PAPER_RAM_ACCURACY = {"linear_clipping": {100: 47, 200: 57, 400: 76, 1500: 90},
-                      "log_clipping": {100: 44, 200: 53, 400: 64, 1500: 87.5},
-                      "accuracy": {100: 26, 200: 40, 400: 58, 1500: 85}}
+PAPER_RAM_ACCURACY = {
+    "linear_clipping": {100: 47, 200: 57, 400: 76, 1500: 90},
+    "log_clipping": {100: 44, 200: 53, 400: 64, 1500: 87.5},
+    "accuracy": {100: 26, 200: 40, 400: 58, 1500: 85},
+}
 PAPER_DTRAM_ACCURACY = {"linear_clipping": {1500: 85}, "log_clipping": {1500: 76}, "accuracy": {1500: 75}}
 
 
 @dataclass
 class DataConfig:
-    """Where the digits come from and how the cluttered canvases are drawn (docs/originals.md, IRRL digit recognition)."""
+    """Where the digits come from and how the cluttered canvases are drawn (docs/originals.md)."""
 
-    digits: str = param("mnist", help="mnist (the real MNIST), or sklearn: scikit-learn's 8x8 digits upscaled, "
-                                      "a stand-in that only the demo uses when MNIST is absent",
-                        choices=("mnist", "sklearn"))
-    mnist_dir: str = param("", help="folder with the four MNIST .gz files (default: $REWARDLAB_MNIST_DIR, the "
-                                    "user cache, else a download)")
+    digits: str = param(
+        "mnist",
+        help="mnist (the real MNIST), or sklearn: scikit-learn's 8x8 digits upscaled, "
+        "a stand-in that only the demo uses when MNIST is absent",
+        choices=("mnist", "sklearn"),
+    )
+    mnist_dir: str = param(
+        "", help="folder with the four MNIST .gz files (default: $REWARDLAB_MNIST_DIR, the user cache, else a download)"
+    )
     path: str = param("", help="an existing Cluttered MNIST .npz to use instead of generating one")
     canvas: int = param(60, help="canvas side in pixels", min=8, max=512)
     digit_size: int = param(28, help="side of the pasted digit (MNIST digits are resized if not 28)", min=4)
@@ -51,8 +57,7 @@ class DataConfig:
     n_train: int = param(60_000, help="training images (drawn with replacement from the MNIST train set)", min=2)
     n_test: int = param(10_000, help="test images (drawn with replacement from the MNIST test set)", min=1)
     uniform_placement: bool = param(False, help="place digits uniformly; false keeps the paper's row bias")
-    valid_fraction: float = param(0.1, help="fraction of the training images held out for validation",
-                                  min=0.0, max=0.9)
+    valid_fraction: float = param(0.1, help="fraction of the training images held out for validation", min=0.0, max=0.9)
     seed: int = param(1234, help="seed of the generator (the original's)")
 
 
@@ -60,11 +65,16 @@ class DataConfig:
 class HackConfig:
     """Reward hacking (docs/originals.md): a fresh RAM rewarded by a converged oracle on its own glimpses."""
 
-    rewards: list[str] = param(default_factory=lambda: ["accuracy", "linear_clipping", "log_noclipping"],
-                               help="reward types to train with the oracle's reward (empty: skip the step)")
+    rewards: list[str] = param(
+        default_factory=lambda: ["accuracy", "linear_clipping", "log_noclipping"],
+        help="reward types to train with the oracle's reward (empty: skip the step)",
+    )
     epochs: int = param(1500, help="training epochs per reward type", min=0)
-    oracle_drift: bool = param(False, help="reproduce the original's bug: the oracle classifier is in the "
-                                           "optimiser and a non-detached reward moves it")
+    oracle_drift: bool = param(
+        False,
+        help="reproduce the original's bug: the oracle classifier is in the "
+        "optimiser and a non-detached reward moves it",
+    )
 
 
 @dataclass
@@ -77,11 +87,16 @@ class IrrlDigitsConfig:
     model: RAMConfig = param(default_factory=RAMConfig, help="agent architecture")
     loss: LossConfig = param(default_factory=LossConfig, help="reward and loss")
     train: TrainConfig = param(default_factory=TrainConfig, help="optimisation")
-    oracle_ckpt: str = param("", help="converged RAM checkpoint used as the oracle by `noise` and `hack` (ours or "
-                                      "the paper's ram_18_4x4_linear_clipping epoch-1400 file); empty: this run's "
-                                      "best checkpoint")
-    noise_ckpts: list[str] = param(default_factory=list, help="checkpoints whose reward noise `noise` measures "
-                                                                 "(empty: every checkpoint this run saved)")
+    oracle_ckpt: str = param(
+        "",
+        help="converged RAM checkpoint used as the oracle by `noise` and `hack` (ours or "
+        "the paper's ram_18_4x4_linear_clipping epoch-1400 file); empty: this run's "
+        "best checkpoint",
+    )
+    noise_ckpts: list[str] = param(
+        default_factory=list,
+        help="checkpoints whose reward noise `noise` measures (empty: every checkpoint this run saved)",
+    )
     hack: HackConfig = param(default_factory=HackConfig, help="reward hacking")
     cases: int = param(9, help="test images drawn by `cases` (a 3x3 grid video uses the first 9)", min=1, max=64)
 
@@ -95,10 +110,16 @@ class IrrlDigitsConfig:
             pass
 
 
-study = Study(NAME, IrrlDigitsConfig, SeedMode.PER_RUN, paper="Li et al. (ICML 2023), Internally Rewarded "
-              "Reinforcement Learning (digit recognition)", doc=__doc__,
-              curves=[Curve("train/metrics.csv", "valid/accuracy", "Cluttered MNIST: validation accuracy")],
-              ignore=("device", "train.threads"), torch_threads=1)
+study = Study(
+    NAME,
+    IrrlDigitsConfig,
+    SeedMode.PER_RUN,
+    paper="Li et al. (ICML 2023), Internally Rewarded Reinforcement Learning (digit recognition)",
+    doc=__doc__,
+    curves=[Curve("train/metrics.csv", "valid/accuracy", "Cluttered MNIST: validation accuracy")],
+    ignore=("device", "train.threads"),
+    torch_threads=1,
+)
 
 
 @study.hook
@@ -125,11 +146,18 @@ def _data_path(cfg: IrrlDigitsConfig, run: RunDir) -> Path:
     return Path(cfg.data.path) if cfg.data.path else run.root / "data" / "cluttered_mnist.npz"
 
 
-@study.step("data", uses=["data"], inputs=lambda cfg: {"data.path": cfg.data.path, "data.mnist_dir": cfg.data.mnist_dir})
+@study.step(
+    "data", uses=["data"], inputs=lambda cfg: {"data.path": cfg.data.path, "data.mnist_dir": cfg.data.mnist_dir}
+)
 def step_data(cfg: IrrlDigitsConfig, run: RunDir) -> dict[str, Any]:
     """Generate Cluttered MNIST (or check the given `data.path`) and draw a grid of examples."""
-    from rewardlab.data.cluttered_mnist import ClutteredSpec, example_grid, generate_cluttered, load_cluttered, \
-        save_cluttered
+    from rewardlab.data.cluttered_mnist import (
+        ClutteredSpec,
+        example_grid,
+        generate_cluttered,
+        load_cluttered,
+        save_cluttered,
+    )
     from rewardlab.interpret.plots import plt, save_figure
 
     t0 = time.time()
@@ -139,9 +167,17 @@ def step_data(cfg: IrrlDigitsConfig, run: RunDir) -> dict[str, Any]:
     else:
         d = cfg.data
         digits = _digits(cfg)
-        spec = ClutteredSpec(canvas=d.canvas, digit_size=d.digit_size, clutter_size=d.clutter_size,
-                             n_clutter=d.n_clutter, bank_size=d.bank_size, n_train=d.n_train, n_test=d.n_test,
-                             uniform_placement=d.uniform_placement, seed=d.seed)
+        spec = ClutteredSpec(
+            canvas=d.canvas,
+            digit_size=d.digit_size,
+            clutter_size=d.clutter_size,
+            n_clutter=d.n_clutter,
+            bank_size=d.bank_size,
+            n_train=d.n_train,
+            n_test=d.n_test,
+            uniform_placement=d.uniform_placement,
+            seed=d.seed,
+        )
         data = generate_cluttered(digits, spec)
         save_cluttered(data, _data_path(cfg, run))
         source = digits.source
@@ -153,8 +189,15 @@ def step_data(cfg: IrrlDigitsConfig, run: RunDir) -> dict[str, Any]:
     ax.axis("off")
     save_figure(fig, run.figures / "cluttered_examples.png", pdf=False)
     tr, va = data.split(cfg.data.valid_fraction, cfg.seed)
-    return {"source": source, "path": str(_data_path(cfg, run)), "canvas": data.canvas, "train": len(tr),
-            "valid": len(va), "test": len(data.y_test), "seconds": time.time() - t0}
+    return {
+        "source": source,
+        "path": str(_data_path(cfg, run)),
+        "canvas": data.canvas,
+        "train": len(tr),
+        "valid": len(va),
+        "test": len(data.y_test),
+        "seconds": time.time() - t0,
+    }
 
 
 def _load_data(cfg: IrrlDigitsConfig, run: RunDir):
@@ -189,21 +232,36 @@ def step_train(cfg: IrrlDigitsConfig, run: RunDir) -> dict[str, Any]:
     tr, va = data.split(cfg.data.valid_fraction, cfg.seed)
     device = resolve_device(cfg.device)
     t0 = time.time()
-    res = train_ram(_new_model(cfg, cfg.seed), cfg.loss, cfg.train, data.x_train[tr], data.y_train[tr],
-                    data.x_train[va], data.y_train[va], run.step_dir("train"), seed=cfg.seed, device=device,
-                    meta=_meta(cfg))
+    res = train_ram(
+        _new_model(cfg, cfg.seed),
+        cfg.loss,
+        cfg.train,
+        data.x_train[tr],
+        data.y_train[tr],
+        data.x_train[va],
+        data.y_train[va],
+        run.step_dir("train"),
+        seed=cfg.seed,
+        device=device,
+        meta=_meta(cfg),
+    )
     res.pop("history")
     res.update(seconds=time.time() - t0, reward=cfg.loss.reward, model=cfg.model.model)
-    _curve_figure(run, {f"{cfg.model.model.upper()}, {cfg.loss.reward}": run.root / "train"}, "valid_accuracy",
-                  cfg.model.model)
-    run.update_summary(best_valid_accuracy=res["best_valid_accuracy"], epochs_run=res["epochs"],
-                       reward_type=cfg.loss.reward, model=cfg.model.model)
+    _curve_figure(
+        run, {f"{cfg.model.model.upper()}, {cfg.loss.reward}": run.root / "train"}, "valid_accuracy", cfg.model.model
+    )
+    run.update_summary(
+        best_valid_accuracy=res["best_valid_accuracy"],
+        epochs_run=res["epochs"],
+        reward_type=cfg.loss.reward,
+        model=cfg.model.model,
+    )
     return res
 
 
 def _curve_figure(run: RunDir, runs: dict[str, Path], key: str, model: str, name: str = "valid_accuracy") -> Path:
-    from rewardlab.interpret.plots import plt, save_figure
     from rewardlab.core.runs import read_metrics
+    from rewardlab.interpret.plots import plt, save_figure
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, folder in runs.items():
@@ -231,8 +289,12 @@ def _checkpoint(run: RunDir, ckpt: str | None) -> Path:
     return path
 
 
-_CKPT = Arg("--ckpt", "a RAM checkpoint, ours or the paper's (default: this run's best); given, the step is a "
-                     "one-off that is not recorded as the run's result", adhoc=True)
+_CKPT = Arg(
+    "--ckpt",
+    "a RAM checkpoint, ours or the paper's (default: this run's best); given, the step is a "
+    "one-off that is not recorded as the run's result",
+    adhoc=True,
+)
 
 
 @study.step("test", uses=["seed", "train"], after=["data", "train"], args=[_CKPT])
@@ -247,9 +309,14 @@ def step_test(cfg: IrrlDigitsConfig, run: RunDir, ckpt: str | None = None) -> di
     data = _load_data(cfg, run)
     t0 = time.time()
     ev = evaluate(model, data.x_test, data.y_test, cfg.train.eval_batch_size, seed=cfg.seed, device=device)
-    res = {"checkpoint": str(path), "test_accuracy": ev["accuracy"], "images": len(data.y_test),
-           "mean_glimpses": ev["steps"], "images_per_second": len(data.y_test) / (time.time() - t0),
-           "checkpoint_epoch": meta.get("epoch")}
+    res = {
+        "checkpoint": str(path),
+        "test_accuracy": ev["accuracy"],
+        "images": len(data.y_test),
+        "mean_glimpses": ev["steps"],
+        "images_per_second": len(data.y_test) / (time.time() - t0),
+        "checkpoint_epoch": meta.get("epoch"),
+    }
     print(f"test accuracy of {path}: {100 * ev['accuracy']:.2f}% on {len(data.y_test)} images")
     if ckpt is None:
         run.update_summary(test_accuracy=ev["accuracy"])
@@ -266,7 +333,6 @@ def step_cases(cfg: IrrlDigitsConfig, run: RunDir, ckpt: str | None = None) -> d
     from rewardlab.agents.ram_train import normalise
     from rewardlab.interpret.glimpses import case_figure, grid_video
 
-
     data = _load_data(cfg, run)
     model, _ = load_ram(_checkpoint(run, ckpt))
     model.eval()
@@ -281,8 +347,9 @@ def step_cases(cfg: IrrlDigitsConfig, run: RunDir, ckpt: str | None = None) -> d
     out.mkdir(parents=True, exist_ok=True)
     figs = []
     for i in range(n):
-        figs.append(str(case_figure(x[i], locs[i, : stops[i] + 1], model.cfg, int(y[i]), int(pred[i]),
-                                    out / f"case_{i}.png")))
+        figs.append(
+            str(case_figure(x[i], locs[i, : stops[i] + 1], model.cfg, int(y[i]), int(pred[i]), out / f"case_{i}.png"))
+        )
     videos = grid_video(x[:9], locs[:9], stops[:9], model.cfg, y[:9], pred[:9], out / "cases_3x3")
     return {"figures": figs, "videos": [str(v) for v in videos], "correct": int((pred == y).sum()), "images": n}
 
@@ -293,26 +360,42 @@ def _oracle(cfg: IrrlDigitsConfig, run: RunDir, drift: bool = False) -> tuple[An
 
     path = Path(cfg.oracle_ckpt) if cfg.oracle_ckpt else run.root / "train" / "best.pt"
     if not path.exists():
-        raise RewardLabError(f"oracle checkpoint '{path}' does not exist; set oracle_ckpt=PATH (a converged RAM, "
-                             "e.g. the paper's ram_18_4x4_linear_clipping epoch-1400 checkpoint) or run `train`")
+        raise RewardLabError(
+            f"oracle checkpoint '{path}' does not exist; set oracle_ckpt=PATH (a converged RAM, "
+            "e.g. the paper's ram_18_4x4_linear_clipping epoch-1400 checkpoint) or run `train`"
+        )
     model, _ = load_ram(path)
-    if (model.cfg.patch_size, model.cfg.num_patches, model.cfg.glimpse_scale) != \
-            (cfg.model.patch_size, cfg.model.num_patches, cfg.model.glimpse_scale):
-        raise RewardLabError(f"oracle '{path}' sees different glimpses ({model.cfg.patch_size}px x "
-                             f"{model.cfg.num_patches}) from this run's agent ({cfg.model.patch_size}px x "
-                             f"{cfg.model.num_patches})")
+    if (model.cfg.patch_size, model.cfg.num_patches, model.cfg.glimpse_scale) != (
+        cfg.model.patch_size,
+        cfg.model.num_patches,
+        cfg.model.glimpse_scale,
+    ):
+        raise RewardLabError(
+            f"oracle '{path}' sees different glimpses ({model.cfg.patch_size}px x "
+            f"{model.cfg.num_patches}) from this run's agent ({cfg.model.patch_size}px x "
+            f"{cfg.model.num_patches})"
+        )
     return Oracle(model, drift=drift), str(path)
 
 
 def _ram_only(cfg: IrrlDigitsConfig) -> str | None:
-    return None if cfg.model.model == "ram" else "the reward-noise and reward-hacking analyses are defined for RAM " \
-        "(model.model=ram), as in the paper"
+    return (
+        None
+        if cfg.model.model == "ram"
+        else "the reward-noise and reward-hacking analyses are defined for RAM (model.model=ram), as in the paper"
+    )
 
 
-@study.step("noise", uses=["seed", "oracle_ckpt", "noise_ckpts", "train"], applies=_ram_only,
-            after=lambda cfg: ["data"] + ([] if cfg.oracle_ckpt and cfg.noise_ckpts else ["train"]),
-            inputs=lambda cfg: {"oracle_ckpt": cfg.oracle_ckpt,
-                                **{f"noise_ckpts[{i}]": p for i, p in enumerate(cfg.noise_ckpts)}})
+@study.step(
+    "noise",
+    uses=["seed", "oracle_ckpt", "noise_ckpts", "train"],
+    applies=_ram_only,
+    after=lambda cfg: ["data"] + ([] if cfg.oracle_ckpt and cfg.noise_ckpts else ["train"]),
+    inputs=lambda cfg: {
+        "oracle_ckpt": cfg.oracle_ckpt,
+        **{f"noise_ckpts[{i}]": p for i, p in enumerate(cfg.noise_ckpts)},
+    },
+)
 def step_noise(cfg: IrrlDigitsConfig, run: RunDir) -> dict[str, Any]:
     """Reward noise delta = q_target(y|tau) - q_oracle(y|tau) on the whole test set, per checkpoint, and violins."""
     from rewardlab.agents.ram import load_ram
@@ -323,8 +406,9 @@ def step_noise(cfg: IrrlDigitsConfig, run: RunDir) -> dict[str, Any]:
     if cfg.noise_ckpts:
         targets = [Path(p) for p in cfg.noise_ckpts]
     else:
-        targets = sorted((run.root / "train" / "checkpoints").glob("epoch_*.pt"),
-                         key=lambda p: int(p.stem.split("_")[1]))
+        targets = sorted(
+            (run.root / "train" / "checkpoints").glob("epoch_*.pt"), key=lambda p: int(p.stem.split("_")[1])
+        )
     if not targets:
         raise RewardLabError("no checkpoints to analyse; run `train` first or set noise_ckpts=[PATH,...]")
     out = run.step_dir("noise")
@@ -343,9 +427,19 @@ def step_noise(cfg: IrrlDigitsConfig, run: RunDir) -> dict[str, Any]:
             with open(tmp, "wb") as f:
                 np.save(f, ev["delta"].astype(np.float32))
         d = ev["delta"]
-        rows.append({"checkpoint": str(path), "label": label, "epoch": epoch, "file": str(npy),
-                     "test_accuracy": ev["accuracy"], "mean": float(d.mean()), "std": float(d.std()),
-                     "q25": float(np.quantile(d, 0.25)), "q75": float(np.quantile(d, 0.75))})
+        rows.append(
+            {
+                "checkpoint": str(path),
+                "label": label,
+                "epoch": epoch,
+                "file": str(npy),
+                "test_accuracy": ev["accuracy"],
+                "mean": float(d.mean()),
+                "std": float(d.std()),
+                "q25": float(np.quantile(d, 0.25)),
+                "q75": float(np.quantile(d, 0.75)),
+            }
+        )
     _violin(run, rows)
     return {"oracle": opath, "checkpoints": rows}
 
@@ -366,10 +460,13 @@ def _violin(run: RunDir, rows: list[dict[str, Any]]) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------------- hack
-@study.step("hack", uses=["seed", "hack", "oracle_ckpt", "model", "loss", "train"],
-            applies=lambda cfg: _ram_only(cfg) or (None if cfg.hack.rewards else "hack.rewards is empty"),
-            after=lambda cfg: ["data"] + ([] if cfg.oracle_ckpt else ["train"]),
-            inputs=lambda cfg: {"oracle_ckpt": cfg.oracle_ckpt})
+@study.step(
+    "hack",
+    uses=["seed", "hack", "oracle_ckpt", "model", "loss", "train"],
+    applies=lambda cfg: _ram_only(cfg) or (None if cfg.hack.rewards else "hack.rewards is empty"),
+    after=lambda cfg: ["data"] + ([] if cfg.oracle_ckpt else ["train"]),
+    inputs=lambda cfg: {"oracle_ckpt": cfg.oracle_ckpt},
+)
 def step_hack(cfg: IrrlDigitsConfig, run: RunDir) -> dict[str, Any]:
     """Train a fresh RAM per reward type with the (frozen) oracle's reward on the agent's own glimpses."""
     from rewardlab.agents.ram_train import train_ram
@@ -383,9 +480,20 @@ def step_hack(cfg: IrrlDigitsConfig, run: RunDir) -> dict[str, Any]:
         loss = LossConfig(**{**asdict(cfg.loss), "reward": reward})
         tcfg = TrainConfig(**{**asdict(cfg.train), "epochs": cfg.hack.epochs})
         folder = run.step_dir("hack") / reward
-        r = train_ram(_new_model(cfg, cfg.seed), loss, tcfg, data.x_train[tr], data.y_train[tr], data.x_train[va],
-                      data.y_train[va], folder, seed=cfg.seed, oracle=oracle, device=device,
-                      meta=_meta(cfg, oracle=opath, hacked_reward=reward))
+        r = train_ram(
+            _new_model(cfg, cfg.seed),
+            loss,
+            tcfg,
+            data.x_train[tr],
+            data.y_train[tr],
+            data.x_train[va],
+            data.y_train[va],
+            folder,
+            seed=cfg.seed,
+            oracle=oracle,
+            device=device,
+            meta=_meta(cfg, oracle=opath, hacked_reward=reward),
+        )
         r.pop("history")
         results[reward] = r
         folders[f"oracle reward: {reward}"] = folder
@@ -393,8 +501,11 @@ def step_hack(cfg: IrrlDigitsConfig, run: RunDir) -> dict[str, Any]:
         folders[f"own reward: {cfg.loss.reward}"] = run.root / "train"
     if results:
         _curve_figure(run, folders, "valid_accuracy", "hack", name="reward_hacking")
-    return {"oracle": cfg.oracle_ckpt or "this run's best checkpoint", "oracle_drift": cfg.hack.oracle_drift,
-            "runs": results}
+    return {
+        "oracle": cfg.oracle_ckpt or "this run's best checkpoint",
+        "oracle_drift": cfg.hack.oracle_drift,
+        "runs": results,
+    }
 
 
 # --------------------------------------------------------------------------------------------------- report
@@ -404,30 +515,55 @@ def step_report(cfg: IrrlDigitsConfig, run: RunDir) -> Path:
     lines = [f"# {NAME}", "", __doc__.strip().splitlines()[0], ""]
     data = run.step_result("data") or {}
     if data:
-        lines += [f"Data: {data['source']}; {data['train']} train / {data['valid']} validation / {data['test']} test "
-                  f"images of {data['canvas']}x{data['canvas']}.", ""]
+        lines += [
+            f"Data: {data['source']}; {data['train']} train / {data['valid']} validation / {data['test']} test "
+            f"images of {data['canvas']}x{data['canvas']}.",
+            "",
+        ]
         if "scikit-learn" in str(data["source"]):
-            lines += ["**MNIST was not available: this run used scikit-learn's bundled 8x8 digits, upscaled, as a "
-                      "stand-in. Its numbers are not comparable with the paper's.**", ""]
+            lines += [
+                "**MNIST was not available: this run used scikit-learn's bundled 8x8 digits, upscaled, as a "
+                "stand-in. Its numbers are not comparable with the paper's.**",
+                "",
+            ]
     tr, te = run.step_result("train"), run.step_result("test")
     if tr:
-        lines += [f"Training: {tr['model']}, reward {tr['reward']}, {tr['epochs']} epochs, best validation accuracy "
-                  f"{100 * (tr['best_valid_accuracy'] or 0):.2f}% ({tr['seconds']:.0f} s).", ""]
+        lines += [
+            f"Training: {tr['model']}, reward {tr['reward']}, {tr['epochs']} epochs, best validation accuracy "
+            f"{100 * (tr['best_valid_accuracy'] or 0):.2f}% ({tr['seconds']:.0f} s).",
+            "",
+        ]
     if te:
-        lines += [f"Test accuracy of the best checkpoint: {100 * te['test_accuracy']:.2f}% on {te['images']} images.",
-                  ""]
+        lines += [
+            f"Test accuracy of the best checkpoint: {100 * te['test_accuracy']:.2f}% on {te['images']} images.",
+            "",
+        ]
     noise = run.step_result("noise")
     if noise:
-        lines += ["## Reward noise", "", f"Oracle: {noise['oracle']}", "", "| checkpoint | test acc | mean delta | "
-                  "std | IQR |", "|---|---|---|---|---|"]
+        lines += [
+            "## Reward noise",
+            "",
+            f"Oracle: {noise['oracle']}",
+            "",
+            "| checkpoint | test acc | mean delta | std | IQR |",
+            "|---|---|---|---|---|",
+        ]
         for r in noise["checkpoints"]:
-            lines.append(f"| {r['label']} | {100 * r['test_accuracy']:.1f}% | {r['mean']:+.3f} | {r['std']:.3f} | "
-                         f"[{r['q25']:+.3f}, {r['q75']:+.3f}] |")
+            lines.append(
+                f"| {r['label']} | {100 * r['test_accuracy']:.1f}% | {r['mean']:+.3f} | {r['std']:.3f} | "
+                f"[{r['q25']:+.3f}, {r['q75']:+.3f}] |"
+            )
         lines.append("")
     hack = run.step_result("hack")
     if hack and hack["runs"]:
-        lines += ["## Reward hacking", "", f"Oracle: {hack['oracle']} (drift: {hack['oracle_drift']})", "",
-                  "| reward from the oracle | epochs | best validation accuracy |", "|---|---|---|"]
+        lines += [
+            "## Reward hacking",
+            "",
+            f"Oracle: {hack['oracle']} (drift: {hack['oracle_drift']})",
+            "",
+            "| reward from the oracle | epochs | best validation accuracy |",
+            "|---|---|---|",
+        ]
         for k, r in hack["runs"].items():
             lines.append(f"| {k} | {r['epochs']} | {100 * (r['best_valid_accuracy'] or 0):.2f}% |")
         lines.append("")

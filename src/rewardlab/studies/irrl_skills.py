@@ -34,10 +34,12 @@ PAPER_SKILLS = {"linear_clipping": 86.5, "disdain": 89.0, "log_clipping": 30.0, 
 class IrrlSkillsConfig:
     """Skill discovery on the four-room grid: which rewards, how long, how many seeds."""
 
-    reward: list[str] = param(default_factory=lambda: ["linear_clipping", "log_clipping", "disdain", "accuracy"],
-                              help="reward types to run, each over every seed: log_clipping, log_noclipping, "
-                                   "linear_clipping, linear_noclipping, accuracy, or disdain (clipped log with an "
-                                   "ensemble of 2 and bonus weight 20)")
+    reward: list[str] = param(
+        default_factory=lambda: ["linear_clipping", "log_clipping", "disdain", "accuracy"],
+        help="reward types to run, each over every seed: log_clipping, log_noclipping, "
+        "linear_clipping, linear_noclipping, accuracy, or disdain (clipped log with an "
+        "ensemble of 2 and bonus weight 20)",
+    )
     seeds: list[int] = param(default_factory=lambda: [1], help="seeds, trained together in one batched run")
     iterations: int = param(40_000_000, help="SGD iterations per run", min=0)
     eval_every: int = param(100_000, help="iterations between evaluations (the original's chunk)", min=1)
@@ -58,9 +60,14 @@ class IrrlSkillsConfig:
         self.learner.validate()
 
 
-study = Study(NAME, IrrlSkillsConfig, SeedMode.BATCHED, paper="Li et al. (ICML 2023), Internally Rewarded "
-              "Reinforcement Learning (skill discovery)", doc=__doc__,
-              curves=[Curve("train/*/metrics.csv", "effective_skills/seed{seed}", "Four rooms: effective skills")])
+study = Study(
+    NAME,
+    IrrlSkillsConfig,
+    SeedMode.BATCHED,
+    paper="Li et al. (ICML 2023), Internally Rewarded Reinforcement Learning (skill discovery)",
+    doc=__doc__,
+    curves=[Curve("train/*/metrics.csv", "effective_skills/seed{seed}", "Four rooms: effective skills")],
+)
 
 
 @study.hook
@@ -68,16 +75,19 @@ def paper_numbers(summary: dict[str, Any], config: dict[str, Any]) -> dict[str, 
     """The paper's effective skills beside ours (large grid only: the small grid has no published figure)."""
     if config.get("learner", {}).get("grid") != "large":
         return {}
-    return {f"final_effective_skills.{m}.*": (v, "paper, large grid at 30M iterations (project site's curves)")
-            for m, v in PAPER_SKILLS.items()}
+    return {
+        f"final_effective_skills.{m}.*": (v, "paper, large grid at 30M iterations (project site's curves)")
+        for m, v in PAPER_SKILLS.items()
+    }
 
 
 def method_config(cfg: IrrlSkillsConfig, method: str) -> SkillConfig:
     """The learner settings of one reward type."""
     base = asdict(cfg.learner)
     if method == "disdain":
-        return SkillConfig(**{**base, "reward": "log_clipping", "ensemble": cfg.disdain_ensemble,
-                              "bonus_weight": cfg.disdain_weight})
+        return SkillConfig(
+            **{**base, "reward": "log_clipping", "ensemble": cfg.disdain_ensemble, "bonus_weight": cfg.disdain_weight}
+        )
     return SkillConfig(**{**base, "reward": method})
 
 
@@ -141,13 +151,17 @@ def train_method(cfg: IrrlSkillsConfig, run: RunDir, method: str, threads: int =
         snaps.update(occ_end_all=final["occupancy"], occ_end_final=final["final_occupancy"])
         _save_state(state_path, learner, {**snaps, "train_seconds": np.array(seconds)})
     greedy = learner.greedy_skills()
-    return {"effective_skills": {str(s): float(v) for s, v in zip(cfg.seeds, final["effective_skills"])},
-            "skills_learned": {str(s): int(v) for s, v in zip(cfg.seeds, greedy["skills_learned"])},
-            "distinct_final_states": {str(s): int(v) for s, v in zip(cfg.seeds, greedy["distinct_final_states"])},
-            "mean_effective_skills": float(final["effective_skills"].mean()), "iterations": learner.iterations,
-            "seconds": seconds, "seed_iterations_per_second": (learner.iterations * len(cfg.seeds) / seconds
-                                                                if seconds else None),
-            "states": world.n_states, "skills": lcfg.skills}
+    return {
+        "effective_skills": {str(s): float(v) for s, v in zip(cfg.seeds, final["effective_skills"])},
+        "skills_learned": {str(s): int(v) for s, v in zip(cfg.seeds, greedy["skills_learned"])},
+        "distinct_final_states": {str(s): int(v) for s, v in zip(cfg.seeds, greedy["distinct_final_states"])},
+        "mean_effective_skills": float(final["effective_skills"].mean()),
+        "iterations": learner.iterations,
+        "seconds": seconds,
+        "seed_iterations_per_second": (learner.iterations * len(cfg.seeds) / seconds if seconds else None),
+        "states": world.n_states,
+        "skills": lcfg.skills,
+    }
 
 
 @study.step("train", uses="*")
@@ -169,7 +183,8 @@ def step_train(cfg: IrrlSkillsConfig, run: RunDir) -> dict[str, Any]:
         final_effective_skills={m: r["effective_skills"] for m, r in results.items()},
         skills_learned={m: r["skills_learned"] for m, r in results.items()},
         iterations_run=max(r["iterations"] for r in results.values()),
-        seed_iterations_per_second={m: r["seed_iterations_per_second"] for m, r in results.items()})
+        seed_iterations_per_second={m: r["seed_iterations_per_second"] for m, r in results.items()},
+    )
     return {"runs": results}
 
 
@@ -178,8 +193,8 @@ def step_figures(cfg: IrrlSkillsConfig, run: RunDir) -> list[str]:
     """Effective skills against iterations (mean and spread over seeds) and state-occupancy heatmaps."""
     from matplotlib.colors import LogNorm
 
-    from rewardlab.interpret.plots import mean_spread, plt, save_figure
     from rewardlab.core.runs import read_metrics
+    from rewardlab.interpret.plots import mean_spread, plt, save_figure
 
     out = []
     fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -225,20 +240,30 @@ def step_report(cfg: IrrlSkillsConfig, run: RunDir) -> Path:
     """Write `report.md`."""
     res = run.step_result("train") or {"runs": {}}
     world = four_rooms(cfg.learner.grid)
-    lines = [f"# {NAME}", "", __doc__.strip().splitlines()[0], "",
-             f"Grid `{cfg.learner.grid}` ({world.n_states} states), K = {cfg.learner.skills} skills, seeds "
-             f"{cfg.seeds}, {cfg.iterations:,} iterations of {cfg.learner.batch_size} trajectories.", "",
-             "Effective skills = exp(mean unclipped log reward) over evaluation trajectories (epsilon 0.001); skills "
-             "learned = skills whose greedy trajectory ends where the discriminator decodes that skill.", "",
-             "| reward | effective skills per seed | mean | skills learned per seed | paper (large grid, 30M) | "
-             "seed-iterations/s |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# {NAME}",
+        "",
+        __doc__.strip().splitlines()[0],
+        "",
+        f"Grid `{cfg.learner.grid}` ({world.n_states} states), K = {cfg.learner.skills} skills, seeds "
+        f"{cfg.seeds}, {cfg.iterations:,} iterations of {cfg.learner.batch_size} trajectories.",
+        "",
+        "Effective skills = exp(mean unclipped log reward) over evaluation trajectories (epsilon 0.001); skills "
+        "learned = skills whose greedy trajectory ends where the discriminator decodes that skill.",
+        "",
+        "| reward | effective skills per seed | mean | skills learned per seed | paper (large grid, 30M) | "
+        "seed-iterations/s |",
+        "|---|---|---|---|---|---|",
+    ]
     for m, r in res["runs"].items():
         per = ", ".join(f"{v:.1f}" for v in r["effective_skills"].values())
         paper = PAPER_SKILLS.get(m, "") if cfg.learner.grid == "large" else ""
         rate = r["seed_iterations_per_second"]
         learned = ", ".join(str(v) for v in r.get("skills_learned", {}).values())
-        lines.append(f"| {m} | {per} | {r['mean_effective_skills']:.1f} | {learned} | {paper} | "
-                     f"{f'{rate:,.0f}' if rate else ''} |")
+        lines.append(
+            f"| {m} | {per} | {r['mean_effective_skills']:.1f} | {learned} | {paper} | "
+            f"{f'{rate:,.0f}' if rate else ''} |"
+        )
     lines.append("")
     for p in sorted(run.figures.glob("*.png")):
         lines += [f"![{p.stem}](figures/{p.name})", ""]

@@ -37,8 +37,11 @@ class ExpertConfig:
     env: str = param(COINFLIP, help="registered maze id the expert is trained on")
     ppo: PPOConfig = param(default_factory=PPOConfig, help="PPO settings")
     eval_episodes: int = param(100, help="episodes for the final evaluation", min=1)
-    eval_deterministic: bool = param(True, help="evaluate the greedy policy (SB3's EvalCallback default) for "
-                                               "expert_success_rate; the stochastic one is reported too")
+    eval_deterministic: bool = param(
+        True,
+        help="evaluate the greedy policy (SB3's EvalCallback default) for "
+        "expert_success_rate; the stochastic one is reported too",
+    )
 
 
 @dataclass
@@ -55,8 +58,12 @@ class DatasetConfig:
 class InterpretConfig:
     """Saliency maps and counterfactual probes."""
 
-    saliency_per_goal: int = param(2, help="dataset transitions per goal corner in the saliency grid (plus one "
-                                           "hand-built transition onto the goal)", min=1, max=8)
+    saliency_per_goal: int = param(
+        2,
+        help="dataset transitions per goal corner in the saliency grid (plus one hand-built transition onto the goal)",
+        min=1,
+        max=8,
+    )
     policy_states: int = param(3, help="states in the policy-saliency figure", min=1, max=8)
 
 
@@ -65,8 +72,9 @@ class RetrainConfig:
     """PPO retrained on the learned reward and on the true reward, both evaluated on the true reward."""
 
     envs: list[str] = param(default_factory=lambda: [COINFLIP, TWOGOALS], help="registered maze ids to train on")
-    n_seeds: int = param(3, help="agents per (environment, reward) pair, each with its own seed derived from the "
-                                 "run's seed", min=1)
+    n_seeds: int = param(
+        3, help="agents per (environment, reward) pair, each with its own seed derived from the run's seed", min=1
+    )
     ppo: PPOConfig = param(default_factory=PPOConfig, help="PPO settings")
     eval_every: int = param(4_500, help="evaluate on the true reward every this many steps", min=1)
     eval_episodes: int = param(50, help="episodes per evaluation", min=1)
@@ -95,15 +103,23 @@ class LearnedRewardsConfig:
 
 
 study = Study(
-    NAME, LearnedRewardsConfig, SeedMode.PER_RUN, paper="Michaud, Gleave & Russell (2020), Understanding Learned "
-    "Reward Functions", doc=__doc__,
-    curves=[Curve("retrain/*/*/seed*/metrics.csv", "true_return", "Maze: true return of agents retrained"),
-            Curve("expert/metrics.csv", "true_return", "Maze: expert's true return")],
+    NAME,
+    LearnedRewardsConfig,
+    SeedMode.PER_RUN,
+    paper="Michaud, Gleave & Russell (2020), Understanding Learned Reward Functions",
+    doc=__doc__,
+    curves=[
+        Curve("retrain/*/*/seed*/metrics.csv", "true_return", "Maze: true return of agents retrained"),
+        Curve("expert/metrics.csv", "true_return", "Maze: expert's true return"),
+    ],
     task_scores=["retrain.*.learned"],  # one score per maze: IQM over tasks and a performance profile in a sweep
-    torch_threads=1, legacy_renames={"retrain.seeds": "retrain.n_seeds"})
+    torch_threads=1,
+    legacy_renames={"retrain.seeds": "retrain.n_seeds"},
+)
 
 
 # ----------------------------------------------------------------------------- helpers
+
 
 def _maze_venv(env: str, n: int, seed: int) -> Any:
     from stable_baselines3.common.vec_env import VecMonitor
@@ -121,8 +137,11 @@ def _evaluate(model: Any, env: str, episodes: int, deterministic: bool, seed: in
 
     n = min(episodes, 100)
     r = run_episodes(BatchedMaze(n, variant_of(env), seeds=seed), policy_act_fn(model, deterministic), episodes)
-    return {"true_return": float(r["returns"].mean()), "success_rate": float(r["successes"].mean()),
-            "episode_length": float(r["lengths"].mean())}
+    return {
+        "true_return": float(r["returns"].mean()),
+        "success_rate": float(r["successes"].mean()),
+        "episode_length": float(r["lengths"].mean()),
+    }
 
 
 def _file_digest(path: Path) -> str:
@@ -135,6 +154,7 @@ def _file_digest(path: Path) -> str:
 
 # ----------------------------------------------------------------------------- steps
 
+
 @study.step("expert", uses=["seed", "expert"])
 def step_expert(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
     """Train the PPO expert on the true reward and evaluate it (success rate, mean length)."""
@@ -144,10 +164,21 @@ def step_expert(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
     e = cfg.expert
     t0 = time.time()
     venv = _maze_venv(e.env, e.ppo.n_envs, cfg.seed)
-    model = train_ppo(e.ppo, venv, out, seed=cfg.seed, desc="expert PPO", eval_every=max(e.ppo.total_timesteps // 10, 1),
-                      evaluate=lambda m: _evaluate(m, e.env, 20, e.eval_deterministic, cfg.seed + 10_000))
-    res = {"env": e.env, "train_seconds": time.time() - t0, "timesteps": int(model.num_timesteps),
-           "checkpoint": "expert/model.zip"}
+    model = train_ppo(
+        e.ppo,
+        venv,
+        out,
+        seed=cfg.seed,
+        desc="expert PPO",
+        eval_every=max(e.ppo.total_timesteps // 10, 1),
+        evaluate=lambda m: _evaluate(m, e.env, 20, e.eval_deterministic, cfg.seed + 10_000),
+    )
+    res = {
+        "env": e.env,
+        "train_seconds": time.time() - t0,
+        "timesteps": int(model.num_timesteps),
+        "checkpoint": "expert/model.zip",
+    }
     for name, det in (("deterministic", True), ("stochastic", False)):
         ev = _evaluate(model, e.env, e.eval_episodes, det, cfg.seed + 20_000)
         res[f"{name}_success_rate"] = ev["success_rate"]
@@ -157,17 +188,26 @@ def step_expert(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
     res["mean_length"] = res[f"{kind}_mean_length"]
     res["eval_episodes"] = e.eval_episodes
     res["eval_policy"] = kind
-    run.update_summary(expert_success_rate=res["success_rate"], expert_mean_length=res["mean_length"],
-                       expert_stochastic_success_rate=res["stochastic_success_rate"])
+    run.update_summary(
+        expert_success_rate=res["success_rate"],
+        expert_mean_length=res["mean_length"],
+        expert_stochastic_success_rate=res["stochastic_success_rate"],
+    )
     return res
 
 
 def _dataset_meta(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
     policy = run.root / "expert" / "model.zip"
-    return {"env_id": cfg.expert.env, "policy_checkpoint": str(policy.resolve()),
-            "policy_sha256": _file_digest(policy), "seed": cfg.seed, "n_train": cfg.dataset.n_train,
-            "n_test": cfg.dataset.n_test, "deterministic": cfg.dataset.deterministic,
-            "obs_shape": [SIZE, SIZE]}
+    return {
+        "env_id": cfg.expert.env,
+        "policy_checkpoint": str(policy.resolve()),
+        "policy_sha256": _file_digest(policy),
+        "seed": cfg.seed,
+        "n_train": cfg.dataset.n_train,
+        "n_test": cfg.dataset.n_test,
+        "deterministic": cfg.dataset.deterministic,
+        "obs_shape": [SIZE, SIZE],
+    }
 
 
 @study.step("dataset", uses=["seed", "dataset"], after=["expert"])
@@ -188,9 +228,14 @@ def step_dataset(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
     train = collect_transitions(BatchedMaze(d.n_envs, variant, seeds=cfg.seed + 1), act, d.n_train)
     test = collect_transitions(BatchedMaze(d.n_envs, variant, seeds=cfg.seed + 2), act, d.n_test)
     write_transitions(path, {"train": train, "test": test}, meta)
-    res = {"path": "dataset/transitions.h5", "n_train": len(train), "n_test": len(test),
-           "train_rewarding_fraction": float((train.rewards != 0).mean()),
-           "test_rewarding_fraction": float((test.rewards != 0).mean()), "collect_seconds": time.time() - t0}
+    res = {
+        "path": "dataset/transitions.h5",
+        "n_train": len(train),
+        "n_test": len(test),
+        "train_rewarding_fraction": float((train.rewards != 0).mean()),
+        "test_rewarding_fraction": float((test.rewards != 0).mean()),
+        "collect_seconds": time.time() - t0,
+    }
     return res
 
 
@@ -201,8 +246,12 @@ def reward_net_spec(cfg: LearnedRewardsConfig) -> dict[str, Any]:
     return MazeRewardMLP((SIZE, SIZE), tuple(cfg.reward_model.hidden)).spec
 
 
-@study.step("reward-model", uses=["seed", "reward_model"], after=["dataset"],
-            args=[Arg("--dataset", "HDF5 transition dataset (default: the run's own)", replaces=("dataset",))])
+@study.step(
+    "reward-model",
+    uses=["seed", "reward_model"],
+    after=["dataset"],
+    args=[Arg("--dataset", "HDF5 transition dataset (default: the run's own)", replaces=("dataset",))],
+)
 def step_reward_model(cfg: LearnedRewardsConfig, run: RunDir, dataset: str | None = None) -> dict[str, Any]:
     """Regress the reward model on the dataset; report train/test MSE and test MSE on rewarding transitions."""
     from rewardlab.data.transitions import read_transitions
@@ -219,11 +268,22 @@ def step_reward_model(cfg: LearnedRewardsConfig, run: RunDir, dataset: str | Non
     net = MazeRewardMLP((SIZE, SIZE), tuple(cfg.reward_model.hidden))
     t0 = time.time()
     out = run.step_dir("reward_model")
-    res = train_regression(net, train, test, cfg.reward_model, out, seed=cfg.seed, device=device,
-                           meta={"env_id": cfg.expert.env, "dataset": str(path.resolve())})
+    res = train_regression(
+        net,
+        train,
+        test,
+        cfg.reward_model,
+        out,
+        seed=cfg.seed,
+        device=device,
+        meta={"env_id": cfg.expert.env, "dataset": str(path.resolve())},
+    )
     res.update({"dataset": str(path), "train_seconds": time.time() - t0, "checkpoint": "reward_model/model.pt"})
-    run.update_summary(reward_model_train_mse=res["train_mse"], reward_model_test_mse=res["test_mse"],
-                       reward_model_test_mse_rewarding=res["test_mse_rewarding"])
+    run.update_summary(
+        reward_model_train_mse=res["train_mse"],
+        reward_model_test_mse=res["test_mse"],
+        reward_model_test_mse_rewarding=res["test_mse_rewarding"],
+    )
     return res
 
 
@@ -256,12 +316,14 @@ def step_interpret(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
     nonterminal = np.flatnonzero(~test.dones)
     states = test.obs[rng.choice(nonterminal, size=min(cfg.interpret.policy_states, len(nonterminal)), replace=False)]
     mi.policy_saliency_figure(model, states, figs / "policy_saliency.png")
-    res = {"figures": ["figures/reward_saliency.png", "figures/counterfactual_probes.png",
-                       "figures/policy_saliency.png"],
-           "probe_no_goal_mean_reward": probes["no_goal_mean"], "probe_no_goal_max_reward": probes["no_goal_max"],
-           "probe_both_goals": probes["both_goals"],
-           "probe_goal_moved_reward_at_reached_cell": probes["goal_moved_at_reached_cell"],
-           "probe_goal_moved_reward_elsewhere_mean": probes["goal_moved_elsewhere_mean"]}
+    res = {
+        "figures": ["figures/reward_saliency.png", "figures/counterfactual_probes.png", "figures/policy_saliency.png"],
+        "probe_no_goal_mean_reward": probes["no_goal_mean"],
+        "probe_no_goal_max_reward": probes["no_goal_max"],
+        "probe_both_goals": probes["both_goals"],
+        "probe_goal_moved_reward_at_reached_cell": probes["goal_moved_at_reached_cell"],
+        "probe_goal_moved_reward_elsewhere_mean": probes["goal_moved_elsewhere_mean"],
+    }
     write_json(run.root / "interpret" / "probes.json", probes)
     return res
 
@@ -289,31 +351,45 @@ def step_retrain(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
                 if (out / "model.zip").exists():
                     model = load_ppo(out / "model.zip")
                 else:
-                    model = train_ppo(r.ppo, venv, out, seed=seed, eval_every=r.eval_every,
-                                      desc=f"{variant} {reward} reward, seed {k}",
-                                      evaluate=lambda m, env=env, seed=seed: _evaluate(
-                                          m, env, r.eval_episodes, r.eval_deterministic, seed + 7))
+                    model = train_ppo(
+                        r.ppo,
+                        venv,
+                        out,
+                        seed=seed,
+                        eval_every=r.eval_every,
+                        desc=f"{variant} {reward} reward, seed {k}",
+                        evaluate=lambda m, env=env, seed=seed: _evaluate(
+                            m, env, r.eval_episodes, r.eval_deterministic, seed + 7
+                        ),
+                    )
                 final = _evaluate(model, env, max(r.eval_episodes, 100), r.eval_deterministic, seed + 99)
                 finals.append(final["true_return"])
                 lengths.append(final["episode_length"])
             # The 0/1 return saturates (a random walk finds a corner of TwoGoals in 200 steps 3 times in 4),
             # so the episode length (steps to the goal) is reported beside it.
-            results[variant][reward] = {"final_true_return_mean": float(np.mean(finals)),
-                                        "final_true_return_std": float(np.std(finals)),
-                                        "final_true_return_per_seed": finals,
-                                        "final_episode_length_mean": float(np.mean(lengths)),
-                                        "final_episode_length_per_seed": lengths}
+            results[variant][reward] = {
+                "final_true_return_mean": float(np.mean(finals)),
+                "final_true_return_std": float(np.std(finals)),
+                "final_true_return_per_seed": finals,
+                "final_episode_length_mean": float(np.mean(lengths)),
+                "final_episode_length_per_seed": lengths,
+            }
     figures = retrain_figures(cfg, run)
-    run.update_summary(retrain={v: {rw: d["final_true_return_mean"] for rw, d in x.items()} for v, x in results.items()},
-                       **{f"{v}_{rw}_reward_final_true_return": d["final_true_return_mean"]
-                          for v, x in results.items() for rw, d in x.items()})
+    run.update_summary(
+        retrain={v: {rw: d["final_true_return_mean"] for rw, d in x.items()} for v, x in results.items()},
+        **{
+            f"{v}_{rw}_reward_final_true_return": d["final_true_return_mean"]
+            for v, x in results.items()
+            for rw, d in x.items()
+        },
+    )
     return {"results": results, "figures": figures}
 
 
 def retrain_figures(cfg: LearnedRewardsConfig, run: RunDir) -> list[str]:
     """True return against steps (mean +- std over seeds), learned vs true reward, one figure per env."""
-    from rewardlab.interpret.plots import mean_spread, plt, save_figure
     from rewardlab.core.runs import read_metrics
+    from rewardlab.interpret.plots import mean_spread, plt, save_figure
 
     paths = []
     for env in cfg.retrain.envs:
@@ -343,45 +419,78 @@ def step_report(cfg: LearnedRewardsConfig, run: RunDir) -> Path:
     from rewardlab.core.runs import write_text
 
     s = run.summary()
-    ex, ds, rm = run.step_result("expert") or {}, run.step_result("dataset") or {}, run.step_result("reward_model") or {}
+    ex, ds, rm = (
+        run.step_result("expert") or {},
+        run.step_result("dataset") or {},
+        run.step_result("reward_model") or {},
+    )
     it, rt = run.step_result("interpret") or {}, run.step_result("retrain") or {}
     f = lambda x: "n/a" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))  # noqa: E731
-    lines = ["# Learned reward models on gridworld mazes", "",
-             "Reproduces Michaud, Gleave & Russell (2020), *Understanding Learned Reward Functions*.", "",
-             "## Expert (PPO on the true reward)", "",
-             f"- environment: `{ex.get('env')}`, {ex.get('timesteps')} steps, {f(ex.get('train_seconds'))} s",
-             f"- success rate over {ex.get('eval_episodes')} episodes: {f(ex.get('deterministic_success_rate'))} "
-             f"(greedy), {f(ex.get('stochastic_success_rate'))} (sampled); mean length "
-             f"{f(ex.get('deterministic_mean_length'))} / {f(ex.get('stochastic_mean_length'))} steps", "",
-             "## Dataset", "",
-             f"- {ds.get('n_train')} train and {ds.get('n_test')} test transitions from the expert's stochastic policy; "
-             f"rewarding fraction {f(ds.get('train_rewarding_fraction'))} (train), {f(ds.get('test_rewarding_fraction'))} (test)",
-             "", "## Reward model (MLP regression)", "",
-             "| split | MSE (all) | MSE (rewarding transitions) |", "|---|---|---|",
-             f"| train | {f(rm.get('train_mse'))} | {f(rm.get('train_mse_rewarding'))} |",
-             f"| test | {f(rm.get('test_mse'))} | {f(rm.get('test_mse_rewarding'))} |", "",
-             f"Test reward variance (the MSE of the best constant predictor): {f(rm.get('test_reward_variance'))}.", "",
-             "## Interpretation", "",
-             "![reward saliency](figures/reward_saliency.png)", "",
-             "![counterfactual probes](figures/counterfactual_probes.png)", ""]
+    lines = [
+        "# Learned reward models on gridworld mazes",
+        "",
+        "Reproduces Michaud, Gleave & Russell (2020), *Understanding Learned Reward Functions*.",
+        "",
+        "## Expert (PPO on the true reward)",
+        "",
+        f"- environment: `{ex.get('env')}`, {ex.get('timesteps')} steps, {f(ex.get('train_seconds'))} s",
+        f"- success rate over {ex.get('eval_episodes')} episodes: {f(ex.get('deterministic_success_rate'))} "
+        f"(greedy), {f(ex.get('stochastic_success_rate'))} (sampled); mean length "
+        f"{f(ex.get('deterministic_mean_length'))} / {f(ex.get('stochastic_mean_length'))} steps",
+        "",
+        "## Dataset",
+        "",
+        f"- {ds.get('n_train')} train and {ds.get('n_test')} test transitions from the expert's stochastic policy; "
+        f"rewarding fraction {f(ds.get('train_rewarding_fraction'))} (train), "
+        f"{f(ds.get('test_rewarding_fraction'))} (test)",
+        "",
+        "## Reward model (MLP regression)",
+        "",
+        "| split | MSE (all) | MSE (rewarding transitions) |",
+        "|---|---|---|",
+        f"| train | {f(rm.get('train_mse'))} | {f(rm.get('train_mse_rewarding'))} |",
+        f"| test | {f(rm.get('test_mse'))} | {f(rm.get('test_mse_rewarding'))} |",
+        "",
+        f"Test reward variance (the MSE of the best constant predictor): {f(rm.get('test_reward_variance'))}.",
+        "",
+        "## Interpretation",
+        "",
+        "![reward saliency](figures/reward_saliency.png)",
+        "",
+        "![counterfactual probes](figures/counterfactual_probes.png)",
+        "",
+    ]
     if it:
         bg = it.get("probe_both_goals", {})
-        lines += [f"- goal erased from both frames: mean R {f(it.get('probe_no_goal_mean_reward'))}, "
-                  f"max R {f(it.get('probe_no_goal_max_reward'))} (true reward 0)"]
+        lines += [
+            f"- goal erased from both frames: mean R {f(it.get('probe_no_goal_mean_reward'))}, "
+            f"max R {f(it.get('probe_no_goal_max_reward'))} (true reward 0)"
+        ]
         for k, v in bg.items():
-            lines.append(f"- {k.replace('_', ' ')}: R {f(v['one_goal'])} with one goal, {f(v['both_goals'])} "
-                         "with both goals (true reward 1 in both)")
-        lines += [f"- agent steps (2,1)->(1,1), goal moved around: R {f(it.get('probe_goal_moved_reward_at_reached_cell'))} "
-                  f"with the goal at (1,1), mean R {f(it.get('probe_goal_moved_reward_elsewhere_mean'))} with it "
-                  "anywhere else (true: 1 and 0)", "", "![policy saliency](figures/policy_saliency.png)", ""]
+            lines.append(
+                f"- {k.replace('_', ' ')}: R {f(v['one_goal'])} with one goal, {f(v['both_goals'])} "
+                "with both goals (true reward 1 in both)"
+            )
+        lines += [
+            f"- agent steps (2,1)->(1,1), goal moved around: R {f(it.get('probe_goal_moved_reward_at_reached_cell'))} "
+            f"with the goal at (1,1), mean R {f(it.get('probe_goal_moved_reward_elsewhere_mean'))} with it "
+            "anywhere else (true: 1 and 0)",
+            "",
+            "![policy saliency](figures/policy_saliency.png)",
+            "",
+        ]
     lines += ["## PPO on the learned reward, evaluated on the true reward", ""]
     if rt:
-        lines += ["| environment | trained on | final true return (mean ± std over seeds) | mean episode length |",
-                  "|---|---|---|---|"]
+        lines += [
+            "| environment | trained on | final true return (mean ± std over seeds) | mean episode length |",
+            "|---|---|---|---|",
+        ]
         for v, x in rt["results"].items():
             for rw, d in x.items():
-                lines.append(f"| {v} | {rw} reward | {d['final_true_return_mean']:.3f} ± {d['final_true_return_std']:.3f} "
-                             f"| {f(d.get('final_episode_length_mean'))} |")
+                lines.append(
+                    f"| {v} | {rw} reward | {d['final_true_return_mean']:.3f} ± {d['final_true_return_std']:.3f} "
+                    f"| {f(d.get('final_episode_length_mean'))} |"
+                )
         lines.append("")
         lines += [f"![{p}]({p})" for p in rt.get("figures", [])]
     lines += ["", "## summary.json", "", "```json", json.dumps(s, indent=2), "```", ""]

@@ -34,17 +34,33 @@ class TabularStudyConfig:
 
     mazes: list[str] = param(default_factory=lambda: list(MAZES), help="tabular mazes")
     rewards: list[str] = param(default_factory=lambda: list(REWARD_KINDS), help="base rewards: goal, path")
-    shapings: list[str] = param(default_factory=lambda: list(SHAPINGS),
-                                help="shapings of each base reward: unshaped, dense, antidense, random")
-    legacy_shaping: bool = param(False, help="copy the original's antidense/random tables (a state offset, not "
-                                             "shaping) and its goal-row overwrite after shaping")
-    learned_mazes: list[str] = param(default_factory=lambda: ["EmptyMaze4", "EmptyMaze10"],
-                                     help="mazes whose rewards are also learned from preferences and preprocessed")
+    shapings: list[str] = param(
+        default_factory=lambda: list(SHAPINGS), help="shapings of each base reward: unshaped, dense, antidense, random"
+    )
+    legacy_shaping: bool = param(
+        False,
+        help="copy the original's antidense/random tables (a state offset, not "
+        "shaping) and its goal-row overwrite after shaping",
+    )
+    learned_mazes: list[str] = param(
+        default_factory=lambda: ["EmptyMaze4", "EmptyMaze10"],
+        help="mazes whose rewards are also learned from preferences and preprocessed",
+    )
 
 
 def _mc_expert_ppo() -> PPOConfig:
-    return PPOConfig(total_timesteps=300_000, n_envs=16, n_steps=64, batch_size=128, n_epochs=10, learning_rate=1e-2,
-                     lr_schedule="linear", gamma=0.99, gae_lambda=0.95, checkpoint_every=50_000)
+    return PPOConfig(
+        total_timesteps=300_000,
+        n_envs=16,
+        n_steps=64,
+        batch_size=128,
+        n_epochs=10,
+        learning_rate=1e-2,
+        lr_schedule="linear",
+        gamma=0.99,
+        gae_lambda=0.95,
+        checkpoint_every=50_000,
+    )
 
 
 @dataclass
@@ -52,15 +68,21 @@ class MountainCarStudyConfig:
     """Shaped mountain car: a PPO expert, mixed expert/random rollouts, continuous preprocessing."""
 
     enabled: bool = param(True, help="run the mountain-car part")
-    shapings: list[str] = param(default_factory=lambda: ["unshaped", "dense", "antidense", "random"],
-                                help="potentials of the shaped mountain car to preprocess")
+    shapings: list[str] = param(
+        default_factory=lambda: ["unshaped", "dense", "antidense", "random"],
+        help="potentials of the shaped mountain car to preprocess",
+    )
     expert: PPOConfig = param(default_factory=_mc_expert_ppo, help="PPO expert, trained on the unshaped reward")
     transitions: int = param(30_000, help="transitions in the rollout dataset", min=10)
-    random_prob: float = param(0.5, help="probability of a uniformly random action instead of the expert's",
-                               min=0.0, max=1.0)
-    potential: str = param("auto", help="potential model: linear, mlp, or auto (linear for unshaped/dense/"
-                                        "antidense, mlp for random, as in the paper-era scripts)",
-                           choices=("auto", "linear", "mlp"))
+    random_prob: float = param(
+        0.5, help="probability of a uniformly random action instead of the expert's", min=0.0, max=1.0
+    )
+    potential: str = param(
+        "auto",
+        help="potential model: linear, mlp, or auto (linear for unshaped/dense/"
+        "antidense, mlp for random, as in the paper-era scripts)",
+        choices=("auto", "linear", "mlp"),
+    )
     curve_episodes: int = param(5, help="expert episodes in the reward-against-time figure", min=1)
 
 
@@ -87,8 +109,14 @@ class PreprocessingConfig:
                 raise RewardLabError(f"unknown shaping '{s}'; choose one of {', '.join(SHAPINGS)}")
 
 
-study = Study(NAME, PreprocessingConfig, SeedMode.PER_RUN, paper="Jenner & Gleave (2022), Preprocessing Reward "
-              "Functions for Interpretability", doc=__doc__, torch_threads=1)
+study = Study(
+    NAME,
+    PreprocessingConfig,
+    SeedMode.PER_RUN,
+    paper="Jenner & Gleave (2022), Preprocessing Reward Functions for Interpretability",
+    doc=__doc__,
+    torch_threads=1,
+)
 
 
 def _models(cfg: PreprocessingConfig, spec: MazeSpec) -> dict[tuple[str, str, str], np.ndarray]:
@@ -122,8 +150,9 @@ def preprocess_maze(cfg: PreprocessingConfig, run: RunDir, maze: str) -> dict[st
     keys = list(models)
     tables = np.stack([models[k] for k in keys])
     raw = tables[:, s, s2]  # (K, N)
-    results: dict[str, dict[str, np.ndarray]] = {"unmodified": {"phi": np.zeros((len(keys), spec.n_states)),
-                                                               "shift": np.zeros(len(keys)), "shaped": raw}}
+    results: dict[str, dict[str, np.ndarray]] = {
+        "unmodified": {"phi": np.zeros((len(keys), spec.n_states)), "shift": np.zeros(len(keys)), "shaped": raw}
+    }
     timings = {}
     for obj in cfg.preprocess.objectives:
         t0 = time.perf_counter()
@@ -131,8 +160,9 @@ def preprocess_maze(cfg: PreprocessingConfig, run: RunDir, maze: str) -> dict[st
             sols = [solve_lp(raw[i], s, s2, dones, spec.n_states, cfg.gamma, obj, pairs) for i in range(len(keys))]
             results[obj] = {k: np.stack([x[k] for x in sols]) for k in ("phi", "shift", "shaped")}
         else:
-            res = preprocess_tabular_adam(tables, s, s2, dones, pairs, obj, cfg.gamma, cfg.preprocess,
-                                          desc=f"{maze} {obj}")
+            res = preprocess_tabular_adam(
+                tables, s, s2, dones, pairs, obj, cfg.gamma, cfg.preprocess, desc=f"{maze} {obj}"
+            )
             results[obj] = res
         timings[obj] = time.perf_counter() - t0
     # save one model per objective plus the unmodified one
@@ -141,9 +171,19 @@ def preprocess_maze(cfg: PreprocessingConfig, run: RunDir, maze: str) -> dict[st
         base = TabularRewardNet.from_table(models[(src, reward, shaping)])
         for obj, res in results.items():
             net = shaped_net_from_lp(base, spec.n_states, cfg.gamma, res["phi"][i], float(res["shift"][i]))
-            save_reward_net(out_dir / f"{reward}_{shaping}_{src}.{obj}.pt", net,
-                            {"maze": maze, "reward": reward, "shaping": shaping, "source": src, "objective": obj,
-                             "gamma": cfg.gamma, "legacy_shaping": cfg.tabular.legacy_shaping})
+            save_reward_net(
+                out_dir / f"{reward}_{shaping}_{src}.{obj}.pt",
+                net,
+                {
+                    "maze": maze,
+                    "reward": reward,
+                    "shaping": shaping,
+                    "source": src,
+                    "objective": obj,
+                    "gamma": cfg.gamma,
+                    "legacy_shaping": cfg.tabular.legacy_shaping,
+                },
+            )
     # metrics
     per_model: dict[str, Any] = {}
     summary: dict[str, Any] = {}
@@ -152,11 +192,19 @@ def preprocess_maze(cfg: PreprocessingConfig, run: RunDir, maze: str) -> dict[st
         entry = {}
         for obj, res in results.items():
             r = res["shaped"][i]
-            shaped_table = models[(src, reward, shaping)] - res["shift"][i] + cfg.gamma * res["phi"][i][None, :] \
+            shaped_table = (
+                models[(src, reward, shaping)]
+                - res["shift"][i]
+                + cfg.gamma * res["phi"][i][None, :]
                 - res["phi"][i][:, None]
-            entry[obj] = {**sparsity(r, scale), "smoothness": smoothness(r, pairs),
-                          "policy_preserved": same_optimal_policy(spec.next_state, models[(src, reward, shaping)],
-                                                                  shaped_table, cfg.gamma)}
+            )
+            entry[obj] = {
+                **sparsity(r, scale),
+                "smoothness": smoothness(r, pairs),
+                "policy_preserved": same_optimal_policy(
+                    spec.next_state, models[(src, reward, shaping)], shaped_table, cfg.gamma
+                ),
+            }
         per_model[f"{reward}/{shaping}/{src}"] = entry
     for src in sorted({k[0] for k in keys}):
         for reward in cfg.tabular.rewards:
@@ -167,23 +215,37 @@ def preprocess_maze(cfg: PreprocessingConfig, run: RunDir, maze: str) -> dict[st
                 after = [per_model[f"{reward}/{keys[i][2]}/{src}"][obj] for i in idx]
                 mean = lambda xs, k: float(np.mean([x[k] for x in xs]))  # noqa: E731
                 block[obj] = {
-                    "sparsity_before": mean(before, "sparsity"), "sparsity_after": mean(after, "sparsity"),
-                    "mean_abs_before": mean(before, "mean_abs"), "mean_abs_after": mean(after, "mean_abs"),
-                    "smoothness_before": mean(before, "smoothness"), "smoothness_after": mean(after, "smoothness"),
+                    "sparsity_before": mean(before, "sparsity"),
+                    "sparsity_after": mean(after, "sparsity"),
+                    "mean_abs_before": mean(before, "mean_abs"),
+                    "mean_abs_after": mean(after, "mean_abs"),
+                    "smoothness_before": mean(before, "smoothness"),
+                    "smoothness_after": mean(after, "smoothness"),
                     "invariance_gap_before": invariance_gap([raw[i] for i in idx]),
-                    "invariance_gap_after": invariance_gap([results[obj]["shaped"][i] for i in idx],
-                                                           center=obj.startswith("smooth")),
+                    "invariance_gap_after": invariance_gap(
+                        [results[obj]["shaped"][i] for i in idx], center=obj.startswith("smooth")
+                    ),
                     "policy_preserved": all(x["policy_preserved"] for x in after),
                 }
             summary[f"{reward}/{src}"] = block
             cols = ["unmodified"] + list(cfg.preprocess.objectives)
             values = {(keys[i][2], c): action_rewards(spec, results[c]["shaped"][i]) for i in idx for c in cols}
-            heatmap_grid(spec, [keys[i][2] for i in idx], cols, values,
-                         run.figures / f"heatmap_{maze}_{reward}_{src}.png",
-                         f"{maze}, {reward} reward ({'ground truth' if src == 'true' else 'learned from preferences'})",
-                         center=[c for c in cols if c.startswith("smooth")])
-    result = {"summary": summary, "per_model": per_model, "seconds": timings, "n_transitions": int(len(s)),
-              "n_pairs": int(len(pairs))}
+            heatmap_grid(
+                spec,
+                [keys[i][2] for i in idx],
+                cols,
+                values,
+                run.figures / f"heatmap_{maze}_{reward}_{src}.png",
+                f"{maze}, {reward} reward ({'ground truth' if src == 'true' else 'learned from preferences'})",
+                center=[c for c in cols if c.startswith("smooth")],
+            )
+    result = {
+        "summary": summary,
+        "per_model": per_model,
+        "seconds": timings,
+        "n_transitions": int(len(s)),
+        "n_pairs": int(len(pairs)),
+    }
     return run.finish_step(f"tabular/{maze}", result)
 
 
@@ -198,8 +260,11 @@ def step_tabular(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
     return {m: r["summary"] for m, r in out.items()}
 
 
-@study.step("mountain-car", uses=["seed", "gamma", "mountain_car", "preprocess"],
-            applies=lambda cfg: None if cfg.mountain_car.enabled else "mountain_car.enabled is false")
+@study.step(
+    "mountain-car",
+    uses=["seed", "gamma", "mountain_car", "preprocess"],
+    applies=lambda cfg: None if cfg.mountain_car.enabled else "mountain_car.enabled is false",
+)
 def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
     """Shaped mountain car: PPO expert, mixed rollouts, every shaping preprocessed with every objective."""
     import torch
@@ -208,8 +273,14 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
     from rewardlab.data.rollouts import collect_trajectories
     from rewardlab.envs.mountain_car import BatchedMountainCar, reached_goal_stats
     from rewardlab.envs.vec import BatchedVecEnv
-    from rewardlab.interpret.preprocess import (linear_features, linear_net_from_lp, make_potential, preprocess_adam,
-                                                solve_lp_features, trajectory_pairs)
+    from rewardlab.interpret.preprocess import (
+        linear_features,
+        linear_net_from_lp,
+        make_potential,
+        preprocess_adam,
+        solve_lp_features,
+        trajectory_pairs,
+    )
     from rewardlab.rewards.mountain_car import MountainCarRewardNet
     from rewardlab.rewards.nets import save_reward_net
 
@@ -226,8 +297,13 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
     expert_seconds = time.perf_counter() - t0
     act = policy_act_fn(expert, deterministic=True)
     stats = reached_goal_stats(BatchedMountainCar(50, "unshaped", seeds=cfg.seed + 1), act, 100)
-    data, episode = collect_trajectories(BatchedMountainCar(16, "unshaped", seeds=cfg.seed + 2), act, mc.transitions,
-                                         random_prob=mc.random_prob, seed=cfg.seed)
+    data, episode = collect_trajectories(
+        BatchedMountainCar(16, "unshaped", seeds=cfg.seed + 2),
+        act,
+        mc.transitions,
+        random_prob=mc.random_prob,
+        seed=cfg.seed,
+    )
     pairs = trajectory_pairs(episode)
     curve_env = BatchedMountainCar(1, "unshaped", seeds=cfg.seed + 3)
     curve, _ = collect_trajectories(curve_env, act, 200 * mc.curve_episodes, random_prob=0.0)
@@ -254,9 +330,19 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
                 net = linear_net_from_lp(base, 2, cfg.gamma, lp["theta"])
                 solver = "lp"
             else:
-                net = preprocess_adam(base, data.obs, data.next_obs, no_done, pairs, obj,
-                                      make_potential(kind, (2,), cfg.preprocess), cfg.gamma, cfg.preprocess,
-                                      seed=cfg.seed, desc=f"mountain car {shaping} {obj}")
+                net = preprocess_adam(
+                    base,
+                    data.obs,
+                    data.next_obs,
+                    no_done,
+                    pairs,
+                    obj,
+                    make_potential(kind, (2,), cfg.preprocess),
+                    cfg.gamma,
+                    cfg.preprocess,
+                    seed=cfg.seed,
+                    desc=f"mountain car {shaping} {obj}",
+                )
                 solver = "adam"
             timings[f"{shaping}/{obj}"] = time.perf_counter() - t1
             nets[obj] = net
@@ -264,11 +350,22 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
                 r = net(s_t, None, s2_t, d_t).numpy()
             shaped_r[shaping][obj] = r
             entry[obj] = {**sparsity(r, scale), "smoothness": smoothness(r, pairs), "potential": kind, "solver": solver}
-            save_reward_net(out / "models" / f"{shaping}.{obj}.pt", net,
-                            {"env": f"ShapedMountainCar-{shaping}", "objective": obj, "potential": kind,
-                             "solver": solver, "gamma": cfg.gamma})
-        save_reward_net(out / "models" / f"{shaping}.unmodified.pt", base,
-                        {"env": f"ShapedMountainCar-{shaping}", "objective": "unmodified", "gamma": cfg.gamma})
+            save_reward_net(
+                out / "models" / f"{shaping}.{obj}.pt",
+                net,
+                {
+                    "env": f"ShapedMountainCar-{shaping}",
+                    "objective": obj,
+                    "potential": kind,
+                    "solver": solver,
+                    "gamma": cfg.gamma,
+                },
+            )
+        save_reward_net(
+            out / "models" / f"{shaping}.unmodified.pt",
+            base,
+            {"env": f"ShapedMountainCar-{shaping}", "objective": "unmodified", "gamma": cfg.gamma},
+        )
         cs, cs2 = torch.as_tensor(curve.obs), torch.as_tensor(curve.next_obs)
         with torch.no_grad():
             for name, net in nets.items():
@@ -284,15 +381,25 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
             "smoothness_before": float(np.mean([per_shaping[s]["unmodified"]["smoothness"] for s in mc.shapings])),
             "smoothness_after": float(np.mean([per_shaping[s][obj]["smoothness"] for s in mc.shapings])),
             "invariance_gap_before": invariance_gap([shaped_r[s]["unmodified"] for s in mc.shapings]),
-            "invariance_gap_after": invariance_gap([shaped_r[s][obj] for s in mc.shapings],
-                                                   center=obj.startswith("smooth")),
+            "invariance_gap_after": invariance_gap(
+                [shaped_r[s][obj] for s in mc.shapings], center=obj.startswith("smooth")
+            ),
             "policy_preserved": True,  # potential shaping by construction (no tabular value iteration here)
         }
-    _reward_curves(mc.shapings, ["unmodified"] + list(cfg.preprocess.objectives), curves, run.figures / "mountain_car_curves.png")
-    res = {"summary": summary, "per_shaping": per_shaping, "expert_success_rate": stats["success_rate"],
-           "expert_mean_steps_to_goal": stats["mean_steps_to_goal"], "expert_seconds": expert_seconds,
-           "transitions": len(data), "pairs": int(len(pairs)), "seconds": timings,
-           "figures": ["figures/mountain_car_curves.png"]}
+    _reward_curves(
+        mc.shapings, ["unmodified"] + list(cfg.preprocess.objectives), curves, run.figures / "mountain_car_curves.png"
+    )
+    res = {
+        "summary": summary,
+        "per_shaping": per_shaping,
+        "expert_success_rate": stats["success_rate"],
+        "expert_mean_steps_to_goal": stats["mean_steps_to_goal"],
+        "expert_seconds": expert_seconds,
+        "transitions": len(data),
+        "pairs": int(len(pairs)),
+        "seconds": timings,
+        "figures": ["figures/mountain_car_curves.png"],
+    }
     run.update_summary(mountain_car=summary, mountain_car_expert_success_rate=stats["success_rate"])
     return res
 
@@ -301,8 +408,14 @@ def _reward_curves(shapings: list[str], cols: list[str], curves: dict[tuple[str,
     """Reward against time over the expert episodes, each curve offset to start at 0 (as the original plots them)."""
     from rewardlab.interpret.plots import plt, save_figure
 
-    fig, axes = plt.subplots(len(shapings), len(cols), figsize=(2.6 * len(cols), 1.8 * len(shapings)),
-                             sharex=True, squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        len(shapings),
+        len(cols),
+        figsize=(2.6 * len(cols), 1.8 * len(shapings)),
+        sharex=True,
+        squeeze=False,
+        layout="constrained",
+    )
     for i, sh in enumerate(shapings):
         for j, c in enumerate(cols):
             y = curves[(sh, c)]
@@ -327,40 +440,57 @@ def step_report(cfg: PreprocessingConfig, run: RunDir) -> Any:
     from rewardlab.core.runs import write_text
 
     s = run.summary()
-    lines = ["# Reward preprocessing for interpretability", "",
-             "Reproduces Jenner & Gleave (2022), *Preprocessing Reward Functions for Interpretability*.", "",
-             "Sparsity: fraction of transitions with |r'| <= 1% of the original max |r| (higher is sparser). "
-             "Smoothness: mean |r'_i - r'_j| over adjacent transition pairs (lower is smoother). Invariance gap: "
-             "the largest difference between the preprocessed versions of the four shapings of one base reward "
-             "(0 means preprocessing undid the shaping completely; smooth objectives compared mean-centred). "
-             "Policy preserved: value iteration gives the same optimal actions before and after, in every state.", ""]
+    lines = [
+        "# Reward preprocessing for interpretability",
+        "",
+        "Reproduces Jenner & Gleave (2022), *Preprocessing Reward Functions for Interpretability*.",
+        "",
+        "Sparsity: fraction of transitions with |r'| <= 1% of the original max |r| (higher is sparser). "
+        "Smoothness: mean |r'_i - r'_j| over adjacent transition pairs (lower is smoother). Invariance gap: "
+        "the largest difference between the preprocessed versions of the four shapings of one base reward "
+        "(0 means preprocessing undid the shaping completely; smooth objectives compared mean-centred). "
+        "Policy preserved: value iteration gives the same optimal actions before and after, in every state.",
+        "",
+    ]
     for maze, blocks in s.get("tabular", {}).items():
         lines += [f"## {maze}", ""]
         for key, block in blocks.items():
             reward, src = key.split("/")
-            lines += [f"### {reward} reward, {'ground truth' if src == 'true' else 'learned from preferences'}", "",
-                      "| objective | sparsity before → after | mean abs | smoothness | invariance gap | policy preserved |",
-                      "|---|---|---|---|---|---|"]
+            lines += [
+                f"### {reward} reward, {'ground truth' if src == 'true' else 'learned from preferences'}",
+                "",
+                "| objective | sparsity before → after | mean abs | smoothness | invariance gap | policy preserved |",
+                "|---|---|---|---|---|---|",
+            ]
             for obj, m in block.items():
-                lines.append(f"| {obj} | {m['sparsity_before']:.3f} → {m['sparsity_after']:.3f} | "
-                             f"{m['mean_abs_before']:.3g} → {m['mean_abs_after']:.3g} | "
-                             f"{m['smoothness_before']:.3g} → {m['smoothness_after']:.3g} | "
-                             f"{m['invariance_gap_before']:.3g} → {m['invariance_gap_after']:.3g} | "
-                             f"{'yes' if m['policy_preserved'] else 'NO'} |")
+                lines.append(
+                    f"| {obj} | {m['sparsity_before']:.3f} → {m['sparsity_after']:.3f} | "
+                    f"{m['mean_abs_before']:.3g} → {m['mean_abs_after']:.3g} | "
+                    f"{m['smoothness_before']:.3g} → {m['smoothness_after']:.3g} | "
+                    f"{m['invariance_gap_before']:.3g} → {m['invariance_gap_after']:.3g} | "
+                    f"{'yes' if m['policy_preserved'] else 'NO'} |"
+                )
             lines += ["", f"![{maze} {key}](figures/heatmap_{maze}_{reward}_{src}.png)", ""]
     mc = run.step_result("mountain_car")
     if mc:
-        lines += ["## Shaped mountain car", "",
-                  f"Expert (PPO on the unshaped reward): reaches the goal in {mc['expert_success_rate']:.2f} of 100 "
-                  f"episodes, mean {mc['expert_mean_steps_to_goal']:.1f} steps. Dataset: {mc['transitions']} "
-                  "transitions with expert and random actions mixed; smoothness pairs are consecutive steps of one "
-                  "trajectory.", "",
-                  "| objective | sparsity before → after | mean abs | smoothness | invariance gap |", "|---|---|---|---|---|"]
+        lines += [
+            "## Shaped mountain car",
+            "",
+            f"Expert (PPO on the unshaped reward): reaches the goal in {mc['expert_success_rate']:.2f} of 100 "
+            f"episodes, mean {mc['expert_mean_steps_to_goal']:.1f} steps. Dataset: {mc['transitions']} "
+            "transitions with expert and random actions mixed; smoothness pairs are consecutive steps of one "
+            "trajectory.",
+            "",
+            "| objective | sparsity before → after | mean abs | smoothness | invariance gap |",
+            "|---|---|---|---|---|",
+        ]
         for obj, m in mc["summary"].items():
-            lines.append(f"| {obj} | {m['sparsity_before']:.3f} → {m['sparsity_after']:.3f} | "
-                         f"{m['mean_abs_before']:.3g} → {m['mean_abs_after']:.3g} | "
-                         f"{m['smoothness_before']:.3g} → {m['smoothness_after']:.3g} | "
-                         f"{m['invariance_gap_before']:.3g} → {m['invariance_gap_after']:.3g} |")
+            lines.append(
+                f"| {obj} | {m['sparsity_before']:.3f} → {m['sparsity_after']:.3f} | "
+                f"{m['mean_abs_before']:.3g} → {m['mean_abs_after']:.3g} | "
+                f"{m['smoothness_before']:.3g} → {m['smoothness_after']:.3g} | "
+                f"{m['invariance_gap_before']:.3g} → {m['invariance_gap_after']:.3g} |"
+            )
         lines += ["", "![mountain car reward curves](figures/mountain_car_curves.png)", ""]
     path = run.root / "report.md"
     write_text(path, "\n".join(lines) + "\n")

@@ -1,4 +1,4 @@
-"""PTGM: pre-trained goal codebook, low-level policy and goal prior make long-horizon RL sample-efficient (mini-kitchen).
+"""PTGM: a pre-trained goal codebook, low-level policy and goal prior make long-horizon RL sample-efficient.
 
 Reproduces the Kitchen pipeline of Yuan et al. (ICLR 2024), "Pre-Training Goal-based Models for Sample-Efficient
 Reinforcement Learning", on the mini-kitchen (a fast numpy stand-in for FrankaKitchen with the same task structure):
@@ -26,16 +26,23 @@ from rewardlab.errors import RewardLabError
 
 NAME = "ptgm"
 METHODS = ("ptgm", "ptgm_no_prior", "ptgm_random_codebook", "flat_sac")
-LABELS = {"ptgm": "PTGM", "ptgm_no_prior": "PTGM without prior (entropy SAC)",
-          "ptgm_random_codebook": "PTGM, random codebook", "flat_sac": "flat SAC"}
+LABELS = {
+    "ptgm": "PTGM",
+    "ptgm_no_prior": "PTGM without prior (entropy SAC)",
+    "ptgm_random_codebook": "PTGM, random codebook",
+    "flat_sac": "flat SAC",
+}
 
 
 @dataclass
 class DataConfig:
     """Offline data: the scripted mini-kitchen demonstrator, or a real dataset for pre-training."""
 
-    source: str = param("scripted", help="scripted (mini-kitchen demonstrator), or the path of a D4RL-layout HDF5 "
-                                         "file or of a local Minari dataset folder (pre-training only)")
+    source: str = param(
+        "scripted",
+        help="scripted (mini-kitchen demonstrator), or the path of a D4RL-layout HDF5 "
+        "file or of a local Minari dataset folder (pre-training only)",
+    )
     episodes: int = param(500, help="scripted episodes", min=1)
     subtasks_per_episode: int = param(4, help="subtasks each scripted episode performs", min=1, max=7)
     action_noise: float = param(0.2, help="std of the demonstrator's action noise", min=0.0, max=2.0)
@@ -47,13 +54,18 @@ class PtgmConfig:
     """The PTGM study: data, codebook, pre-training, and RL for every method over every seed."""
 
     data: DataConfig = param(default_factory=DataConfig, help="offline data")
-    goal_features: list[int] = param(default_factory=list, help="observation indices of the goal features; empty: "
-                                                                "the domain's (mini-kitchen: effector and the 7 "
-                                                                "objects; Kitchen: PTGM's 21, docs/originals.md)")
+    goal_features: list[int] = param(
+        default_factory=list,
+        help="observation indices of the goal features; empty: "
+        "the domain's (mini-kitchen: effector and the 7 "
+        "objects; Kitchen: PTGM's 21, docs/originals.md)",
+    )
     codebook: CodebookConfig = param(default_factory=CodebookConfig, help="goal codebook")
     pretrain: PretrainConfig = param(default_factory=PretrainConfig, help="low-level policy and prior")
-    rl: HLSACConfig = param(default_factory=HLSACConfig, help="high-level SAC (env_steps, eval_every and "
-                                                              "eval_episodes also apply to flat SAC)")
+    rl: HLSACConfig = param(
+        default_factory=HLSACConfig,
+        help="high-level SAC (env_steps, eval_every and eval_episodes also apply to flat SAC)",
+    )
     flat: FlatSACConfig = param(default_factory=FlatSACConfig, help="flat SAC baseline")
     methods: list[str] = param(default_factory=lambda: list(METHODS), help="methods to run: " + ", ".join(METHODS))
     seeds: list[int] = param(default_factory=lambda: [0, 1, 2], help="RL seeds, each method runs every seed")
@@ -69,19 +81,30 @@ class PtgmConfig:
             raise RewardLabError(f"seeds must be distinct and non-empty, got {self.seeds}")
         self.codebook.validate()
         if self.rl.k != self.pretrain.horizon:
-            raise RewardLabError(f"rl.k ({self.rl.k}) must equal pretrain.horizon ({self.pretrain.horizon}): the "
-                                 "low-level policy is trained on goals up to k steps ahead")
+            raise RewardLabError(
+                f"rl.k ({self.rl.k}) must equal pretrain.horizon ({self.pretrain.horizon}): the "
+                "low-level policy is trained on goals up to k steps ahead"
+            )
 
 
-study = Study(NAME, PtgmConfig, SeedMode.BATCHED, paper="Yuan et al. (ICLR 2024), Pre-Training Goal-based Models "
-              "for Sample-Efficient Reinforcement Learning", doc=__doc__,
-              curves=[Curve("rl/*/seed*/metrics.csv", "eval/subtasks", "Mini-kitchen: subtasks completed")],
-              ignore=("workers",))
+study = Study(
+    NAME,
+    PtgmConfig,
+    SeedMode.BATCHED,
+    paper="Yuan et al. (ICLR 2024), Pre-Training Goal-based Models for Sample-Efficient Reinforcement Learning",
+    doc=__doc__,
+    curves=[Curve("rl/*/seed*/metrics.csv", "eval/subtasks", "Mini-kitchen: subtasks completed")],
+    ignore=("workers",),
+)
 
 
 def _scripted_only(cfg: PtgmConfig) -> str | None:
-    return None if cfg.data.source == "scripted" else "RL runs on the mini-kitchen only; with a real dataset " \
+    return (
+        None
+        if cfg.data.source == "scripted"
+        else "RL runs on the mini-kitchen only; with a real dataset "
         "(data.source) the study runs the data, codebook and pretrain steps"
+    )
 
 
 def _source_file(cfg: PtgmConfig) -> dict[str, str]:
@@ -122,8 +145,14 @@ def step_data(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     if src == "scripted":
         from rewardlab.data.kitchen_demos import DemoConfig, scripted_demos
 
-        ds = scripted_demos(DemoConfig(episodes=cfg.data.episodes, subtasks_per_episode=cfg.data.subtasks_per_episode,
-                                       action_noise=cfg.data.action_noise, seed=cfg.data.seed))
+        ds = scripted_demos(
+            DemoConfig(
+                episodes=cfg.data.episodes,
+                subtasks_per_episode=cfg.data.subtasks_per_episode,
+                action_noise=cfg.data.action_noise,
+                seed=cfg.data.seed,
+            )
+        )
     else:
         path = Path(src).expanduser()
         if path.is_file():
@@ -139,12 +168,18 @@ def step_data(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     write_d4rl(run.path("data", "dataset.hdf5"), ds)
     b = ds.episode_bounds()
     # which objects each episode moved past the completion threshold (coverage of the subtasks)
-    result = {"steps": len(ds), "episodes": len(b), "mean_episode_length": float((b[:, 1] - b[:, 0]).mean()),
-              "obs_dim": ds.obs_dim, "act_dim": ds.act_dim, "source": src}
+    result = {
+        "steps": len(ds),
+        "episodes": len(b),
+        "mean_episode_length": float((b[:, 1] - b[:, 0]).mean()),
+        "obs_dim": ds.obs_dim,
+        "act_dim": ds.act_dim,
+        "source": src,
+    }
     if src == "scripted":
         from rewardlab.envs.mini_kitchen import AGENT_DIM, N_OBJ, OBJECTS, THRESHOLD
 
-        final_q = ds.observations[b[:, 1] - 1, AGENT_DIM:AGENT_DIM + N_OBJ]
+        final_q = ds.observations[b[:, 1] - 1, AGENT_DIM : AGENT_DIM + N_OBJ]
         result["episodes_completing"] = {o: int(v) for o, v in zip(OBJECTS, (final_q > 1 - THRESHOLD).sum(0))}
         result["dropped_episodes_solving_the_task"] = ds.meta.get("dropped_episodes_solving_the_task", 0)
     run.update_summary(dataset_steps=len(ds), dataset_episodes=len(b))
@@ -165,9 +200,13 @@ def step_codebook(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     rnd = build_codebook(ds, goal, CodebookConfig(**{**asdict(cfg.codebook), "method": "random"}))
     rnd.save(run.path("codebook", "random.npz"))
     sizes = np.bincount(cb.assignment, minlength=cb.n) if cb.assignment is not None else None
-    return {"codes": cb.n, "goal_dim": len(goal), "sampled_states": int(
-        len(range(cfg.codebook.offset, len(ds), cfg.codebook.stride))), "seconds": seconds,
-        "cluster_sizes": sizes.tolist() if sizes is not None else None}
+    return {
+        "codes": cb.n,
+        "goal_dim": len(goal),
+        "sampled_states": int(len(range(cfg.codebook.offset, len(ds), cfg.codebook.stride))),
+        "seconds": seconds,
+        "cluster_sizes": sizes.tolist() if sizes is not None else None,
+    }
 
 
 @study.step("pretrain", uses=["pretrain", "methods"], after=["codebook"])
@@ -188,8 +227,14 @@ def step_pretrain(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     if need_random:
         rnd_dir = run.step_dir("pretrain") / "random_codebook"
         with MetricsLogger(rnd_dir) as log:
-            rnd = pretrain(ds, Codebook.load(run.path("codebook", "random.npz")), cfg.pretrain, rnd_dir,
-                           log=lambda s, r: log.log(s, **r), low_from=low)
+            rnd = pretrain(
+                ds,
+                Codebook.load(run.path("codebook", "random.npz")),
+                cfg.pretrain,
+                rnd_dir,
+                log=lambda s, r: log.log(s, **r),
+                low_from=low,
+            )
         res["random_codebook_prior"] = {k: v for k, v in rnd.items() if k not in ("history", "low_nll")}
     run.update_summary(low_level_val_nll=main["low_nll"], prior_val_accuracy=main["prior_acc"])
     return res
@@ -216,8 +261,9 @@ def rl_job(job: Job) -> None:
         if method == "flat_sac":
             from rewardlab.agents.flat_sac import train_flat_sac
 
-            res = train_flat_sac(cfg.flat, spec, cfg.rl.env_steps, out, seed, cfg.rl.eval_every,
-                                 cfg.rl.eval_episodes, log=logf)
+            res = train_flat_sac(
+                cfg.flat, spec, cfg.rl.env_steps, out, seed, cfg.rl.eval_every, cfg.rl.eval_episodes, log=logf
+            )
         else:
             from rewardlab.agents.hl_sac import train_hl
 
@@ -235,27 +281,38 @@ def step_rl(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     from rewardlab.config import to_dict
 
     extra = {"config": to_dict(cfg), "root": str(run.root)}
-    jobs = [Job(NAME, "", m, s, [], str(run.root / "rl" / m / f"seed{s}"), extra)
-            for m in cfg.methods for s in cfg.seeds]
+    jobs = [
+        Job(NAME, "", m, s, [], str(run.root / "rl" / m / f"seed{s}"), extra) for m in cfg.methods for s in cfg.seeds
+    ]
     manifest = run.path("rl", "sweep.json")
     write_json(manifest, {"study": NAME, "step": "rl", "methods": cfg.methods, "seeds": cfg.seeds, "runs": []})
     statuses = run_jobs(jobs, rl_job, workers=cfg.workers, manifest=manifest, label="ptgm rl")
-    failures = {f"{j.setting}/seed{j.seed}": statuses[j.out].get("error", statuses[j.out]["status"])
-                for j in jobs if statuses[j.out].get("status") != "finished"}
+    failures = {
+        f"{j.setting}/seed{j.seed}": statuses[j.out].get("error", statuses[j.out]["status"])
+        for j in jobs
+        if statuses[j.out].get("status") != "finished"
+    }
     if failures:
         lines = "; ".join(f"{k}: {v}" for k, v in failures.items())
-        raise RewardLabError(f"{len(failures)} of {len(jobs)} RL runs failed ({lines}); the others are kept, "
-                             "rerun the step to retry the failed ones")
+        raise RewardLabError(
+            f"{len(failures)} of {len(jobs)} RL runs failed ({lines}); the others are kept, "
+            "rerun the step to retry the failed ones"
+        )
     results = {(j.setting, j.seed): read_json(Path(j.out) / "result.json") for j in jobs}
     final = {m: {str(s): results[(m, s)]["final_subtasks"] for s in cfg.seeds} for m in cfg.methods}
     means = {m: float(np.mean(list(v.values()))) for m, v in final.items()}
-    summary = {"final_mean_subtasks": means, "final_subtasks": final,
-               "env_steps_run": {m: int(min(results[(m, s)]["env_steps"] for s in cfg.seeds)) for m in cfg.methods}}
+    summary = {
+        "final_mean_subtasks": means,
+        "final_subtasks": final,
+        "env_steps_run": {m: int(min(results[(m, s)]["env_steps"] for s in cfg.seeds)) for m in cfg.methods},
+    }
     if "ptgm" in means and "flat_sac" in means:
         summary["ptgm_over_flat_sac"] = means["ptgm"] / means["flat_sac"] if means["flat_sac"] > 0 else None
     run.update_summary(**summary)
-    return {**summary, "runs": {f"{m}/seed{s}": {k: v for k, v in r.items() if k != "history"}
-                                for (m, s), r in results.items()}}
+    return {
+        **summary,
+        "runs": {f"{m}/seed{s}": {k: v for k, v in r.items() if k != "history"} for (m, s), r in results.items()},
+    }
 
 
 def _method_models(cfg: PtgmConfig, run: RunDir, method: str) -> tuple[Any, Any, Any, Any]:
@@ -287,7 +344,7 @@ def _final_policy_kitchens(cfg: PtgmConfig, run: RunDir, method: str, seed: int,
         return rollout_policy(lambda o: model.predict(o, deterministic=False)[0], spec, episodes, 20_000 + seed)
     import torch
 
-    from rewardlab.agents.hl_sac import HighLevelSAC, Hierarchy, rollout
+    from rewardlab.agents.hl_sac import Hierarchy, HighLevelSAC, rollout
     from rewardlab.core.runs import load_checkpoint
 
     low, prior, cb, rl = _method_models(cfg, run, method)
@@ -302,8 +359,8 @@ def step_diagnose(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     """Which subtasks each method's final policies complete (100 fresh stochastic episodes per run), and whether
     the pre-trained low level can reach each target subtask at all from a fresh kitchen and once the other three
     targets are done (best code held for 6 high-level steps)."""
-    from rewardlab.envs.mini_kitchen import KitchenSpec
     from rewardlab.core.runs import set_torch_threads
+    from rewardlab.envs.mini_kitchen import KitchenSpec
 
     set_torch_threads(1)
     tasks = KitchenSpec().tasks
@@ -331,8 +388,12 @@ def last_subtask_reach(cfg: PtgmConfig, run: RunDir) -> dict[str, dict[str, floa
         others = tuple(o for o in spec.tasks if o != t)
         fresh = code_reach(hier, spec, t, (), seed=1)
         last = code_reach(hier, spec, t, others, seed=2)
-        out[t] = {"fresh": float(fresh.max()), "after_other_targets": float(last.max()),
-                  "best_code_fresh": int(fresh.argmax()), "best_code_after": int(last.argmax())}
+        out[t] = {
+            "fresh": float(fresh.max()),
+            "after_other_targets": float(last.max()),
+            "best_code_fresh": int(fresh.argmax()),
+            "best_code_after": int(last.argmax()),
+        }
     return out
 
 
@@ -340,8 +401,8 @@ def last_subtask_reach(cfg: PtgmConfig, run: RunDir) -> dict[str, dict[str, floa
 def step_figures(cfg: PtgmConfig, run: RunDir) -> list[str]:
     """Subtasks completed against environment steps (mean and 95% interval over seeds, every method on one plot)
     and the codebook in its t-SNE plane."""
-    from rewardlab.interpret.plots import mean_spread, plt, save_figure
     from rewardlab.core.runs import read_metrics
+    from rewardlab.interpret.plots import mean_spread, plt, save_figure
 
     out = []
     fig, ax = plt.subplots(figsize=(6.5, 4))
@@ -367,8 +428,9 @@ def step_figures(cfg: PtgmConfig, run: RunDir) -> list[str]:
         fig, ax = plt.subplots(figsize=(5, 5))
         ax.scatter(cb.embedding[:, 0], cb.embedding[:, 1], c=cb.assignment % 20, cmap="tab20", s=2, alpha=0.5)
         # the codes: the sampled state nearest each cluster centre (indices are dataset rows; map to sample order)
-        samples = np.arange(cfg.codebook.offset, cfg.codebook.offset + cfg.codebook.stride * len(cb.embedding),
-                            cfg.codebook.stride)
+        samples = np.arange(
+            cfg.codebook.offset, cfg.codebook.offset + cfg.codebook.stride * len(cb.embedding), cfg.codebook.stride
+        )
         pos = np.searchsorted(samples, cb.indices)
         ax.scatter(cb.embedding[pos, 0], cb.embedding[pos, 1], marker="x", color="k", s=30, label="codes")
         ax.set_title(f"Goal codebook: t-SNE of goal features, {cb.n} k-means++ clusters")
@@ -384,35 +446,54 @@ def step_report(cfg: PtgmConfig, run: RunDir) -> Path:
     rl = run.step_result("rl") or {}
     data = run.step_result("data") or {}
     pre = run.step_result("pretrain") or {}
-    lines = [f"# {NAME}", "", __doc__.strip().splitlines()[0], "",
-             f"Data: {data.get('episodes', '?')} episodes, {data.get('steps', '?')} steps ({cfg.data.source}). "
-             f"Codebook: N = {cfg.codebook.n_codes} ({cfg.codebook.method}). Pre-training: {cfg.pretrain.steps:,} steps "
-             f"(low-level validation NLL {pre.get('main', {}).get('low_nll', float('nan')):.3f}, prior validation "
-             f"accuracy {pre.get('main', {}).get('prior_acc', float('nan')):.3f}). High level: k = {cfg.rl.k}, "
-             f"{cfg.rl.env_steps:,} environment steps per run, seeds {cfg.seeds}.", "",
-             "| method | subtasks completed per seed | mean |", "|---|---|---|"]
+    lines = [
+        f"# {NAME}",
+        "",
+        __doc__.strip().splitlines()[0],
+        "",
+        f"Data: {data.get('episodes', '?')} episodes, {data.get('steps', '?')} steps ({cfg.data.source}). "
+        f"Codebook: N = {cfg.codebook.n_codes} ({cfg.codebook.method}). Pre-training: {cfg.pretrain.steps:,} steps "
+        f"(low-level validation NLL {pre.get('main', {}).get('low_nll', float('nan')):.3f}, prior validation "
+        f"accuracy {pre.get('main', {}).get('prior_acc', float('nan')):.3f}). High level: k = {cfg.rl.k}, "
+        f"{cfg.rl.env_steps:,} environment steps per run, seeds {cfg.seeds}.",
+        "",
+        "| method | subtasks completed per seed | mean |",
+        "|---|---|---|",
+    ]
     for m, per in rl.get("final_subtasks", {}).items():
-        lines.append(f"| {LABELS[m]} | {', '.join(f'{v:.2f}' for v in per.values())} | "
-                     f"{rl['final_mean_subtasks'][m]:.2f} |")
+        lines.append(
+            f"| {LABELS[m]} | {', '.join(f'{v:.2f}' for v in per.values())} | {rl['final_mean_subtasks'][m]:.2f} |"
+        )
     if rl.get("ptgm_over_flat_sac"):
         lines += ["", f"PTGM completes {rl['ptgm_over_flat_sac']:.1f}x as many subtasks as flat SAC."]
     diag = run.step_result("diagnose")
     if diag:
         rates = diag["subtask_completion_rate"]
         tasks = [t for t in next(iter(rates.values())) if t != "mean_subtasks"]
-        lines += ["", f"Completion rate of each subtask by the final policies ({diag['episodes_per_run']} fresh "
-                  "episodes per seed):", "", "| method | " + " | ".join(tasks) + " | mean subtasks |",
-                  "|---|" + "---|" * (len(tasks) + 1)]
+        lines += [
+            "",
+            f"Completion rate of each subtask by the final policies ({diag['episodes_per_run']} fresh "
+            "episodes per seed):",
+            "",
+            "| method | " + " | ".join(tasks) + " | mean subtasks |",
+            "|---|" + "---|" * (len(tasks) + 1),
+        ]
         for m, r in rates.items():
-            lines.append(f"| {LABELS[m]} | " + " | ".join(f"{r[t]:.2f}" for t in tasks) +
-                         f" | {r['mean_subtasks']:.2f} |")
+            lines.append(
+                f"| {LABELS[m]} | " + " | ".join(f"{r[t]:.2f}" for t in tasks) + f" | {r['mean_subtasks']:.2f} |"
+            )
         if diag.get("low_level_reach"):
             reach = diag["low_level_reach"]
-            lines += ["", "Can the pre-trained low level reach each subtask at all? Best code's success rate, the code "
-                      "held for 6 high-level steps, from a fresh kitchen and from one where the other three targets "
-                      "are done (the last subtask of an episode). A subtask that no code reaches last caps what any "
-                      "high-level policy can score:", "",
-                      "| subtask | from a fresh kitchen | after the other three |", "|---|---|---|"]
+            lines += [
+                "",
+                "Can the pre-trained low level reach each subtask at all? Best code's success rate, the code "
+                "held for 6 high-level steps, from a fresh kitchen and from one where the other three targets "
+                "are done (the last subtask of an episode). A subtask that no code reaches last caps what any "
+                "high-level policy can score:",
+                "",
+                "| subtask | from a fresh kitchen | after the other three |",
+                "|---|---|---|",
+            ]
             lines += [f"| {t} | {r['fresh']:.2f} | {r['after_other_targets']:.2f} |" for t, r in reach.items()]
     lines.append("")
     for p in sorted(run.figures.glob("*.png")):
