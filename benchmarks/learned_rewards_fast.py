@@ -11,16 +11,13 @@ from benchmarks.common import emit
 
 
 def run_preset(preset: str, out: str | None) -> dict:
-    from rewardlab.config import resolve
-    from rewardlab.core.runs import RunDir
-    from rewardlab.studies import learned_rewards as lr
+    from rewardlab.core.study import StudyRun
+    from rewardlab.studies import STUDIES
 
-    cfg = resolve(lr.CONFIG, lr.NAME, preset)
     with tempfile.TemporaryDirectory() as tmp:
-        run = RunDir(out or tmp)
-        run.save_config(cfg)
         t = time.perf_counter()
-        summary = lr.run_all(cfg, run)
+        with StudyRun.open(STUDIES["learned-rewards"], out or tmp, preset) as sr:
+            summary = sr.run_all()
         wall = time.perf_counter() - t
     return {"wall": wall, "summary": summary}
 

@@ -13,15 +13,16 @@ import time
 from pathlib import Path
 
 from benchmarks.common import emit
+from rewardlab.core.jobs import Job, run_job, run_jobs
 from rewardlab.core.runs import available_cores
-from rewardlab.sweep import Job, _recorded, expand, parse_grid, run_jobs, run_study_job
+from rewardlab.studies import STUDIES
+from rewardlab.sweep import expand, parse_grid, run_study_job
 
 B = "sweep"
 
 
-def trivial_job(job: Job) -> dict:
-    """A run that does nothing but what every run does: start, record its status, finish."""
-    return _recorded(job, lambda: None)
+def trivial_job(job: Job) -> None:
+    """A run that does nothing: the job runner records its status around it, as around every run."""
 
 
 def _quiet(_: str) -> None:
@@ -69,16 +70,16 @@ def main(argv: list[str]) -> None:
         seeds = list(range(a.runs))
 
         def jobs_in(name: str) -> list[Job]:
-            return expand("irrl-skills", "fast", grid, seeds, tmp / name)
+            return expand(STUDIES["irrl-skills"], "fast", grid, seeds, tmp / name)
 
         t = time.perf_counter()
         for j in jobs_in("sequential"):
-            assert run_study_job(j)["status"] == "finished"
+            assert run_job(run_study_job, j)["status"] == "finished"
         seq = time.perf_counter() - t
         emit(B, "sequential_wall_time", seq, "s", runs=a.runs, study="irrl-skills", iterations=a.iterations)
         for backend in backends:
             t = time.perf_counter()
-            st = run_jobs(jobs_in(backend), backend=backend, workers=workers, echo=_quiet)
+            st = run_jobs(jobs_in(backend), run_study_job, backend=backend, workers=workers, echo=_quiet)
             wall = time.perf_counter() - t
             assert all(s["status"] == "finished" for s in st.values())
             emit(B, f"{backend}_sweep_wall_time", wall, "s", runs=a.runs, workers=workers)

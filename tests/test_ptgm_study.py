@@ -39,6 +39,13 @@ def test_pipeline_writes_every_step_summary_figures_and_report(ptgm_run):
     assert set(reach) == {"microwave", "kettle", "bottom burner", "light switch"}
     for r in reach.values():
         assert 0 <= r["fresh"] <= 1 and 0 <= r["after_other_targets"] <= 1 and 0 <= r["best_code_fresh"] < 12
+    # the RL runs went through the job runner, as a sweep's runs do
+    manifest = json.loads((run / "rl" / "sweep.json").read_text())
+    assert manifest["step"] == "rl" and len(manifest["runs"]) == 8
+    assert {r["status"] for r in manifest["runs"]} == {"finished"}
+    for m in methods:
+        for s in (0, 1):
+            assert json.loads((run / "rl" / m / f"seed{s}" / "status.json").read_text())["status"] == "finished"
     report = (run / "report.md").read_text()
     assert "PTGM" in report and "flat SAC" in report and "figures/subtasks.png" in report
     assert "Completion rate of each subtask" in report
@@ -79,3 +86,18 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
     assert "12-d observations and 9-d actions" in err and "60-d" in err
     assert main(["ptgm", "data", "--out", str(tmp_path / "d"), f"data.source={tmp_path / 'none.hdf5'}"]) == 2
     assert "neither 'scripted' nor an existing file" in capsys.readouterr().err
+
+
+def test_rl_runs_finished_before_the_job_runner_are_kept(ptgm_run, tmp_path, capsys):
+    """A run directory whose RL runs were finished by an older rewardlab (result.json, no status.json)."""
+    from conftest import PTGM_TINY
+
+    run = tmp_path / "run"
+    shutil.copytree(ptgm_run, run)
+    for p in [*run.glob("rl/*/seed*/status.json"), run / "rl" / "sweep.json", run / "rl" / "result.json"]:
+        p.unlink()
+    before = {p: p.stat().st_mtime_ns for p in run.glob("rl/*/seed*/result.json")}
+    assert len(before) == 8
+    assert main(["ptgm", "rl", "--out", str(run), *PTGM_TINY]) == 0
+    assert {p: p.stat().st_mtime_ns for p in run.glob("rl/*/seed*/result.json")} == before  # none trained again
+    assert len(list(run.glob("rl/*/seed*/status.json"))) == 8

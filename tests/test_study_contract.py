@@ -143,6 +143,10 @@ def test_dry_run_touches_nothing_and_checks_inputs(toy, cli, tmp_path):
     assert code == 2 and "data.path" in err and "does not exist" in err and not (tmp_path / "d").exists()
     code, _, err = cli("learned-rewards", "reward-model", "--dry-run", "--out", tmp_path / "lr", "--dataset", "no.h5")
     assert code == 2 and "--dataset 'no.h5' does not exist" in err
+    # a refused command (here: an earlier step missing) writes nothing either, dry run or not
+    code, _, err = cli("toy", "score", "--out", tmp_path / "fresh")
+    assert code == 2 and "the `sample` step has not finished" in err and "rewardlab toy sample --out" in err
+    assert not (tmp_path / "fresh").exists()
 
 
 def test_one_process_per_run_directory(toy, cli, tmp_path):

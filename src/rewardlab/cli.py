@@ -84,8 +84,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         return 1 if set(res["status"]) - {"finished"} else 0
     sr = _open(study, args)
+    plan = sr.plan(list(study.steps), redo=args.redo)  # a refusal comes before anything is written
     if args.dry_run:
-        _print_plan(sr, sr.plan(list(study.steps), redo=args.redo), "run")
+        _print_plan(sr, plan, "run")
         return 0
     with sr:
         sr.run_all(redo=args.redo)
@@ -100,8 +101,9 @@ def cmd_step(args: argparse.Namespace) -> int:
     step = study.steps[args.step]
     given = {a.dest: getattr(args, a.dest) for a in step.args}
     sr = _open(study, args)
+    plan = sr.plan([step.name], given, redo=args.redo, skip_inapplicable=False)  # refusals before any write
     if args.dry_run:
-        _print_plan(sr, sr.plan([step.name], given, redo=args.redo, skip_inapplicable=False), args.step)
+        _print_plan(sr, plan, args.step)
         return 0
     with sr:
         result = sr.execute(step.name, given, redo=args.redo)

@@ -362,10 +362,13 @@ class StudyRun:
     """A study's config applied to one run directory: plans, checks and runs its steps. Open it with
     `StudyRun.open(...)` as a context manager (it holds the directory's lock unless `dry_run`)."""
 
-    def __init__(self, study: Study, cfg: Any, run: RunDir, state: RunState, dry_run: bool = False):
+    def __init__(
+        self, study: Study, cfg: Any, run: RunDir, state: RunState, dry_run: bool = False, config_source: str = ""
+    ):
         from rewardlab.config import to_dict
 
         self.study, self.cfg, self.run, self.dry_run = study, cfg, run, dry_run
+        self.config_source = config_source  # where the config came from, for messages
         self.state = state
         self.records: dict[str, dict[str, Any]] = state.record["steps"]
         self._defaults = flatten(to_dict(study.config()))
@@ -400,11 +403,10 @@ class StudyRun:
         run = RunDir(out)
         state = inspect_run(study, run.root)
         cfg = resolve_config(study, state, preset, overrides)
-        self = cls(study, cfg, run, state, dry_run)
-        self.config_source = (
+        source = (
             f"preset {preset}" if preset else "the run's config.yaml" if state.config is not None else "preset fast"
-        ) + (f" with {' '.join(overrides)}" if overrides else "")
-        return self
+        )
+        return cls(study, cfg, run, state, dry_run, source + (f" with {' '.join(overrides)}" if overrides else ""))
 
     # ---------------------------------------------------------------------------------------------- session
     def __enter__(self) -> "StudyRun":
