@@ -7,6 +7,19 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+@pytest.fixture
+def cli(capsys):
+    """Call `rewardlab ARGS...` in this process: (exit code, stdout, stderr)."""
+    from rewardlab.cli import main
+
+    def call(*args):
+        code = main(list(map(str, args)))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return call
+
+
 @pytest.fixture(scope="session")
 def fast_run(tmp_path_factory) -> Path:
     """The learned-rewards `fast` preset, run once end to end through the CLI (about 1.5 minutes)."""

@@ -16,16 +16,6 @@ pytestmark = pytest.mark.slow
 LR = "learned-rewards"
 
 
-@pytest.fixture
-def cli(capsys):
-    def call(*args):
-        code = main(list(map(str, args)))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return call
-
-
 def test_fast_pipeline_learns(fast_run):
     s = json.loads((fast_run / "summary.json").read_text())
     assert s["expert_success_rate"] >= 0.9

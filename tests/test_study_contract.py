@@ -15,7 +15,6 @@ import pytest
 import toy_study
 import yaml
 
-from rewardlab.cli import main
 from rewardlab.core.runs import RunDir
 from rewardlab.core.study import StudyRun
 from rewardlab.studies import STUDIES
@@ -29,16 +28,6 @@ def toy(monkeypatch):
     monkeypatch.setitem(STUDIES, "toy", toy_study.study)
     monkeypatch.setenv("REWARDLAB_EXTRA_STUDIES", "toy_study")
     return toy_study.study
-
-
-@pytest.fixture
-def cli(capsys):
-    def call(*args):
-        code = main(list(map(str, args)))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return call
 
 
 def tree_hash(root: Path) -> str:

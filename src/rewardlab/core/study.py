@@ -189,6 +189,9 @@ class Study:
             unknown = [a for a in ([] if callable(after) else after) if a not in self.steps]
             if unknown:
                 raise TypeError(f"study {self.name}: step '{name}' comes after undeclared steps {unknown}")
+            uncached = [a for a in ([] if callable(after) else after) if not self.steps[a].cached]
+            if uncached:
+                raise TypeError(f"study {self.name}: step '{name}' comes after {uncached}, which keep no result")
             known = {f.name for f in fields(self.config)}
             if uses != "*" and any(u not in known for u in uses):
                 raise TypeError(
