@@ -177,7 +177,7 @@ def _import_kitchen() -> None:
     try:
         import gymnasium_robotics  # noqa: F401  (registers FrankaKitchen-v1)
         import mujoco  # noqa: F401
-    except ImportError:
+    except (ImportError, gym.error.DependencyNotInstalled):  # the latter: gymnasium's mujoco envs without mujoco
         raise RewardLabError(_EXTRA_MSG) from None
 
 
