@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import rewardlab.envs  # noqa: F401  (registers the ids)
-from rewardlab.agents.skills import SkillConfig, SkillLearner, _discriminate, _skill_reward, _td_grad
+from rewardlab.agents.skills import _REWARD_CODE, SkillConfig, SkillLearner, _discriminate, _skill_reward, _td_grad
 from rewardlab.config import resolve
 from rewardlab.envs.four_rooms import DOWN, LEFT, NOOP, RIGHT, UP, four_rooms
 from rewardlab.errors import RewardLabError
@@ -74,11 +74,12 @@ def test_discriminator_rewards_and_disdain_bonus_on_hand_made_tables(state, z):
     assert correct == float(np.argmax(avg) == z)
     assert bonus == pytest.approx(entropy(avg) - entropy(members).mean())
     K = 4
-    assert _skill_reward(0, log_qz, q_z, correct, K) == pytest.approx(max(math.log(avg[z] * K), 0))
-    assert _skill_reward(1, log_qz, q_z, correct, K) == pytest.approx(math.log(avg[z] * K))
-    assert _skill_reward(2, log_qz, q_z, correct, K) == pytest.approx(max(avg[z] - 1 / K, 0))
-    assert _skill_reward(3, log_qz, q_z, correct, K) == pytest.approx(avg[z] - 1 / K)
-    assert _skill_reward(4, log_qz, q_z, correct, K) == correct
+    C = _REWARD_CODE
+    assert _skill_reward(C["log_clipping"], log_qz, q_z, correct, K) == pytest.approx(max(math.log(avg[z] * K), 0))
+    assert _skill_reward(C["log_noclipping"], log_qz, q_z, correct, K) == pytest.approx(math.log(avg[z] * K))
+    assert _skill_reward(C["linear_clipping"], log_qz, q_z, correct, K) == pytest.approx(max(avg[z] - 1 / K, 0))
+    assert _skill_reward(C["linear_noclipping"], log_qz, q_z, correct, K) == pytest.approx(avg[z] - 1 / K)
+    assert _skill_reward(C["accuracy"], log_qz, q_z, correct, K) == correct
 
 
 def test_disdain_bonus_is_zero_when_members_agree_and_large_when_they_disagree():
@@ -154,3 +155,28 @@ def test_bad_inputs_are_refused():
         SkillLearner(SkillConfig(bonus_weight=20.0, ensemble=1), four_rooms("large"), [0])
     with pytest.raises(RewardLabError, match="unknown grid"):
         four_rooms("huge")
+
+
+def test_one_reward_table_torch_and_numba_agree():
+    """The compiled skill rewards and RAM's torch rewards read one table (rewardlab.rewards.kinds) and agree on the
+    same inputs, prior 1/K."""
+    import torch
+
+    from rewardlab.agents.skills import _REWARD_CODE, SKILL_REWARDS, _skill_reward
+    from rewardlab.rewards.internal import internal_reward
+    from rewardlab.rewards.kinds import KINDS, REWARD_KINDS
+
+    assert set(SKILL_REWARDS) <= set(REWARD_KINDS)
+    rng = np.random.default_rng(0)
+    K = 24
+    q = np.concatenate([rng.uniform(1e-6, 1, 200), [1 / K, 0.5 / K, 2 / K, 1.0]])
+    correct = rng.random(len(q)) < 0.5
+    for kind in SKILL_REWARDS:
+        assert _REWARD_CODE[kind] == KINDS[kind].code
+        ours = np.array([_skill_reward(_REWARD_CODE[kind], np.log(x), x, float(c), K) for x, c in zip(q, correct)])
+        theirs = internal_reward(torch.tensor(np.log(q)), torch.tensor(correct), kind, 1 / K).numpy()
+        np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12, err_msg=kind)
+    assert (
+        internal_reward(torch.tensor(np.log(q)), torch.tensor(correct), "accuracy_pm1", 0.1).numpy()
+        == np.where(correct, 1.0, -1.0)
+    ).all()

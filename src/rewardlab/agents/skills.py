@@ -23,8 +23,13 @@ import numpy as np
 from rewardlab.agents.configs import SKILL_REWARDS, SkillConfig  # noqa: F401
 from rewardlab.envs.four_rooms import FourRooms
 from rewardlab.errors import RewardLabError
+from rewardlab.rewards.kinds import FORMULAS, KINDS, TABLE
 
-_REWARD_CODE = {k: i for i, k in enumerate(SKILL_REWARDS)}
+_REWARD_CODE = {k: KINDS[k].code for k in SKILL_REWARDS}
+# The reward table as arrays indexed by a kind's code (compile-time constants of the kernels).
+_FORMULA = np.array([FORMULAS.index(k.formula) for k in sorted(TABLE, key=lambda k: k.code)], dtype=np.int64)
+_CLIPPED = np.array([k.clipped for k in sorted(TABLE, key=lambda k: k.code)])
+_PM1 = np.array([k.plus_minus_one for k in sorted(TABLE, key=lambda k: k.code)])
 
 
 # ------------------------------------------------------------------------------------------- random numbers
@@ -105,15 +110,12 @@ def _discriminate(D, sT, z, probs, logp):
 
 @nb.njit(inline="always", cache=True)
 def _skill_reward(code, log_qz, q_z, correct, K):
-    if code == 0:
-        return max(log_qz + math.log(K), 0.0)
-    if code == 1:
-        return log_qz + math.log(K)
-    if code == 2:
-        return max(q_z - 1.0 / K, 0.0)
-    if code == 3:
-        return q_z - 1.0 / K
-    return correct
+    """The reward of kind `code` (rewardlab.rewards.kinds) with the label prior 1/K."""
+    formula = _FORMULA[code]
+    if formula == 0:  # accuracy
+        return 2.0 * correct - 1.0 if _PM1[code] else correct
+    r = q_z - 1.0 / K if formula == 1 else log_qz + math.log(K)  # linear q - p, or log q - log p
+    return max(r, 0.0) if _CLIPPED[code] else r
 
 
 @nb.njit(cache=True)

@@ -12,24 +12,19 @@ import math
 import torch
 
 from rewardlab.errors import RewardLabError
-from rewardlab.rewards.kinds import REWARD_KINDS, check_reward_kind  # noqa: F401
+from rewardlab.rewards.kinds import KINDS, REWARD_KINDS, check_reward_kind  # noqa: F401
 
 
 def internal_reward(log_q_true: torch.Tensor, correct: torch.Tensor, kind: str, prior: float) -> torch.Tensor:
-    """The reward for each sample.
+    """The reward for each sample, by the kind's row of `rewardlab.rewards.kinds.TABLE`.
 
     log_q_true: log q(y_true | trajectory); correct: whether argmax q is the true label (bool); prior: p(y).
-    accuracy: 1[correct]; accuracy_pm1: +-1; linear_*: q - prior; log_*: log q - log prior; *_clipping: max(., 0).
     """
-    check_reward_kind(kind)
+    k = KINDS[check_reward_kind(kind)]
     if not 0.0 < prior < 1.0:
         raise RewardLabError(f"the label prior must be in (0, 1), got {prior}")
-    if kind == "accuracy":
-        return correct.to(log_q_true.dtype)
-    if kind == "accuracy_pm1":
-        return correct.to(log_q_true.dtype) * 2.0 - 1.0
-    if kind.startswith("linear"):
-        r = log_q_true.exp() - prior
-    else:
-        r = log_q_true - math.log(prior)
-    return r.clamp(min=0.0) if kind.endswith("_clipping") else r
+    if k.formula == "accuracy":
+        c = correct.to(log_q_true.dtype)
+        return c * 2.0 - 1.0 if k.plus_minus_one else c
+    r = log_q_true.exp() - prior if k.formula == "linear" else log_q_true - math.log(prior)
+    return r.clamp(min=0.0) if k.clipped else r
