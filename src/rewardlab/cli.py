@@ -355,6 +355,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RewardLabError as e:
         print(f"rewardlab: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the output went to a program that stopped reading (e.g. `| head`)
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(
             "rewardlab: interrupted; finished steps and checkpoints are kept, rerun the same command to resume",
