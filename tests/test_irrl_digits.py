@@ -20,9 +20,9 @@ from rewardlab.agents.ram import (
     load_ram,
     pad_images,
     reference_glimpses,
-    save_ram,
 )
 from rewardlab.agents.ram_train import TrainConfig, evaluate, normalise, train_ram, train_step
+from rewardlab.core.modules import save_module
 from rewardlab.data.cluttered_mnist import (
     ClutteredMNIST,
     ClutteredSpec,
@@ -267,7 +267,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
     x, _ = _batch(8)
     torch.manual_seed(3)
     m = RAM(RAMConfig(model="dtram", patch_size=8, num_patches=2, glimpse_scale=2.0))
-    save_ram(tmp_path / "m.pt", m, epoch=7)
+    save_module(tmp_path / "m.pt", m, {"epoch": 7})
     back, meta = load_ram(tmp_path / "m.pt")
     assert meta["epoch"] == 7 and back.cfg == m.cfg
     m.eval(), back.eval()
@@ -277,7 +277,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
 
 
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):
-    save_ram(tmp_path / "dt.pt", RAM(RAMConfig(model="dtram")))
+    save_module(tmp_path / "dt.pt", RAM(RAMConfig(model="dtram")))
     with pytest.raises(RewardLabError, match="different architecture"):
         load_ram(tmp_path / "dt.pt", expect=RAMConfig())
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")

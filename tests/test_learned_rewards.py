@@ -103,9 +103,10 @@ def test_checkpoint_of_another_architecture(run_copy, cli):
     assert code == 2 and "`reward-model` step" in err and "reward_model.hidden: [64, 64] there, [32] now" in err
     assert (run_copy / "reward_model" / "model.pt").read_bytes() == model
     # a checkpoint of another architecture put in its place by hand: the loader refuses it
-    from rewardlab.rewards.nets import MazeRewardMLP, save_reward_net
+    from rewardlab.core.modules import save_module
+    from rewardlab.rewards.nets import MazeRewardMLP
 
-    save_reward_net(run_copy / "reward_model" / "model.pt", MazeRewardMLP((11, 11), (32,)), {})
+    save_module(run_copy / "reward_model" / "model.pt", MazeRewardMLP((11, 11), (32,)), {})
     code, _, err = cli(LR, "interpret", "--out", run_copy, "--redo")
     assert code == 2 and "config asks for" in err
 

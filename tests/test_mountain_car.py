@@ -4,6 +4,7 @@ import pytest
 import torch
 from gymnasium.envs.classic_control.mountain_car import MountainCarEnv
 
+from rewardlab.core.modules import build_module, load_module, module_config, save_module
 from rewardlab.data.rollouts import collect_trajectories
 from rewardlab.envs import BatchedMountainCar, ShapedMountainCarEnv, mc_env_id
 from rewardlab.envs.mountain_car import (
@@ -20,7 +21,6 @@ from rewardlab.envs.mountain_car import (
 from rewardlab.envs.vec import BatchedVecEnv
 from rewardlab.errors import RewardLabError
 from rewardlab.rewards.mountain_car import MountainCarRewardNet
-from rewardlab.rewards.nets import build_reward_net, load_reward_net, save_reward_net
 from rewardlab.rewards.wrappers import LearnedRewardVecEnv
 
 LEFT, NONE, RIGHT = 0, 1, 2
@@ -167,15 +167,15 @@ def test_reward_net_equals_env_reward(shaping):
 
 def test_reward_net_save_load_build_and_errors(tmp_path):
     net = MountainCarRewardNet("random", gamma=0.95, seed=3)
-    assert net.spec == {"name": "mountain_car", "shaping": "random", "gamma": 0.95, "seed": 3}
-    assert build_reward_net(net.spec).params == net.params
+    assert module_config(net) == {"shaping": "random", "gamma": 0.95, "seed": 3}
+    assert build_module("reward.mountain_car", module_config(net)).params == net.params
     t, _ = collect_trajectories(BatchedMountainCar(4, "random", seeds=0), pump, 400, random_prob=0.5)
-    save_reward_net(tmp_path / "mc.pt", net, {"env": "mc"})
-    back, meta = load_reward_net(tmp_path / "mc.pt", expect_spec=net.spec)
+    save_module(tmp_path / "mc.pt", net, {"env": "mc"})
+    back, meta = load_module(tmp_path / "mc.pt", expect_config=module_config(net))
     assert isinstance(back, MountainCarRewardNet) and meta == {"env": "mc"}
     np.testing.assert_array_equal(back.predict(t.obs, t.next_obs).numpy(), net.predict(t.obs, t.next_obs).numpy())
     with pytest.raises(RewardLabError, match="config asks for"):
-        load_reward_net(tmp_path / "mc.pt", expect_spec=MountainCarRewardNet("random").spec)
+        load_module(tmp_path / "mc.pt", expect_config=module_config(MountainCarRewardNet("random")))
     with pytest.raises(RewardLabError, match="expects states of shape"):
         net(torch.zeros(3, 3), None, torch.zeros(3, 3), None)
 
@@ -196,7 +196,7 @@ def test_unknown_shaping_errors():
         lambda: BatchedMountainCar(2, "steep"),
         lambda: potential_params("steep"),
         lambda: MountainCarRewardNet("steep"),
-        lambda: build_reward_net({"name": "mountain_car", "shaping": "steep"}),
+        lambda: build_module("reward.mountain_car", {"shaping": "steep"}),
         lambda: mc_potential("steep", np.zeros(1), np.zeros(1), ()),
         lambda: shaping_of("steep"),
     ):

@@ -4,6 +4,7 @@ import torch
 from scipy.stats import spearmanr
 
 from rewardlab.config import resolve
+from rewardlab.core.modules import load_module, save_module
 from rewardlab.envs.tabular_maze import GAMMA, MAZES, SHAPINGS, TabularMazeEnv, reward_potential, reward_table
 from rewardlab.errors import RewardLabError
 from rewardlab.interpret.metrics import invariance_gap, q_values, same_optimal_policy, smoothness, sparsity
@@ -18,7 +19,7 @@ from rewardlab.interpret.preprocess import (
     trajectory_pairs,
 )
 from rewardlab.learn.preferences import PreferenceConfig, learn_tabular_reward
-from rewardlab.rewards.nets import RewardNet, load_reward_net, save_reward_net
+from rewardlab.rewards.nets import RewardNet
 from rewardlab.rewards.shaping import LinearPotential, ShapedRewardNet, TabularPotential
 from rewardlab.rewards.tabular import TabularRewardNet
 from rewardlab.studies.preprocessing import NAME
@@ -37,7 +38,6 @@ class SumReward(RewardNet):
     def __init__(self, a: float = 0.0, b: float = 1.0):
         super().__init__()
         self.a, self.b = a, b
-        self.spec = {"name": "sum"}
 
     def forward(self, state, action, next_state, done):
         return self.a * next_state.sum(1) + self.b * state.sum(1)
@@ -180,8 +180,8 @@ def test_saved_preprocessed_model_round_trip(tmp_path):
     R = reward_table(spec, "path", "random")
     res = solve_lp(R[s, s2], s, s2, d, spec.n_states, GAMMA, "sparse_l1")
     net = shaped_net_from_lp(TabularRewardNet.from_table(R), spec.n_states, GAMMA, res["phi"], res["shift"])
-    save_reward_net(tmp_path / "m.pt", net, {"objective": "sparse_l1"})
-    back, meta = load_reward_net(tmp_path / "m.pt")
+    save_module(tmp_path / "m.pt", net, {"objective": "sparse_l1"})
+    back, meta = load_module(tmp_path / "m.pt")
     st, st2 = torch.as_tensor(s), torch.as_tensor(s2)
     torch.testing.assert_close(back(st, None, st2, None), net(st, None, st2, None), rtol=0, atol=0)
     assert meta["objective"] == "sparse_l1"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from rewardlab.core.modules import load_module
 from rewardlab.envs.tabular_maze import MAZES
-from rewardlab.rewards.nets import load_reward_net
 
 pytestmark = pytest.mark.slow
 
@@ -41,10 +41,10 @@ def test_saved_models_reproduce_the_preprocessed_rewards(preprocessing_run):
     st, st2 = torch.as_tensor(s), torch.as_tensor(s2)
     outs = []
     for shaping in ("unshaped", "dense", "antidense", "random"):
-        net, meta = load_reward_net(preprocessing_run / "models" / "EmptyMaze10" / f"goal_{shaping}_true.sparse_l1.pt")
+        net, meta = load_module(preprocessing_run / "models" / "EmptyMaze10" / f"goal_{shaping}_true.sparse_l1.pt")
         assert meta["objective"] == "sparse_l1" and meta["shaping"] == shaping
         outs.append(net(st, None, st2, None).detach().numpy())
-        unmod, _ = load_reward_net(preprocessing_run / "models" / "EmptyMaze10" / f"goal_{shaping}_true.unmodified.pt")
+        unmod, _ = load_module(preprocessing_run / "models" / "EmptyMaze10" / f"goal_{shaping}_true.unmodified.pt")
         assert unmod(st, None, st2, None).abs().max() > 0
     assert max(np.abs(o - outs[0]).max() for o in outs) < 1e-5
 
@@ -62,7 +62,7 @@ def test_mountain_car_part(preprocessing_run):
         assert r["per_shaping"][shaping]["sparse_l1"]["solver"] == "lp"
     assert r["per_shaping"]["random"]["sparse_l1"]["potential"] == "mlp"
     assert (preprocessing_run / "figures" / "mountain_car_curves.png").stat().st_size > 20_000
-    net, meta = load_reward_net(preprocessing_run / "mountain_car" / "models" / "dense.sparse_l1.pt")
+    net, meta = load_module(preprocessing_run / "mountain_car" / "models" / "dense.sparse_l1.pt")
     assert meta["solver"] == "lp"
     x = torch.tensor([[-0.5, 0.0], [0.2, 0.01]])
     assert net(x, None, x, None).shape == (2,)

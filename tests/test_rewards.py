@@ -2,12 +2,13 @@ import numpy as np
 import pytest
 import torch
 
+from rewardlab.core.modules import load_module, save_module
 from rewardlab.data.rollouts import collect_transitions
 from rewardlab.envs.maze import BatchedMaze
 from rewardlab.envs.vec import BatchedVecEnv
 from rewardlab.errors import RewardLabError
 from rewardlab.learn.regression import RegressionConfig, mse_report, train_regression
-from rewardlab.rewards.nets import MazeRewardMLP, load_reward_net, save_reward_net
+from rewardlab.rewards.nets import MazeRewardMLP
 from rewardlab.rewards.wrappers import LearnedRewardVecEnv
 
 
@@ -46,21 +47,21 @@ def test_save_load_identical_outputs(tmp_path):
     net = MazeRewardMLP(hidden=(32, 16))
     t = random_transitions(200, 0)
     before = net.predict(t.obs, t.next_obs)
-    save_reward_net(tmp_path / "m.pt", net, {"note": "x"})
-    back, meta = load_reward_net(tmp_path / "m.pt")
+    save_module(tmp_path / "m.pt", net, {"note": "x"})
+    back, meta = load_module(tmp_path / "m.pt")
     assert meta == {"note": "x"}
     torch.testing.assert_close(back.predict(t.obs, t.next_obs), before, rtol=0, atol=0)
 
 
 def test_load_refuses_other_architecture_and_corrupt_files(tmp_path):
-    save_reward_net(tmp_path / "m.pt", MazeRewardMLP(hidden=(32,)))
+    save_module(tmp_path / "m.pt", MazeRewardMLP(hidden=(32,)))
     with pytest.raises(RewardLabError, match="config asks for"):
-        load_reward_net(tmp_path / "m.pt", expect_spec=MazeRewardMLP().spec)
+        load_module(tmp_path / "m.pt", expect_config={"obs_shape": (11, 11), "hidden": (64, 64)})
     (tmp_path / "bad.pt").write_bytes(b"garbage")
     with pytest.raises(RewardLabError, match="corrupt"):
-        load_reward_net(tmp_path / "bad.pt")
+        load_module(tmp_path / "bad.pt")
     with pytest.raises(RewardLabError, match="does not exist"):
-        load_reward_net(tmp_path / "none.pt")
+        load_module(tmp_path / "none.pt")
 
 
 def test_regression_learns_and_resumes(tmp_path):
@@ -98,3 +99,86 @@ def test_learned_reward_vec_env_replaces_reward_and_keeps_true():
         np.testing.assert_allclose(r, expected, rtol=1e-6, atol=1e-6)
         assert all("true_reward" in info for info in infos)
         obs = nxt
+
+
+def test_one_module_format_records_constructor_arguments_and_refuses_the_wrong_kind(tmp_path):
+    """Every torch module rewardlab saves goes through save_module / load_module: the class registered by kind, its
+    constructor arguments recorded (nested modules included), never written by hand."""
+    from rewardlab.agents.ram import RAM, RAMConfig, load_ram
+    from rewardlab.core.modules import module_config
+    from rewardlab.rewards.shaping import MLPPotential, ShapedRewardNet
+    from rewardlab.rewards.tabular import TabularRewardNet
+
+    net = MazeRewardMLP(hidden=(8,))
+    assert net.config == MazeRewardMLP.Config(obs_shape=(11, 11), hidden=(8,))
+    shaped = ShapedRewardNet(MazeRewardMLP(hidden=(4,)), MLPPotential(121, hidden=5, layers=1), gamma=0.9)
+    assert module_config(shaped) == {
+        "base": {"kind": "reward.maze_mlp", "config": {"obs_shape": [11, 11], "hidden": [4]}},
+        "potential": {"kind": "potential.mlp", "config": {"obs_dim": 121, "hidden": 5, "layers": 1}},
+        "gamma": 0.9,
+        "learn_shift": True,
+    }
+    with torch.no_grad():
+        shaped.shift.fill_(0.3)
+    save_module(tmp_path / "s.pt", shaped)
+    back, _ = load_module(tmp_path / "s.pt", expect=ShapedRewardNet)
+    x = torch.rand(5, 11, 11)
+    torch.testing.assert_close(back(x, None, x.flip(0), None), shaped(x, None, x.flip(0), None), rtol=0, atol=0)
+    with pytest.raises(RewardLabError, match="holds a reward.shaped, not a reward.tabular"):
+        load_module(tmp_path / "s.pt", expect=TabularRewardNet)
+    with pytest.raises(RewardLabError, match="holds a reward.shaped, not a ram"):
+        load_ram(tmp_path / "s.pt")
+    save_module(tmp_path / "ram.pt", RAM(RAMConfig(num_glimpses=3)))
+    with pytest.raises(RewardLabError, match="holds a ram, not a reward.maze_mlp"):
+        load_module(tmp_path / "ram.pt", expect=MazeRewardMLP)
+
+
+def test_files_of_the_older_formats_still_load(tmp_path):
+    """Reward nets and RAM saved before the one format ({kind, spec, state_dict, meta}) load as before."""
+    import tarfile
+    from pathlib import Path
+
+    from rewardlab.agents.ram import RAM, RAMConfig, load_ram
+    from rewardlab.core.runs import save_checkpoint
+    from rewardlab.rewards.shaping import ShapedRewardNet, TabularPotential
+    from rewardlab.rewards.tabular import TabularRewardNet
+
+    table = torch.arange(16.0).reshape(4, 4)
+    shaped = ShapedRewardNet(TabularRewardNet.from_table(table.numpy()), TabularPotential(4), gamma=0.5)
+    with torch.no_grad():
+        shaped.potential.phi.copy_(torch.tensor([0.0, 1.0, -1.0, 2.0]))
+    old = {
+        "kind": "rewardlab.reward_net",
+        "spec": {
+            "name": "shaped",
+            "base": {"name": "tabular", "n_states": 4, "trainable": False},
+            "potential": {"name": "tabular", "n_states": 4},
+            "gamma": 0.5,
+            "learn_shift": True,
+        },
+        "state_dict": shaped.state_dict(),
+        "meta": {"objective": "sparse_l1"},
+    }
+    save_checkpoint(tmp_path / "old.pt", old)
+    back, meta = load_module(tmp_path / "old.pt")
+    s, s2 = torch.tensor([0, 1, 2, 3]), torch.tensor([3, 2, 1, 0])
+    assert meta == {"objective": "sparse_l1"}
+    torch.testing.assert_close(back(s, None, s2, None), shaped(s, None, s2, None), rtol=0, atol=0)
+    ram = RAM(RAMConfig(num_glimpses=4))
+    save_checkpoint(
+        tmp_path / "ram.pt",
+        {"kind": "rewardlab.ram", "spec": {**ram.cfg.__dict__}, "state_dict": ram.state_dict(), "meta": {"epoch": 3}},
+    )
+    back_ram, meta = load_ram(tmp_path / "ram.pt")
+    assert back_ram.cfg == ram.cfg and meta == {"epoch": 3}
+    # the reward model of a run directory made before the format (tests/data/legacy_runs.tar.xz)
+    with tarfile.open(Path(__file__).parent / "data" / "legacy_runs.tar.xz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    net, meta = load_module(
+        tmp_path / "learned-rewards" / "reward_model" / "model.pt",
+        expect=MazeRewardMLP,
+        expect_config={"obs_shape": (11, 11), "hidden": (8,)},
+    )
+    assert meta["env_id"] == "rewardlab/EmptyMaze-10x10-CoinFlipGoal-v0" and net(
+        x := torch.zeros(2, 11, 11), None, x, None
+    ).shape == (2,)

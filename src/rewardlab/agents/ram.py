@@ -24,7 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rewardlab.agents.configs import MODELS, LossConfig, RAMConfig, glimpse_sizes  # noqa: F401
-from rewardlab.core.runs import load_checkpoint, save_checkpoint
+from rewardlab.core.modules import module_from_record, register_legacy_format, register_module
+from rewardlab.core.runs import load_checkpoint
 from rewardlab.errors import RewardLabError
 from rewardlab.rewards.internal import internal_reward
 
@@ -141,6 +142,7 @@ class Rollout:
     t_stop: torch.Tensor  # (B,) long: the stopping step (RAM: T - 1; DT-RAM: 0..num_glimpses)
 
 
+@register_module("ram")
 class RAM(nn.Module):
     """RAM (cfg.model='ram') or DT-RAM (cfg.model='dtram')."""
 
@@ -347,31 +349,8 @@ class Oracle(nn.Module):
         return F.log_softmax(self.classifier(h), dim=1)
 
 
-def model_spec(model: RAM) -> dict[str, Any]:
-    return asdict(model.cfg)
-
-
-def save_ram(path: str | os.PathLike, model: RAM, **meta: Any) -> None:
-    """Save a RAM checkpoint (state_dict, architecture, metadata) atomically."""
-    save_checkpoint(
-        path,
-        {
-            "kind": "rewardlab.ram",
-            "spec": model_spec(model),
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "meta": meta,
-        },
-    )
-
-
-def _from_spec(spec: dict[str, Any], where: Path) -> RAM:
-    from rewardlab.config import from_dict
-
-    try:
-        cfg = from_dict(RAMConfig, spec)
-    except RewardLabError as e:
-        raise RewardLabError(f"checkpoint '{where}' has an invalid architecture ({e})") from None
-    return RAM(cfg)
+# RAM checkpoints written before the one module format: {"kind": "rewardlab.ram", "spec": asdict(RAMConfig)}.
+register_legacy_format("rewardlab.ram", lambda ckpt: ("ram", {"cfg": dict(ckpt.get("spec", {}))}))
 
 
 def load_ram(path: str | os.PathLike, map_location: Any = "cpu", expect: RAMConfig | None = None) -> tuple[RAM, dict]:
@@ -382,17 +361,15 @@ def load_ram(path: str | os.PathLike, map_location: Any = "cpu", expect: RAMConf
     """
     path = Path(path)
     state = load_checkpoint(path, map_location="cpu")
-    if state.get("kind") == "rewardlab.ram":
-        model = _from_spec(state.get("spec", {}), path)
-        weights, meta = state["state_dict"], dict(state.get("meta", {}))
-    elif "model_state" in state:
-        weights = state["model_state"]
-        model = RAM(_infer_original(weights, path))
+    if "model_state" in state:  # the paper's format
+        model = RAM(_infer_original(state["model_state"], path))
         meta = {
             "source": "original IRRL checkpoint",
             "epoch": state.get("epoch"),
             "best_valid_acc": state.get("best_valid_acc"),
         }
+    elif "state_dict" in state:  # ours (rewardlab.core.modules), in this format or an older one
+        model, meta = module_from_record(state, f"checkpoint '{path}'", expect=RAM)
     else:
         raise RewardLabError(f"checkpoint '{path}' is not a RAM checkpoint (no model weights in it)")
     if expect is not None and asdict(expect) != asdict(model.cfg):
@@ -400,11 +377,14 @@ def load_ram(path: str | os.PathLike, map_location: Any = "cpu", expect: RAMConf
             f"checkpoint '{path}' holds a different architecture ({asdict(model.cfg)}) "
             f"from the one configured ({asdict(expect)})"
         )
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise RewardLabError(f"checkpoint '{path}' does not fit a RAM of its stated architecture ({first})") from None
+    if "model_state" in state:
+        try:
+            model.load_state_dict(state["model_state"])
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise RewardLabError(
+                f"checkpoint '{path}' does not fit a RAM of its stated architecture ({first})"
+            ) from None
     return model.to(map_location), meta
 
 

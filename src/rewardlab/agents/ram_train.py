@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from rewardlab.agents.configs import TrainConfig  # noqa: F401
-from rewardlab.agents.ram import RAM, LossConfig, Oracle, hybrid_loss, load_ram, save_ram
+from rewardlab.agents.ram import RAM, LossConfig, Oracle, hybrid_loss, load_ram
+from rewardlab.core.modules import save_module
 from rewardlab.core.runs import MetricsLogger, available_cores, load_checkpoint, progress, save_checkpoint
 from rewardlab.data.cluttered_mnist import MEAN, STD
 from rewardlab.errors import RewardLabError
@@ -132,7 +133,7 @@ def train_ram(
             ) from None
         start, best, history = int(state["epoch"]), float(state["best"]), list(state["history"])
     else:
-        save_ram(ckpt_dir / "epoch_0.pt", model, epoch=0, **(meta or {}))
+        save_module(ckpt_dir / "epoch_0.pt", model, dict(epoch=0, **(meta or {})))
     threads_before = torch.get_num_threads()
     torch.set_num_threads(cfg.threads or available_cores())
     try:
@@ -224,9 +225,11 @@ def _train_loop(
             )
             if val["accuracy"] > best:
                 best = val["accuracy"]
-                save_ram(out_dir / "best.pt", model, epoch=ep, valid_accuracy=best, **(meta or {}))
+                save_module(out_dir / "best.pt", model, dict(epoch=ep, valid_accuracy=best, **(meta or {})))
             if ep % cfg.checkpoint_every == 0 or ep == cfg.epochs:
-                save_ram(ckpt_dir / f"epoch_{ep}.pt", model, epoch=ep, valid_accuracy=val["accuracy"], **(meta or {}))
+                save_module(
+                    ckpt_dir / f"epoch_{ep}.pt", model, dict(epoch=ep, valid_accuracy=val["accuracy"], **(meta or {}))
+                )
             state = {
                 "model": model.state_dict(),
                 "optim": opt.state_dict(),
@@ -240,7 +243,7 @@ def _train_loop(
             if on_epoch is not None:
                 on_epoch(ep, row)
     if not (out_dir / "best.pt").exists():  # zero epochs: the initial model is the best we have
-        save_ram(out_dir / "best.pt", model, epoch=0, **(meta or {}))
+        save_module(out_dir / "best.pt", model, dict(epoch=0, **(meta or {})))
     return {
         "epochs": len(history),
         "best_valid_accuracy": best if history else None,

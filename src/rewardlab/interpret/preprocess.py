@@ -19,7 +19,7 @@ from rewardlab.core.runs import progress
 from rewardlab.errors import RewardLabError
 from rewardlab.interpret.configs import OBJECTIVES, PreprocessConfig, check_objective  # noqa: F401
 from rewardlab.rewards.nets import RewardNet
-from rewardlab.rewards.shaping import ShapedRewardNet, TabularPotential, build_potential
+from rewardlab.rewards.shaping import LinearPotential, MLPPotential, ShapedRewardNet, TabularPotential
 
 
 def objective_value(r: torch.Tensor, objective: str, pairs: torch.Tensor | None = None) -> torch.Tensor:
@@ -54,9 +54,9 @@ def make_potential(kind: str, obs_shape: tuple[int, ...] | int, cfg: PreprocessC
         return TabularPotential(int(obs_shape if isinstance(obs_shape, int) else obs_shape[0]))
     dim = int(np.prod(obs_shape))
     if kind == "linear":
-        return build_potential({"name": "linear", "obs_dim": dim})
+        return LinearPotential(dim)
     if kind == "mlp":
-        return build_potential({"name": "mlp", "obs_dim": dim, "hidden": cfg.mlp_hidden, "layers": cfg.mlp_layers})
+        return MLPPotential(dim, cfg.mlp_hidden, cfg.mlp_layers)
     raise RewardLabError(f"unknown potential '{kind}'; choose tabular, linear or mlp")
 
 
@@ -255,7 +255,7 @@ def solve_lp_features(r: np.ndarray, F: Any, objective: str, pairs: np.ndarray |
 
 def linear_net_from_lp(base: RewardNet, obs_dim: int, gamma: float, theta: np.ndarray) -> ShapedRewardNet:
     """A ShapedRewardNet with a linear potential from `solve_lp_features` on `linear_features` ([w, b, c])."""
-    pot = build_potential({"name": "linear", "obs_dim": obs_dim})
+    pot = LinearPotential(obs_dim)
     lin = pot.net[1]
     with torch.no_grad():
         lin.weight.copy_(torch.as_tensor(theta[:obs_dim], dtype=torch.float32)[None])

@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from rewardlab.core.modules import module_config, save_module
 from rewardlab.core.runs import MetricsLogger, load_checkpoint, progress, save_checkpoint
 from rewardlab.data.transitions import Transitions
 from rewardlab.errors import RewardLabError
 from rewardlab.learn.configs import RegressionConfig  # noqa: F401
-from rewardlab.rewards.nets import RewardNet, load_reward_net, save_reward_net
+from rewardlab.rewards.nets import RewardNet
 
 
 def mse_report(net: RewardNet, data: Transitions, device: str, batch: int = 4096) -> dict[str, float]:
@@ -61,7 +62,7 @@ def train_regression(
     start_epoch = 0
     if ckpt_path.exists():
         state = load_checkpoint(ckpt_path, map_location=device)
-        if state.get("spec") != net.spec:
+        if state.get("spec") != module_config(net):
             raise RewardLabError(
                 f"'{ckpt_path}' is a checkpoint of another architecture; delete it or use another run directory"
             )
@@ -98,13 +99,18 @@ def train_regression(
             )
             save_checkpoint(
                 ckpt_path,
-                {"spec": net.spec, "state_dict": net.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1},
+                {
+                    "spec": module_config(net),
+                    "state_dict": net.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "epoch": epoch + 1,
+                },
             )
     finally:
         logger.close()
     train_rep = mse_report(net, train, device)
     test_rep = mse_report(net, test, device)
-    save_reward_net(out_dir / "model.pt", net, meta)
+    save_module(out_dir / "model.pt", net, meta)
     return {
         "train_mse": train_rep["mse"],
         "train_mse_rewarding": train_rep["mse_rewarding"],
@@ -117,4 +123,4 @@ def train_regression(
     }
 
 
-__all__ = ["RegressionConfig", "train_regression", "mse_report", "predict_rewards", "load_reward_net"]
+__all__ = ["RegressionConfig", "train_regression", "mse_report", "predict_rewards"]

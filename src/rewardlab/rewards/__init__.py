@@ -5,7 +5,7 @@ kinds a config names) imports no torch."""
 
 from typing import Any
 
-__all__ = ["RewardNet", "MazeRewardMLP", "build_reward_net", "load_reward_net", "save_reward_net"]
+__all__ = ["RewardNet", "MazeRewardMLP"]
 
 
 def __getattr__(name: str) -> Any:

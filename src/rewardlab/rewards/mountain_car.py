@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import torch
 
+from rewardlab.core.modules import register_module
 from rewardlab.envs.mountain_car import GAMMA, check_shaping, mc_reward, potential_params
 from rewardlab.errors import RewardLabError
 from rewardlab.rewards.nets import RewardNet
 
 
+@register_module("reward.mountain_car")
 class MountainCarRewardNet(RewardNet):
     """r(s, a, s') = [pos(s) >= 0.5] - 1 + gamma Phi(s') - Phi(s): the reward of `ShapedMountainCarEnv`.
 
@@ -26,7 +28,6 @@ class MountainCarRewardNet(RewardNet):
         self.gamma = float(gamma)
         self.seed = int(seed)
         self.params = potential_params(shaping, self.seed)
-        self.spec = {"name": "mountain_car", "shaping": shaping, "gamma": self.gamma, "seed": self.seed}
         self.register_buffer("potential_params", torch.tensor(self.params, dtype=torch.float64), persistent=False)
 
     def forward(self, state, action, next_state, done):

@@ -1,26 +1,22 @@
-"""Reward networks: the RewardNet protocol r(s, a, s', done) and the nets built on it."""
+"""Reward networks: the RewardNet protocol r(s, a, s', done) and the nets built on it. Nets are saved and loaded with
+the one module checkpoint format (`rewardlab.core.modules.save_module` / `load_module`)."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
 from torch import nn
 
-from rewardlab.core.runs import load_checkpoint, save_checkpoint
+from rewardlab.core.modules import register_legacy_format, register_module
 from rewardlab.errors import RewardLabError
-
-CHECKPOINT_KIND = "rewardlab.reward_net"
 
 
 class RewardNet(nn.Module):
     """A reward model r(state, action, next_state, done) -> (B,) float tensor (the imitation protocol).
 
-    Subclasses define `spec` (a plain dict that rebuilds them via `build_reward_net`).
+    Subclasses are registered with `@register_module`, which records their constructor arguments.
     """
-
-    spec: dict[str, Any]
 
     @property
     def device(self) -> torch.device:
@@ -45,6 +41,7 @@ class RewardNet(nn.Module):
         return self(s, action, s2, done)
 
 
+@register_module("reward.maze_mlp")
 class MazeRewardMLP(RewardNet):
     """R(s, s'): the MazeRewardModel of Michaud et al. (2020): flatten (s, s') as raw grid codes,
     then Linear-Tanh layers and a bias-free Linear to one output (242-64-64-1 by default)."""
@@ -52,7 +49,6 @@ class MazeRewardMLP(RewardNet):
     def __init__(self, obs_shape: tuple[int, ...] = (11, 11), hidden: tuple[int, ...] = (64, 64)):
         super().__init__()
         self.obs_shape = tuple(int(x) for x in obs_shape)
-        self.spec = {"name": "maze_mlp", "obs_shape": list(self.obs_shape), "hidden": [int(h) for h in hidden]}
         n_in = 2 * int(torch.tensor(self.obs_shape).prod())
         layers: list[nn.Module] = [nn.Flatten()]
         for h in hidden:
@@ -74,56 +70,25 @@ class MazeRewardMLP(RewardNet):
         return self.pair_reward(torch.stack([state, next_state], dim=1))
 
 
-NETS: dict[str, Any] = {"maze_mlp": MazeRewardMLP}
+# Files written before the one module format: {"kind": "rewardlab.reward_net", "spec": {"name": ..., ...}}.
+_LEGACY_NETS = {
+    "maze_mlp": "reward.maze_mlp",
+    "tabular": "reward.tabular",
+    "shaped": "reward.shaped",
+    "mountain_car": "reward.mountain_car",
+}
+_LEGACY_POTENTIALS = {"tabular": "potential.tabular", "linear": "potential.linear", "mlp": "potential.mlp"}
 
 
-def _register_lazy() -> None:
-    # Nets defined in modules that import this one are registered on first use (no import cycle).
-    from rewardlab.rewards.shaping import ShapedRewardNet
-    from rewardlab.rewards.tabular import TabularRewardNet
-
-    NETS.setdefault("tabular", TabularRewardNet)
-    NETS.setdefault("shaped", ShapedRewardNet)
-    from rewardlab.rewards.mountain_car import MountainCarRewardNet
-
-    NETS.setdefault("mountain_car", MountainCarRewardNet)
-
-
-def build_reward_net(spec: dict[str, Any]) -> RewardNet:
-    """Build a reward net from its spec dict (as saved in checkpoints)."""
-    _register_lazy()
+def _legacy_spec(spec: dict[str, Any], names: dict[str, str]) -> tuple[str, dict[str, Any]]:
     spec = dict(spec)
     name = spec.pop("name", None)
-    if name not in NETS:
-        raise RewardLabError(f"unknown reward net '{name}'; known: {', '.join(NETS)}")
-    return NETS[name](**spec)
+    if name not in names:
+        raise RewardLabError(f"an older checkpoint names an unknown net '{name}'")
+    if name == "shaped" and names is _LEGACY_NETS:
+        base, pot = _legacy_spec(spec["base"], _LEGACY_NETS), _legacy_spec(spec["potential"], _LEGACY_POTENTIALS)
+        spec["base"], spec["potential"] = ({"kind": k, "config": c} for k, c in (base, pot))
+    return names[name], spec
 
 
-def save_reward_net(path: str | os.PathLike, net: RewardNet, meta: dict[str, Any] | None = None) -> None:
-    """Save a reward net as state_dict + spec + metadata, atomically."""
-    state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
-    save_checkpoint(path, {"kind": CHECKPOINT_KIND, "spec": net.spec, "state_dict": state, "meta": meta or {}})
-
-
-def load_reward_net(
-    path: str | os.PathLike, expect_spec: dict[str, Any] | None = None, device: str = "cpu"
-) -> tuple[RewardNet, dict[str, Any]]:
-    """Load a reward net; if `expect_spec` is given, refuse a checkpoint of another architecture."""
-    ckpt = load_checkpoint(path)
-    if ckpt.get("kind") != CHECKPOINT_KIND or "spec" not in ckpt or "state_dict" not in ckpt:
-        raise RewardLabError(f"'{path}' is not a rewardlab reward-net checkpoint")
-    spec = ckpt["spec"]
-    if expect_spec is not None and dict(spec) != dict(expect_spec):
-        raise RewardLabError(
-            f"checkpoint '{path}' holds a {spec} reward net, but the config asks for "
-            f"{expect_spec}; retrain the reward model or change the config to match"
-        )
-    net = build_reward_net(spec)
-    try:
-        net.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as e:
-        raise RewardLabError(
-            f"checkpoint '{path}' does not fit the {spec['name']} architecture "
-            f"({str(e).splitlines()[0]}); retrain the reward model"
-        ) from None
-    return net.to(device).eval(), dict(ckpt.get("meta", {}))
+register_legacy_format("rewardlab.reward_net", lambda ckpt: _legacy_spec(ckpt.get("spec", {}), _LEGACY_NETS))

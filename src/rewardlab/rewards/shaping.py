@@ -2,45 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from rewardlab.errors import RewardLabError
-from rewardlab.rewards.nets import RewardNet, build_reward_net
+from rewardlab.core.modules import register_module
+from rewardlab.rewards.nets import RewardNet
 
 
+@register_module("potential.tabular")
 class TabularPotential(nn.Module):
     """Phi(s) = phi[s] for integer states, zero-initialised."""
 
     def __init__(self, n_states: int):
         super().__init__()
-        self.spec = {"name": "tabular", "n_states": int(n_states)}
         self.phi = nn.Parameter(torch.zeros(int(n_states)))
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         return self.phi[state.long()]
 
 
+@register_module("potential.linear")
 class LinearPotential(nn.Module):
     """Phi(s) = w . s + b on flattened observations."""
 
     def __init__(self, obs_dim: int):
         super().__init__()
-        self.spec = {"name": "linear", "obs_dim": int(obs_dim)}
         self.net = nn.Sequential(nn.Flatten(), nn.Linear(int(obs_dim), 1))
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         return self.net(state.float()).squeeze(-1)
 
 
+@register_module("potential.mlp")
 class MLPPotential(nn.Module):
     """Phi(s): an MLP with ReLU hidden layers (the paper's config: 4 x 128)."""
 
     def __init__(self, obs_dim: int, hidden: int = 128, layers: int = 4):
         super().__init__()
-        self.spec = {"name": "mlp", "obs_dim": int(obs_dim), "hidden": int(hidden), "layers": int(layers)}
         mods: list[nn.Module] = [nn.Flatten()]
         d = int(obs_dim)
         for _ in range(int(layers)):
@@ -53,42 +51,18 @@ class MLPPotential(nn.Module):
         return self.net(state.float()).squeeze(-1)
 
 
-POTENTIALS = {"tabular": TabularPotential, "linear": LinearPotential, "mlp": MLPPotential}
-
-
-def build_potential(spec: dict[str, Any]) -> nn.Module:
-    """Build a potential from its spec dict."""
-    spec = dict(spec)
-    name = spec.pop("name", None)
-    if name not in POTENTIALS:
-        raise RewardLabError(f"unknown potential '{name}'; choose one of {', '.join(POTENTIALS)}")
-    return POTENTIALS[name](**spec)
-
-
+@register_module("reward.shaped")
 class ShapedRewardNet(RewardNet):
     """A frozen base reward, shifted by a learned constant c and shaped by a learned potential Phi."""
 
-    def __init__(
-        self,
-        base: RewardNet | dict[str, Any],
-        potential: nn.Module | dict[str, Any],
-        gamma: float,
-        learn_shift: bool = True,
-    ):
+    def __init__(self, base: RewardNet, potential: nn.Module, gamma: float, learn_shift: bool = True):
         super().__init__()
-        self.base = build_reward_net(base) if isinstance(base, dict) else base
-        self.potential = build_potential(potential) if isinstance(potential, dict) else potential
+        self.base = base
+        self.potential = potential
         for p in self.base.parameters():
             p.requires_grad_(False)
         self.gamma = float(gamma)
         self.shift = nn.Parameter(torch.zeros(()), requires_grad=learn_shift)
-        self.spec = {
-            "name": "shaped",
-            "base": self.base.spec,
-            "potential": self.potential.spec,
-            "gamma": self.gamma,
-            "learn_shift": bool(learn_shift),
-        }
 
     def forward(self, state, action, next_state, done):
         with torch.no_grad():

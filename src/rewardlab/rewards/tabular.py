@@ -6,17 +6,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from rewardlab.core.modules import register_module
 from rewardlab.errors import RewardLabError
 from rewardlab.rewards.nets import RewardNet
 
 
+@register_module("reward.tabular")
 class TabularRewardNet(RewardNet):
     """r(s, a, s', done) = table[s, s'] for integer states; a learnable (zero-initialised) or fixed table."""
 
     def __init__(self, n_states: int, trainable: bool = True):
         super().__init__()
         self.n_states = int(n_states)
-        self.spec = {"name": "tabular", "n_states": self.n_states, "trainable": bool(trainable)}
         table = torch.zeros(self.n_states, self.n_states)
         if trainable:
             self.table = nn.Parameter(table)

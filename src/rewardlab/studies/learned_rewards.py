@@ -239,11 +239,9 @@ def step_dataset(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
     return res
 
 
-def reward_net_spec(cfg: LearnedRewardsConfig) -> dict[str, Any]:
-    """The architecture the config asks for."""
-    from rewardlab.rewards.nets import MazeRewardMLP
-
-    return MazeRewardMLP((SIZE, SIZE), tuple(cfg.reward_model.hidden)).spec
+def reward_net_config(cfg: LearnedRewardsConfig) -> dict[str, Any]:
+    """The architecture the config asks for (the reward net's constructor arguments)."""
+    return {"obs_shape": (SIZE, SIZE), "hidden": tuple(cfg.reward_model.hidden)}
 
 
 @study.step(
@@ -288,12 +286,13 @@ def step_reward_model(cfg: LearnedRewardsConfig, run: RunDir, dataset: str | Non
 
 
 def _load_reward_model(cfg: LearnedRewardsConfig, run: RunDir, device: str = "cpu") -> Any:
-    from rewardlab.rewards.nets import load_reward_net
+    from rewardlab.core.modules import load_module
+    from rewardlab.rewards.nets import MazeRewardMLP
 
     path = run.root / "reward_model" / "model.pt"
     if not path.exists():
         raise RewardLabError(f"no reward model in '{run.root}'; run the reward-model step first")
-    net, _ = load_reward_net(path, expect_spec=reward_net_spec(cfg), device=device)
+    net, _ = load_module(path, expect=MazeRewardMLP, expect_config=reward_net_config(cfg), map_location=device)
     return net  # type: ignore[return-value]
 
 

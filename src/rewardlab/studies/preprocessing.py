@@ -137,9 +137,9 @@ def _models(cfg: PreprocessingConfig, spec: MazeSpec) -> dict[tuple[str, str, st
 
 def preprocess_maze(cfg: PreprocessingConfig, run: RunDir, maze: str) -> dict[str, Any]:
     """Preprocess every reward model of one maze with every objective; save models, measure, plot."""
+    from rewardlab.core.modules import save_module
     from rewardlab.interpret.heatmaps import action_rewards, heatmap_grid
     from rewardlab.interpret.preprocess import preprocess_tabular_adam, shaped_net_from_lp, solve_lp, tabular_pairs
-    from rewardlab.rewards.nets import save_reward_net
     from rewardlab.rewards.tabular import TabularRewardNet
 
     spec = maze_spec(maze)
@@ -171,7 +171,7 @@ def preprocess_maze(cfg: PreprocessingConfig, run: RunDir, maze: str) -> dict[st
         base = TabularRewardNet.from_table(models[(src, reward, shaping)])
         for obj, res in results.items():
             net = shaped_net_from_lp(base, spec.n_states, cfg.gamma, res["phi"][i], float(res["shift"][i]))
-            save_reward_net(
+            save_module(
                 out_dir / f"{reward}_{shaping}_{src}.{obj}.pt",
                 net,
                 {
@@ -270,6 +270,7 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
     import torch
 
     from rewardlab.agents.ppo import load_ppo, policy_act_fn, train_ppo
+    from rewardlab.core.modules import save_module
     from rewardlab.data.rollouts import collect_trajectories
     from rewardlab.envs.mountain_car import BatchedMountainCar, reached_goal_stats
     from rewardlab.envs.vec import BatchedVecEnv
@@ -282,7 +283,6 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
         trajectory_pairs,
     )
     from rewardlab.rewards.mountain_car import MountainCarRewardNet
-    from rewardlab.rewards.nets import save_reward_net
 
     mc = cfg.mountain_car
     out = run.step_dir("mountain_car")
@@ -350,7 +350,7 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
                 r = net(s_t, None, s2_t, d_t).numpy()
             shaped_r[shaping][obj] = r
             entry[obj] = {**sparsity(r, scale), "smoothness": smoothness(r, pairs), "potential": kind, "solver": solver}
-            save_reward_net(
+            save_module(
                 out / "models" / f"{shaping}.{obj}.pt",
                 net,
                 {
@@ -361,7 +361,7 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
                     "gamma": cfg.gamma,
                 },
             )
-        save_reward_net(
+        save_module(
             out / "models" / f"{shaping}.unmodified.pt",
             base,
             {"env": f"ShapedMountainCar-{shaping}", "objective": "unmodified", "gamma": cfg.gamma},
