@@ -28,17 +28,22 @@ import torch.nn.functional as F
 
 from rewardlab.agents.configs import HLSACConfig  # noqa: F401
 from rewardlab.agents.ptgm import Codebook, GoalMLP, LowLevelPolicy
+from rewardlab.core.modules import module_record, module_weights, register_module
 from rewardlab.core.runs import load_checkpoint, save_checkpoint
 from rewardlab.envs.mini_kitchen import BatchedMiniKitchen, KitchenSpec
 from rewardlab.errors import RewardLabError
 
 
-def critic_net(obs_dim: int, n: int, hidden: int, layers: int) -> nn.Sequential:
-    mods: list[nn.Module] = [nn.Linear(obs_dim, hidden), nn.LeakyReLU(0.2)]
-    for _ in range(layers):
-        mods += [nn.Linear(hidden, hidden), nn.LeakyReLU(0.2)]
-    mods.append(nn.Linear(hidden, n))
-    return nn.Sequential(*mods)
+@register_module("ptgm.critic")
+class Critic(nn.Sequential):
+    """Q(s, .) over the N codes: an MLP with LeakyReLU(0.2) hidden layers."""
+
+    def __init__(self, obs_dim: int, n: int, hidden: int, layers: int):
+        mods: list[nn.Module] = [nn.Linear(obs_dim, hidden), nn.LeakyReLU(0.2)]
+        for _ in range(layers):
+            mods += [nn.Linear(hidden, hidden), nn.LeakyReLU(0.2)]
+        mods.append(nn.Linear(hidden, n))
+        super().__init__(*mods)
 
 
 class Replay:
@@ -90,8 +95,8 @@ class HighLevelSAC:
         else:
             self.policy = GoalMLP(obs_dim, self.n, prior.dims["hidden"], prior.dims["blocks"])
         self.policy.requires_grad_(True).eval()  # BatchNorm stays in eval mode (the prior's running statistics)
-        self.q1 = critic_net(obs_dim, self.n, cfg.critic_hidden, cfg.critic_layers)
-        self.q2 = critic_net(obs_dim, self.n, cfg.critic_hidden, cfg.critic_layers)
+        self.q1 = Critic(obs_dim, self.n, cfg.critic_hidden, cfg.critic_layers)
+        self.q2 = Critic(obs_dim, self.n, cfg.critic_hidden, cfg.critic_layers)
         self.q1t, self.q2t = copy.deepcopy(self.q1), copy.deepcopy(self.q2)
         for t in (self.q1t, self.q2t):
             t.requires_grad_(False)
@@ -164,13 +169,17 @@ class HighLevelSAC:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            k: getattr(self, k).state_dict()
-            for k in ("policy", "q1", "q2", "q1t", "q2t", "opt_pi", "opt_q", "opt_alpha")
-        } | {"log_alpha": self.log_alpha.detach(), "updates": self.updates}
+        """Policy and critics as module records (rewardlab.core.modules), optimisers, temperature, update count."""
+        return (
+            {k: module_record(getattr(self, k)) for k in ("policy", "q1", "q2", "q1t", "q2t")}
+            | {k: getattr(self, k).state_dict() for k in ("opt_pi", "opt_q", "opt_alpha")}
+            | {"log_alpha": self.log_alpha.detach(), "updates": self.updates}
+        )
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
-        for k in ("policy", "q1", "q2", "q1t", "q2t", "opt_pi", "opt_q", "opt_alpha"):
+        for k in ("policy", "q1", "q2", "q1t", "q2t"):
+            getattr(self, k).load_state_dict(module_weights(st[k]))
+        for k in ("opt_pi", "opt_q", "opt_alpha"):
             getattr(self, k).load_state_dict(st[k])
         with torch.no_grad():
             self.log_alpha.copy_(st["log_alpha"])

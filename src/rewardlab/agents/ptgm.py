@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rewardlab.agents.configs import CodebookConfig, PretrainConfig  # noqa: F401
+from rewardlab.core.modules import module_from_record, module_record, module_weights, register_module
 from rewardlab.core.runs import atomic_path, load_checkpoint, save_checkpoint
 from rewardlab.data.offline import OfflineDataset
 from rewardlab.errors import RewardLabError
@@ -163,6 +164,7 @@ class WindowSampler:
 
 
 # ----------------------------------------------------------------------------------------------------- networks
+@register_module("ptgm.goal_mlp")
 class GoalMLP(nn.Module):
     """PTGM's Kitchen network: input layer, `blocks` x (Linear no bias + BatchNorm1d + LeakyReLU(0.2)), head."""
 
@@ -184,6 +186,7 @@ class GoalMLP(nn.Module):
         return self.net(x)
 
 
+@register_module("ptgm.low_level")
 class LowLevelPolicy(nn.Module):
     """P(a | s, g): a diagonal Gaussian whose mean and log-std come from a GoalMLP on concat(s, g)."""
 
@@ -255,7 +258,7 @@ def pretrain(
     step, seconds, history = 0, 0.0, []
     if ckpt.exists():
         st = load_checkpoint(ckpt)
-        low.load_state_dict(st["low"]), prior.load_state_dict(st["prior"])
+        low.load_state_dict(module_weights(st["low"])), prior.load_state_dict(module_weights(st["prior"]))
         opt_low.load_state_dict(st["opt_low"]), opt_prior.load_state_dict(st["opt_prior"])
         step, seconds, history = st["step"], st["seconds"], st["history"]
         gen.set_state(st["gen"])
@@ -264,19 +267,14 @@ def pretrain(
         save_checkpoint(
             ckpt,
             {
-                "low": low.state_dict(),
-                "prior": prior.state_dict(),
+                "low": module_record(low),
+                "prior": module_record(prior),
                 "opt_low": opt_low.state_dict(),
                 "opt_prior": opt_prior.state_dict(),
                 "step": step,
                 "seconds": seconds,
                 "history": history,
                 "gen": gen.get_state(),
-                "low_dims": low.mlp.dims,
-                "prior_dims": prior.dims,
-                "act_dim": ds.act_dim,
-                "obs_dim": ds.obs_dim,
-                "goal_dim": len(goal_idx),
             },
         )
 
@@ -331,7 +329,11 @@ def pretrain(
 def load_pretrained(path: str | Path) -> tuple[LowLevelPolicy, GoalMLP]:
     """The low-level policy and prior of a `pretrain.pt`, in eval mode."""
     st = load_checkpoint(path)
-    try:
+    if isinstance(st.get("low"), dict) and "kind" in st["low"]:  # the one module format
+        low, _ = module_from_record(st["low"], f"'{path}'", expect=LowLevelPolicy)
+        prior, _ = module_from_record(st["prior"], f"'{path}'", expect=GoalMLP)
+        return low.eval(), prior.eval()
+    try:  # written before the one module format
         ld = st["low_dims"]
         low = LowLevelPolicy(st["obs_dim"], st["goal_dim"], st["act_dim"], ld["hidden"], ld["blocks"])
         low.load_state_dict(st["low"])

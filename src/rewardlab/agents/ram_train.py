@@ -17,7 +17,7 @@ import torch
 
 from rewardlab.agents.configs import TrainConfig  # noqa: F401
 from rewardlab.agents.ram import RAM, LossConfig, Oracle, hybrid_loss, load_ram
-from rewardlab.core.modules import save_module
+from rewardlab.core.modules import module_record, module_weights, save_module
 from rewardlab.core.runs import MetricsLogger, available_cores, load_checkpoint, progress, save_checkpoint
 from rewardlab.data.cluttered_mnist import MEAN, STD
 from rewardlab.errors import RewardLabError
@@ -123,7 +123,7 @@ def train_ram(
     if last.exists():
         state = load_checkpoint(last, map_location=device)
         try:
-            model.load_state_dict(state["model"])
+            model.load_state_dict(module_weights(state["model"]))
             opt.load_state_dict(state["optim"])
             if oracle is not None and "oracle" in state:
                 oracle.load_state_dict(state["oracle"])
@@ -231,7 +231,7 @@ def _train_loop(
                     ckpt_dir / f"epoch_{ep}.pt", model, dict(epoch=ep, valid_accuracy=val["accuracy"], **(meta or {}))
                 )
             state = {
-                "model": model.state_dict(),
+                "model": module_record(model),
                 "optim": opt.state_dict(),
                 "epoch": ep,
                 "best": best,

@@ -203,6 +203,12 @@ def module_from_record(
     return module, dict(record.get("meta", {}))
 
 
+def module_weights(saved: dict[str, Any]) -> dict[str, Any]:
+    """The weights of a module kept inside a training checkpoint: from its record, or (older files) the bare
+    state_dict."""
+    return saved["state_dict"] if "kind" in saved and "state_dict" in saved else saved
+
+
 def save_module(path: str | os.PathLike, module: Any, meta: dict[str, Any] | None = None) -> None:
     """Save a registered module (kind, config, state_dict, metadata) atomically."""
     save_checkpoint(path, module_record(module, meta))
@@ -227,6 +233,7 @@ __all__ = [
     "module_record",
     "build_module",
     "module_from_record",
+    "module_weights",
     "save_module",
     "load_module",
 ]

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rewardlab.core.modules import module_config, save_module
+from rewardlab.core.modules import module_config, module_record, module_weights, save_module
 from rewardlab.core.runs import MetricsLogger, load_checkpoint, progress, save_checkpoint
 from rewardlab.data.transitions import Transitions
 from rewardlab.errors import RewardLabError
@@ -62,11 +62,12 @@ def train_regression(
     start_epoch = 0
     if ckpt_path.exists():
         state = load_checkpoint(ckpt_path, map_location=device)
-        if state.get("spec") != module_config(net):
+        saved = state.get("model", state.get("state_dict", {}))  # a module record (older files: the bare weights)
+        if "kind" in saved and (saved["kind"], saved["config"]) != (net.module_kind, module_config(net)):
             raise RewardLabError(
                 f"'{ckpt_path}' is a checkpoint of another architecture; delete it or use another run directory"
             )
-        net.load_state_dict(state["state_dict"])
+        net.load_state_dict(module_weights(saved))
         opt.load_state_dict(state["optimizer"])
         start_epoch = int(state["epoch"])
     obs = torch.as_tensor(train.obs, device=device)
@@ -100,8 +101,7 @@ def train_regression(
             save_checkpoint(
                 ckpt_path,
                 {
-                    "spec": module_config(net),
-                    "state_dict": net.state_dict(),
+                    "model": module_record(net),
                     "optimizer": opt.state_dict(),
                     "epoch": epoch + 1,
                 },
