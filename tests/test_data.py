@@ -61,4 +61,6 @@ def test_hdf5_bad_inputs(tmp_path):
 
 def test_transitions_length_mismatch():
     with pytest.raises(RewardLabError):
-        Transitions(np.zeros((3, 11, 11), np.uint8), np.zeros((2, 11, 11), np.uint8), np.zeros(3), np.zeros(3, bool))
+        Transitions(
+            np.zeros((3, 11, 11), np.uint8), None, np.zeros((2, 11, 11), np.uint8), np.zeros(3), np.zeros(3, bool)
+        )

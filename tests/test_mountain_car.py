@@ -159,7 +159,7 @@ def test_reward_net_equals_env_reward(shaping):
     r = net(torch.as_tensor(t.obs), None, torch.as_tensor(t.next_obs), torch.as_tensor(t.dones))
     assert r.shape == (len(t),) and r.dtype == torch.float32
     np.testing.assert_array_equal(r.numpy(), t.rewards)
-    np.testing.assert_array_equal(net.predict(t.obs, t.next_obs).numpy(), t.rewards)
+    np.testing.assert_array_equal(net.predict(t.obs, t.acts, t.next_obs, t.dones), t.rewards)
     np.testing.assert_array_equal(
         mc_reward(shaping, t.obs, t.next_obs, potential_params(shaping)).astype(np.float32), t.rewards
     )
@@ -173,7 +173,9 @@ def test_reward_net_save_load_build_and_errors(tmp_path):
     save_module(tmp_path / "mc.pt", net, {"env": "mc"})
     back, meta = load_module(tmp_path / "mc.pt", expect_config=module_config(net))
     assert isinstance(back, MountainCarRewardNet) and meta == {"env": "mc"}
-    np.testing.assert_array_equal(back.predict(t.obs, t.next_obs).numpy(), net.predict(t.obs, t.next_obs).numpy())
+    np.testing.assert_array_equal(
+        back.predict(t.obs, None, t.next_obs, None), net.predict(t.obs, None, t.next_obs, None)
+    )
     with pytest.raises(RewardLabError, match="config asks for"):
         load_module(tmp_path / "mc.pt", expect_config=module_config(MountainCarRewardNet("random")))
     with pytest.raises(RewardLabError, match="expects states of shape"):

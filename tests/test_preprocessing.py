@@ -36,7 +36,7 @@ class SumReward(RewardNet):
     """r(s, a, s', done) = a * sum(s') + b * sum(s): a fixed reward on continuous states."""
 
     def __init__(self, a: float = 0.0, b: float = 1.0):
-        super().__init__()
+        super().__init__(None, None)
         self.a, self.b = a, b
 
     def forward(self, state, action, next_state, done):

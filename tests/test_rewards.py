@@ -1,3 +1,6 @@
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -46,11 +49,11 @@ def test_save_load_identical_outputs(tmp_path):
     torch.manual_seed(0)
     net = MazeRewardMLP(hidden=(32, 16))
     t = random_transitions(200, 0)
-    before = net.predict(t.obs, t.next_obs)
+    before = net.predict(t.obs, None, t.next_obs, None)
     save_module(tmp_path / "m.pt", net, {"note": "x"})
     back, meta = load_module(tmp_path / "m.pt")
     assert meta == {"note": "x"}
-    torch.testing.assert_close(back.predict(t.obs, t.next_obs), before, rtol=0, atol=0)
+    np.testing.assert_array_equal(back.predict(t.obs, None, t.next_obs, None), before)
 
 
 def test_load_refuses_other_architecture_and_corrupt_files(tmp_path):
@@ -95,7 +98,7 @@ def test_learned_reward_vec_env_replaces_reward_and_keeps_true():
         s2 = nxt.copy()
         for i in np.flatnonzero(dones):
             s2[i] = infos[i]["terminal_observation"]
-        expected = net.predict(obs, s2).numpy()
+        expected = net.predict(obs, a, s2, dones)
         np.testing.assert_allclose(r, expected, rtol=1e-6, atol=1e-6)
         assert all("true_reward" in info for info in infos)
         obs = nxt
@@ -113,7 +116,7 @@ def test_one_module_format_records_constructor_arguments_and_refuses_the_wrong_k
     assert net.config == MazeRewardMLP.Config(obs_shape=(11, 11), hidden=(8,))
     shaped = ShapedRewardNet(MazeRewardMLP(hidden=(4,)), MLPPotential(121, hidden=5, layers=1), gamma=0.9)
     assert module_config(shaped) == {
-        "base": {"kind": "reward.maze_mlp", "config": {"obs_shape": [11, 11], "hidden": [4]}},
+        "base": {"kind": "reward.maze_mlp", "config": {"obs_shape": [11, 11], "hidden": [4], "use_action": False}},
         "potential": {"kind": "potential.mlp", "config": {"obs_dim": 121, "hidden": 5, "layers": 1}},
         "gamma": 0.9,
         "learn_shift": True,
@@ -182,3 +185,49 @@ def test_files_of_the_older_formats_still_load(tmp_path):
     assert meta["env_id"] == "rewardlab/EmptyMaze-10x10-CoinFlipGoal-v0" and net(
         x := torch.zeros(2, 11, 11), None, x, None
     ).shape == (2,)
+
+
+def test_the_reward_net_protocol_is_imitations():
+    """forward / predict_th / predict take (state, action, next_state, done); nets know their spaces; a wrapper
+    shares its base's spaces."""
+    import gymnasium as gym
+
+    from rewardlab.rewards.nets import RewardNetWrapper
+    from rewardlab.rewards.shaping import ShapedRewardNet, TabularPotential
+    from rewardlab.rewards.tabular import TabularRewardNet
+
+    net = MazeRewardMLP(hidden=(8,))
+    assert net.observation_space == gym.spaces.Box(0, 3, (11, 11), np.uint8)
+    assert net.action_space == gym.spaces.Discrete(4)
+    t = random_transitions(10, 1)
+    r = net.predict(t.obs, None, t.next_obs, t.dones)
+    assert isinstance(r, np.ndarray) and r.shape == (10,)
+    np.testing.assert_array_equal(r, net.predict_th(t.obs, None, t.next_obs, t.dones).numpy())
+    tab = TabularRewardNet(6)
+    shaped = ShapedRewardNet(tab, TabularPotential(6), gamma=0.9)
+    assert isinstance(shaped, RewardNetWrapper) and shaped.base is tab
+    assert shaped.observation_space == tab.observation_space == gym.spaces.Discrete(6)
+
+
+def test_regression_learns_a_reward_of_the_action_only_with_the_action():
+    """R(s, a, s') regression: a reward that depends on the action alone is fitted by the model that sees the action
+    and not by R(s, s')."""
+    from rewardlab.data.transitions import Transitions
+    from rewardlab.learn.configs import RegressionConfig
+    from rewardlab.learn.regression import train_regression
+
+    rng = np.random.default_rng(0)
+    n = 600
+    obs = np.zeros((n, 11, 11), np.uint8)  # one state: what tells the rewards apart is the action
+    obs[:, 5, 5] = 2
+    acts = rng.integers(0, 4, size=n)
+    data = Transitions(obs, acts, obs.copy(), (acts == 2).astype(np.float32), np.zeros(n, bool))
+    cfg = RegressionConfig(hidden=[16], lr=1e-2, batch_size=50, epochs=15, loss_reduction="mean")
+    mse = {}
+    for use_action in (False, True):
+        torch.manual_seed(0)
+        net = MazeRewardMLP(hidden=(16,), use_action=use_action)
+        with tempfile.TemporaryDirectory() as tmp:
+            res = train_regression(net, data.take(slice(0, 400)), data.take(slice(400, n)), cfg, Path(tmp), 0, "cpu")
+        mse[use_action] = res["test_mse"]
+    assert mse[True] < 0.01 < 0.15 < mse[False]  # variance of the reward: 0.1875

@@ -188,12 +188,19 @@ def module_from_record(
     kind, config = record.get("kind"), record.get("config")
     if kind not in _KINDS or not isinstance(config, dict) or not isinstance(record.get("state_dict"), dict):
         raise RewardLabError(f"{where} holds no module of a known kind ({kind!r})")
+    defaults = {
+        f.name: _plain(f.default)
+        for f in dataclasses.fields(_KINDS[kind].Config)
+        if f.default is not dataclasses.MISSING
+    }
+    config = {**defaults, **config}  # arguments added to the class since the file was written, at their defaults
     if expect is not None and not issubclass(_KINDS[kind], expect):
         raise RewardLabError(f"{where} holds a {kind}, not a {_kind_name(expect)}; give a checkpoint of the right kind")
-    if expect_config is not None and _plain(expect_config) != config:
+    wanted = {**defaults, **_plain(expect_config)} if expect_config is not None else config
+    if wanted != config:
         raise RewardLabError(
-            f"{where} holds a {kind} of {config}, but the config asks for {_plain(expect_config)}; "
-            "remake it or change the config to match"
+            f"{where} holds a {kind} of {config}, but the config asks for {wanted}; remake it or change the config to "
+            "match"
         )
     module = build_module(kind, config, where)
     try:

@@ -42,14 +42,15 @@ def run_episodes(env, act: ActFn, n_episodes: int) -> dict[str, np.ndarray]:
 
 
 def collect_transitions(env, act: ActFn, n: int) -> Transitions:
-    """Collect exactly `n` transitions (s, s', r, done) from `env` under `act`; on episode ends s' is
+    """Collect exactly `n` transitions (s, a, s', r, done) from `env` under `act`; on episode ends s' is
     the final observation (not the next episode's first)."""
     obs = env.reset()
     parts: list[Transitions] = []
     total = 0
     while total < n:
-        nxt, rewards, terminated, truncated, final_obs = env.step(act(obs))
-        parts.append(Transitions(obs, final_obs, rewards.astype(np.float32), terminated.copy()))
+        actions = np.asarray(act(obs))
+        nxt, rewards, terminated, truncated, final_obs = env.step(actions)
+        parts.append(Transitions(obs, actions.copy(), final_obs, rewards.astype(np.float32), terminated.copy()))
         total += env.n
         obs = nxt
     return Transitions.concat(parts).take(slice(0, n))
@@ -79,7 +80,7 @@ def collect_trajectories(
     n_actions = int(env.action_space.n)
     steps = -(-n // m)
     obs = env.reset()
-    cols: dict[str, list[np.ndarray]] = {"obs": [], "next_obs": [], "rewards": [], "dones": [], "ends": []}
+    cols: dict[str, list[np.ndarray]] = {"obs": [], "acts": [], "next_obs": [], "rewards": [], "dones": [], "ends": []}
     for _ in range(steps):
         explore = rng.random(m) < random_prob
         random_actions = rng.integers(0, n_actions, size=m)
@@ -90,6 +91,7 @@ def collect_trajectories(
         nxt, rewards, terminated, truncated, final_obs = env.step(actions)
         for k, v in (
             ("obs", obs),
+            ("acts", actions),
             ("next_obs", final_obs),
             ("rewards", rewards.astype(np.float32)),
             ("dones", terminated),
@@ -103,5 +105,5 @@ def collect_trajectories(
     starts[::steps] = True
     starts[1:] |= flat["ends"][:-1]
     episode = (np.cumsum(starts) - 1).astype(np.int64)
-    t = Transitions(flat["obs"], flat["next_obs"], flat["rewards"], flat["dones"].astype(bool))
+    t = Transitions(flat["obs"], flat["acts"], flat["next_obs"], flat["rewards"], flat["dones"].astype(bool))
     return t.take(slice(0, n)), episode[:n]

@@ -17,11 +17,16 @@ FORMAT = "rewardlab.transitions"
 FORMAT_VERSION = 1
 
 
+_ARRAYS = ("obs", "next_obs", "rewards", "dones")
+
+
 @dataclass
 class Transitions:
-    """A batch of transitions: observations (N, ...) uint8, next observations, rewards (N,) float32, dones (N,) bool."""
+    """A batch of transitions (s, a, s', r, done), imitation's order: observations (N, ...), actions (N, ...) (None
+    for datasets written before actions were kept), next observations, rewards (N,) float32, dones (N,) bool."""
 
     obs: np.ndarray
+    acts: np.ndarray | None
     next_obs: np.ndarray
     rewards: np.ndarray
     dones: np.ndarray
@@ -29,6 +34,8 @@ class Transitions:
     def __post_init__(self) -> None:
         n = len(self.obs)
         if not (len(self.next_obs) == len(self.rewards) == len(self.dones) == n):
+            raise RewardLabError("transitions have arrays of different lengths")
+        if self.acts is not None and len(self.acts) != n:
             raise RewardLabError("transitions have arrays of different lengths")
         if self.obs.shape != self.next_obs.shape:
             raise RewardLabError(f"obs {self.obs.shape} and next_obs {self.next_obs.shape} differ in shape")
@@ -39,13 +46,14 @@ class Transitions:
     @staticmethod
     def concat(parts: list["Transitions"]) -> "Transitions":
         """Concatenate several batches."""
-        return Transitions(
-            *(np.concatenate([getattr(p, k) for p in parts]) for k in ("obs", "next_obs", "rewards", "dones"))
-        )
+        acts = None if any(p.acts is None for p in parts) else np.concatenate([p.acts for p in parts])
+        obs, next_obs, rewards, dones = (np.concatenate([getattr(p, k) for p in parts]) for k in _ARRAYS)
+        return Transitions(obs, acts, next_obs, rewards, dones)
 
     def take(self, idx: Any) -> "Transitions":
         """The transitions at the given indices or slice."""
-        return Transitions(self.obs[idx], self.next_obs[idx], self.rewards[idx], self.dones[idx])
+        acts = None if self.acts is None else self.acts[idx]
+        return Transitions(self.obs[idx], acts, self.next_obs[idx], self.rewards[idx], self.dones[idx])
 
 
 def write_transitions(path: str | os.PathLike, splits: dict[str, Transitions], meta: dict[str, Any]) -> None:
@@ -66,6 +74,8 @@ def write_transitions(path: str | os.PathLike, splits: dict[str, Transitions], m
                 g.create_dataset(
                     "next_obs", data=np.asarray(t.next_obs, dtype=np.uint8), compression="gzip", compression_opts=1
                 )
+                if t.acts is not None:
+                    g.create_dataset("acts", data=np.asarray(t.acts))
                 g.create_dataset("rewards", data=np.asarray(t.rewards, dtype=np.float32))
                 g.create_dataset("dones", data=np.asarray(t.dones, dtype=bool))
                 g.attrs["count"] = len(t)
@@ -114,7 +124,11 @@ def read_transitions(
         g = f[split]
         try:
             t = Transitions(
-                g["obs"][()], g["next_obs"][()], g["rewards"][()].astype(np.float32), g["dones"][()].astype(bool)
+                g["obs"][()],
+                g["acts"][()] if "acts" in g else None,  # datasets written before actions were kept have none
+                g["next_obs"][()],
+                g["rewards"][()].astype(np.float32),
+                g["dones"][()].astype(bool),
             )
         except (KeyError, OSError) as e:
             raise RewardLabError(f"dataset '{path}' split '{split}' is corrupt ({e}); recreate it") from None

@@ -36,7 +36,7 @@ def transition(agent: tuple[int, int], action: int, goals: list[tuple[int, int]]
 def reward_of(net: MazeRewardMLP, s: np.ndarray, s2: np.ndarray) -> np.ndarray:
     """R(s, s') for grids of shape (..., 11, 11), as numpy."""
     shape = np.shape(s)[:-2]
-    r = net.predict(np.reshape(s, (-1, SIZE, SIZE)), np.reshape(s2, (-1, SIZE, SIZE)))
+    r = net.predict_th(np.reshape(s, (-1, SIZE, SIZE)), None, np.reshape(s2, (-1, SIZE, SIZE)), None)
     return r.cpu().numpy().reshape(shape)
 
 

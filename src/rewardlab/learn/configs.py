@@ -18,6 +18,7 @@ class RegressionConfig:
     loss_reduction: str = param(
         "sum", help="MSE reduction over a batch: 'sum' as in the original code, or 'mean'", choices=("sum", "mean")
     )
+    use_action: bool = param(False, help="R(s, a, s') instead of the paper's R(s, s'): the action enters the model")
 
 
 @dataclass

@@ -37,8 +37,9 @@ def predict_rewards(net: RewardNet, data: Transitions, device: str, batch: int =
     out = []
     for i in range(0, len(data), batch):
         s = torch.as_tensor(data.obs[i : i + batch], device=device)
+        a = None if data.acts is None else torch.as_tensor(data.acts[i : i + batch], device=device)
         s2 = torch.as_tensor(data.next_obs[i : i + batch], device=device)
-        out.append(net(s, None, s2, None).float().cpu().numpy())
+        out.append(net(s, a, s2, None).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
@@ -71,6 +72,7 @@ def train_regression(
         opt.load_state_dict(state["optimizer"])
         start_epoch = int(state["epoch"])
     obs = torch.as_tensor(train.obs, device=device)
+    acts = None if train.acts is None else torch.as_tensor(train.acts, device=device)
     nxt = torch.as_tensor(train.next_obs, device=device)
     rew = torch.as_tensor(train.rewards, device=device)
     n = len(train)
@@ -85,7 +87,7 @@ def train_regression(
             bar = progress(range(steps_per_epoch), desc=f"reward model epoch {epoch + 1}/{cfg.epochs}")
             for b in bar:
                 idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                pred = net(obs[idx], None, nxt[idx], None)
+                pred = net(obs[idx], None if acts is None else acts[idx], nxt[idx], None)
                 loss = torch.nn.functional.mse_loss(pred, rew[idx], reduction=cfg.loss_reduction)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from gymnasium import spaces
 
 from rewardlab.core.modules import register_module
-from rewardlab.envs.mountain_car import GAMMA, check_shaping, mc_reward, potential_params
+from rewardlab.envs.mountain_car import GAMMA, OBS_HIGH, OBS_LOW, check_shaping, mc_reward, potential_params
 from rewardlab.errors import RewardLabError
 from rewardlab.rewards.nets import RewardNet
 
@@ -23,7 +25,7 @@ class MountainCarRewardNet(RewardNet):
     """
 
     def __init__(self, shaping: str = "unshaped", gamma: float = GAMMA, seed: int = 0):
-        super().__init__()
+        super().__init__(spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32), spaces.Discrete(3))
         self.shaping = check_shaping(shaping)
         self.gamma = float(gamma)
         self.seed = int(seed)

@@ -1,11 +1,17 @@
-"""Reward networks: the RewardNet protocol r(s, a, s', done) and the nets built on it. Nets are saved and loaded with
-the one module checkpoint format (`rewardlab.core.modules.save_module` / `load_module`)."""
+"""Reward networks: imitation's RewardNet protocol r(s, a, s', done), its wrapper base, and the nets built on it.
+
+As in imitation (`imitation.rewards.reward_nets`): a net knows its observation and action spaces; `forward`,
+`predict_th` (a tensor) and `predict` (numpy) all take (state, action, next_state, done) in that order; a
+`RewardNetWrapper` holds a `base` net and shares its spaces. Nets are saved and loaded with the one module
+checkpoint format (`rewardlab.core.modules.save_module` / `load_module`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
+from gymnasium import spaces
 from torch import nn
 
 from rewardlab.core.modules import register_legacy_format, register_module
@@ -15,8 +21,14 @@ from rewardlab.errors import RewardLabError
 class RewardNet(nn.Module):
     """A reward model r(state, action, next_state, done) -> (B,) float tensor (the imitation protocol).
 
-    Subclasses are registered with `@register_module`, which records their constructor arguments.
+    Subclasses are registered with `@register_module`, which records their constructor arguments, and tell the
+    base their observation and action spaces.
     """
+
+    def __init__(self, observation_space: spaces.Space | None, action_space: spaces.Space | None):
+        super().__init__()
+        self.observation_space = observation_space
+        self.action_space = action_space
 
     @property
     def device(self) -> torch.device:
@@ -33,23 +45,41 @@ class RewardNet(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def predict(self, state: Any, next_state: Any, action: Any = None, done: Any = None) -> "torch.Tensor":
-        """Rewards for numpy or tensor inputs, without gradients, on the net's device."""
+    def predict_th(self, state: Any, action: Any, next_state: Any, done: Any) -> torch.Tensor:
+        """Rewards (a tensor) for numpy or tensor inputs, without gradients, on the net's device; an input that is
+        None stays None (nets that do not use it)."""
         dev = self.device
-        s = torch.as_tensor(state, device=dev)
-        s2 = torch.as_tensor(next_state, device=dev)
-        return self(s, action, s2, done)
+        s, a, s2, d = (None if x is None else torch.as_tensor(x, device=dev) for x in (state, action, next_state, done))
+        return self(s, a, s2, d)
+
+    def predict(self, state: Any, action: Any, next_state: Any, done: Any) -> np.ndarray:
+        """Rewards as a numpy array (imitation's `predict`)."""
+        return self.predict_th(state, action, next_state, done).cpu().numpy()
+
+
+class RewardNetWrapper(RewardNet):
+    """A reward net built on a `base` net (shaping, normalisation), with the base's spaces (imitation's wrapper)."""
+
+    def __init__(self, base: RewardNet):
+        super().__init__(base.observation_space, base.action_space)
+        self.base = base
 
 
 @register_module("reward.maze_mlp")
 class MazeRewardMLP(RewardNet):
     """R(s, s'): the MazeRewardModel of Michaud et al. (2020): flatten (s, s') as raw grid codes,
-    then Linear-Tanh layers and a bias-free Linear to one output (242-64-64-1 by default)."""
+    then Linear-Tanh layers and a bias-free Linear to one output (242-64-64-1 by default). With `use_action`,
+    R(s, a, s'): the one-hot action joins the input."""
 
-    def __init__(self, obs_shape: tuple[int, ...] = (11, 11), hidden: tuple[int, ...] = (64, 64)):
-        super().__init__()
+    def __init__(
+        self, obs_shape: tuple[int, ...] = (11, 11), hidden: tuple[int, ...] = (64, 64), use_action: bool = False
+    ):
+        from rewardlab.envs.maze import GOAL
+
         self.obs_shape = tuple(int(x) for x in obs_shape)
-        n_in = 2 * int(torch.tensor(self.obs_shape).prod())
+        super().__init__(spaces.Box(0, GOAL, self.obs_shape, dtype=np.uint8), spaces.Discrete(4))
+        self.use_action = bool(use_action)
+        n_in = 2 * int(torch.tensor(self.obs_shape).prod()) + (self.action_space.n if self.use_action else 0)
         layers: list[nn.Module] = [nn.Flatten()]
         for h in hidden:
             layers += [nn.Linear(n_in, int(h)), nn.Tanh()]
@@ -67,7 +97,13 @@ class MazeRewardMLP(RewardNet):
                 f"MazeRewardMLP expects states of shape (B, {self.obs_shape}), got "
                 f"{tuple(state.shape)} and {tuple(next_state.shape)}"
             )
-        return self.pair_reward(torch.stack([state, next_state], dim=1))
+        pair = torch.stack([state, next_state], dim=1)
+        if not self.use_action:
+            return self.pair_reward(pair)
+        if action is None:
+            raise RewardLabError("this reward model is R(s, a, s'): it needs the actions (a dataset that has them)")
+        one_hot = nn.functional.one_hot(torch.as_tensor(action).long().reshape(-1), self.action_space.n)
+        return self.net(torch.cat([pair.flatten(1).float(), one_hot.float()], dim=1)).squeeze(-1)
 
 
 # Files written before the one module format: {"kind": "rewardlab.reward_net", "spec": {"name": ..., ...}}.

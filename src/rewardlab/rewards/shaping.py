@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from rewardlab.core.modules import register_module
-from rewardlab.rewards.nets import RewardNet
+from rewardlab.rewards.nets import RewardNet, RewardNetWrapper
 
 
 @register_module("potential.tabular")
@@ -52,12 +52,11 @@ class MLPPotential(nn.Module):
 
 
 @register_module("reward.shaped")
-class ShapedRewardNet(RewardNet):
+class ShapedRewardNet(RewardNetWrapper):
     """A frozen base reward, shifted by a learned constant c and shaped by a learned potential Phi."""
 
     def __init__(self, base: RewardNet, potential: nn.Module, gamma: float, learn_shift: bool = True):
-        super().__init__()
-        self.base = base
+        super().__init__(base)
         self.potential = potential
         for p in self.base.parameters():
             p.requires_grad_(False)

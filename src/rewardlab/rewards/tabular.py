@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from gymnasium import spaces
 from torch import nn
 
 from rewardlab.core.modules import register_module
@@ -16,8 +17,8 @@ class TabularRewardNet(RewardNet):
     """r(s, a, s', done) = table[s, s'] for integer states; a learnable (zero-initialised) or fixed table."""
 
     def __init__(self, n_states: int, trainable: bool = True):
-        super().__init__()
         self.n_states = int(n_states)
+        super().__init__(spaces.Discrete(self.n_states), spaces.Discrete(5))  # the tabular mazes' spaces
         table = torch.zeros(self.n_states, self.n_states)
         if trainable:
             self.table = nn.Parameter(table)

@@ -241,7 +241,11 @@ def step_dataset(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
 
 def reward_net_config(cfg: LearnedRewardsConfig) -> dict[str, Any]:
     """The architecture the config asks for (the reward net's constructor arguments)."""
-    return {"obs_shape": (SIZE, SIZE), "hidden": tuple(cfg.reward_model.hidden)}
+    return {
+        "obs_shape": (SIZE, SIZE),
+        "hidden": tuple(cfg.reward_model.hidden),
+        "use_action": cfg.reward_model.use_action,
+    }
 
 
 @study.step(
@@ -263,7 +267,7 @@ def step_reward_model(cfg: LearnedRewardsConfig, run: RunDir, dataset: str | Non
     import torch
 
     torch.manual_seed(cfg.seed)
-    net = MazeRewardMLP((SIZE, SIZE), tuple(cfg.reward_model.hidden))
+    net = MazeRewardMLP(**reward_net_config(cfg))
     t0 = time.time()
     out = run.step_dir("reward_model")
     res = train_regression(
@@ -296,7 +300,16 @@ def _load_reward_model(cfg: LearnedRewardsConfig, run: RunDir, device: str = "cp
     return net  # type: ignore[return-value]
 
 
-@study.step("interpret", uses=["seed", "interpret"], after=["reward-model", "dataset", "expert"])
+@study.step(
+    "interpret",
+    uses=["seed", "interpret"],
+    after=["reward-model", "dataset", "expert"],
+    applies=lambda cfg: (
+        "the saliency maps and probes are defined for R(s, s') (reward_model.use_action=false)"
+        if cfg.reward_model.use_action
+        else None
+    ),
+)
 def step_interpret(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
     """Saliency maps of the reward model, the three counterfactual probes, and policy saliency."""
     from rewardlab.agents.ppo import load_ppo
