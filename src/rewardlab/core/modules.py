@@ -151,6 +151,8 @@ def build_module(kind: str, config: dict[str, Any], where: str = "a checkpoint")
             value = build_module(value["kind"], value["config"], where)
         elif dataclasses.is_dataclass(hints.get(name)):
             value = from_dict(hints[name], value, prefix=f"{name}.")
+        elif isinstance(value, list) and typing.get_origin(hints.get(name)) is tuple:
+            value = tuple(value)  # stored as a list
         args[name] = value
     try:
         cls.Config(**args)
