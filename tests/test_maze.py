@@ -145,6 +145,31 @@ def test_batched_equals_single(variant):
     assert episodes > n  # several resets happened
 
 
+@pytest.mark.parametrize("variant", ["FixedGoal", "TwoGoals"])
+def test_batched_equals_single_when_the_goal_is_reached_at_the_time_limit(variant):
+    """Both report terminated and truncated for an episode whose goal is reached at its last step (Gymnasium's
+    TimeLimit); the batched maze once reported terminated only."""
+    n, limit = 8, 3
+    seeds = list(range(100, 100 + n))
+    batched = BatchedMaze(n, variant, seeds=seeds, max_episode_steps=limit)
+    singles = [gym.make(env_id(variant), max_episode_steps=limit) for _ in range(n)]
+    batched.reset()
+    for e, s in zip(singles, seeds):
+        e.reset(seed=s)
+    rng = np.random.default_rng(1)
+    both = 0
+    for _ in range(1500):
+        a = rng.integers(0, 4, size=n)
+        _, r_b, term_b, trunc_b, _ = batched.step(a)
+        for i, e in enumerate(singles):
+            _, r, term, trunc, _ = e.step(int(a[i]))
+            assert (r_b[i], term_b[i], trunc_b[i]) == (r, term, trunc)
+            both += term and trunc
+            if term or trunc:
+                e.reset()
+    assert both > 0  # the case happened
+
+
 def test_batched_bad_input():
     with pytest.raises(RewardLabError, match="unknown maze variant"):
         BatchedMaze(2, "Nope")

@@ -107,7 +107,7 @@ def four_rooms(name: str = "large") -> FourRooms:
 class FourRoomsEnv(gym.Env):
     """Gymnasium view: observation = state index, reward 0 (skills bring their own), fixed-length episodes."""
 
-    metadata = {"render_modes": ["rgb_array"]}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
     def __init__(self, grid: str = "large", episode_length: int | None = None, render_mode: str | None = None):
         self.world = four_rooms(grid)

@@ -125,7 +125,7 @@ def goal_features(obs60: np.ndarray) -> np.ndarray:
     return obs[..., KITCHEN_GOAL_IDX]
 
 
-class FrankaKitchenD4RL(gym.Wrapper):
+class FrankaKitchenD4RL(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """FrankaKitchen-v1 seen as D4RL `kitchen-*-v0`: 60-d float32 Box observations, 9-d actions in [-1, 1].
 
     Reward, task removal, termination and the step limit are FrankaKitchen-v1's own (made with
@@ -135,7 +135,8 @@ class FrankaKitchenD4RL(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, tasks: Sequence[str] = KITCHEN_TARGET_TASKS, seed: int | None = None):
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, tasks=tuple(tasks), seed=seed)  # so the wrapper can be remade
+        gym.Wrapper.__init__(self, env)
         self.tasks = check_kitchen_tasks(tasks)
         self._goal = kitchen_goal_vector(self.tasks).astype(np.float32)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (KITCHEN_OBS_DIM,), np.float32)

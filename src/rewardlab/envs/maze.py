@@ -254,7 +254,7 @@ class BatchedMaze:
         rewards = on_goal.astype(np.float32)
         terminated = on_goal if self.terminates else np.zeros(self.n, dtype=bool)
         self.t += 1
-        truncated = (self.t >= self.max_episode_steps) & ~terminated
+        truncated = self.t >= self.max_episode_steps  # as Gymnasium's TimeLimit: also when the goal ends the step
         final_obs = self.observe()
         done = np.flatnonzero(terminated | truncated)
         if done.size:
