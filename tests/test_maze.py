@@ -5,6 +5,7 @@ import pytest
 from rewardlab.envs import BatchedMaze, MazeEnv, env_id
 from rewardlab.envs.maze import AGENT, FREE_CELLS, GOAL, LAYOUT, VARIANTS, WALL, draw_grid
 from rewardlab.envs.vec import BatchedVecEnv
+from rewardlab.envs.vector import final_observations
 from rewardlab.errors import RewardLabError
 
 N, S, W, E = 0, 1, 2, 3
@@ -126,14 +127,15 @@ def test_batched_equals_single(variant):
     seeds = [11, 12, 13, 14, 15, 16]
     batched = BatchedMaze(n, variant, seeds=seeds, block=4)  # small block: exercises refills
     singles = [gym.make(env_id(variant)) for _ in range(n)]
-    obs_b = batched.reset()
+    obs_b, _ = batched.reset()
     obs_s = np.stack([e.reset(seed=s)[0] for e, s in zip(singles, seeds)])
     np.testing.assert_array_equal(obs_b, obs_s)
     rng = np.random.default_rng(0)
     episodes = 0
     for _ in range(steps):
         a = rng.integers(0, 4, size=n)
-        obs_b, r_b, term_b, trunc_b, final_b = batched.step(a)
+        obs_b, r_b, term_b, trunc_b, infos = batched.step(a)
+        final_b = final_observations(obs_b, infos)
         for i, e in enumerate(singles):
             o, r, term, trunc, _ = e.step(int(a[i]))
             np.testing.assert_array_equal(final_b[i], o)

@@ -19,6 +19,7 @@ from rewardlab.envs.mountain_car import (
     shaping_of,
 )
 from rewardlab.envs.vec import BatchedVecEnv
+from rewardlab.envs.vector import final_observations
 from rewardlab.errors import RewardLabError
 from rewardlab.rewards.mountain_car import MountainCarRewardNet
 from rewardlab.rewards.wrappers import LearnedRewardVecEnv
@@ -228,14 +229,15 @@ def test_batched_equals_single(shaping):
     seeds = [21, 22, 23, 24, 25]
     batched = BatchedMountainCar(n, shaping, seeds=seeds, block=2)  # small block: exercises refills
     singles = [ShapedMountainCarEnv(shaping) for _ in range(n)]
-    obs_b = batched.reset()
+    obs_b, _ = batched.reset()
     obs_s = np.stack([e.reset(seed=s)[0] for e, s in zip(singles, seeds)])
     np.testing.assert_array_equal(obs_b, obs_s)
     rng = np.random.default_rng(0)
     episodes, goals = 0, 0
     for _ in range(steps):
         a = np.where(rng.random(n) < 0.2, rng.integers(0, 3, size=n), pump(obs_b))
-        obs_b, r_b, term_b, trunc_b, final_b = batched.step(a)
+        obs_b, r_b, term_b, trunc_b, infos = batched.step(a)
+        final_b = final_observations(obs_b, infos)
         assert r_b.dtype == np.float32 and obs_b.dtype == np.float32
         for i, e in enumerate(singles):
             o, r, term, trunc, _ = e.step(int(a[i]))
@@ -275,20 +277,20 @@ def test_collect_trajectories_order_and_episode_ids():
 
 
 class RecordingEnv:
-    """A stand-in batched env (BatchedMaze API) that records the actions it is given."""
+    """A stand-in batched env (the VectorEnv protocol) that records the actions it is given."""
 
     def __init__(self, n):
-        self.n = n
-        self.action_space = gym.spaces.Discrete(3)
+        self.n = self.num_envs = n
+        self.single_action_space = gym.spaces.Discrete(3)
         self.actions = []
 
     def reset(self):
-        return np.zeros((self.n, 2), dtype=np.float32)
+        return np.zeros((self.n, 2), dtype=np.float32), {}
 
     def step(self, actions):
         self.actions.append(np.array(actions))
         z = np.zeros(self.n, dtype=bool)
-        return self.reset(), np.zeros(self.n, np.float32), z, z, self.reset()
+        return self.reset()[0], np.zeros(self.n, np.float32), z, z, {}
 
 
 def test_collect_trajectories_random_prob():

@@ -37,7 +37,7 @@ def test_ppo_checkpoints_and_resumes(tmp_path):
 
 def test_ppo_same_seed_same_policy(tmp_path):
     models = [train_ppo(cfg(256), BatchedVecEnv(BatchedMaze(4, seeds=0)), tmp_path / f"r{i}", seed=3) for i in range(2)]
-    obs = BatchedMaze(8, seeds=1).reset()
+    obs, _ = BatchedMaze(8, seeds=1).reset()
     a, b = (policy_act_fn(m, True)(obs) for m in models)
     np.testing.assert_array_equal(a, b)
     for pa, pb in zip(models[0].policy.parameters(), models[1].policy.parameters()):

@@ -7,6 +7,7 @@ from typing import Callable
 import numpy as np
 
 from rewardlab.data.transitions import Transitions
+from rewardlab.envs.vector import final_observations
 from rewardlab.errors import RewardLabError
 
 ActFn = Callable[[np.ndarray], np.ndarray]
@@ -16,9 +17,10 @@ def run_episodes(env, act: ActFn, n_episodes: int) -> dict[str, np.ndarray]:
     """Run each of `env.n` environments until `n_episodes` episodes have finished (the first ones
     to finish in each environment, in order); returns per-episode returns, lengths and successes.
 
-    `env` follows the BatchedMaze API. Success means the episode ended by termination.
+    `env` is a same-step-autoreset VectorEnv (`rewardlab.envs.vector`). Success means the episode ended by
+    termination.
     """
-    obs = env.reset()
+    obs, _ = env.reset()
     n = env.n
     ret = np.zeros(n)
     length = np.zeros(n, dtype=np.int64)
@@ -44,12 +46,13 @@ def run_episodes(env, act: ActFn, n_episodes: int) -> dict[str, np.ndarray]:
 def collect_transitions(env, act: ActFn, n: int) -> Transitions:
     """Collect exactly `n` transitions (s, a, s', r, done) from `env` under `act`; on episode ends s' is
     the final observation (not the next episode's first)."""
-    obs = env.reset()
+    obs, _ = env.reset()
     parts: list[Transitions] = []
     total = 0
     while total < n:
         actions = np.asarray(act(obs))
-        nxt, rewards, terminated, truncated, final_obs = env.step(actions)
+        nxt, rewards, terminated, truncated, infos = env.step(actions)
+        final_obs = final_observations(nxt, infos)
         parts.append(Transitions(obs, actions.copy(), final_obs, rewards.astype(np.float32), terminated.copy()))
         total += env.n
         obs = nxt
@@ -77,9 +80,9 @@ def collect_trajectories(
         raise RewardLabError(f"random_prob must be a probability in [0, 1], got {random_prob}")
     rng = np.random.default_rng(seed)
     m = env.n
-    n_actions = int(env.action_space.n)
+    n_actions = int(env.single_action_space.n)
     steps = -(-n // m)
-    obs = env.reset()
+    obs, _ = env.reset()
     cols: dict[str, list[np.ndarray]] = {"obs": [], "acts": [], "next_obs": [], "rewards": [], "dones": [], "ends": []}
     for _ in range(steps):
         explore = rng.random(m) < random_prob
@@ -88,7 +91,8 @@ def collect_trajectories(
             actions = random_actions
         else:
             actions = np.where(explore, random_actions, np.asarray(act(obs)).reshape(m))
-        nxt, rewards, terminated, truncated, final_obs = env.step(actions)
+        nxt, rewards, terminated, truncated, infos = env.step(actions)
+        final_obs = final_observations(nxt, infos)
         for k, v in (
             ("obs", obs),
             ("acts", actions),

@@ -20,6 +20,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
 
+from rewardlab.envs.vector import SameStepVectorEnv, spawn_seeds
 from rewardlab.errors import RewardLabError
 
 FREE, WALL, AGENT, GOAL = 0, 1, 2, 3
@@ -163,7 +164,7 @@ class MazeEnv(gym.Env):
         return render_grid(self._obs())
 
 
-class BatchedMaze:
+class BatchedMaze(SameStepVectorEnv):
     """N mazes stepped at once in numpy, with automatic reset of finished mazes.
 
     Maze i behaves exactly like `MazeEnv` reset with `seeds[i]` and then reset without a seed after
@@ -185,29 +186,24 @@ class BatchedMaze:
             raise RewardLabError(f"BatchedMaze needs at least one maze, got n={n}")
         if variant not in VARIANTS:
             raise RewardLabError(f"unknown maze variant '{variant}'; choose one of {', '.join(VARIANTS)}")
-        if seeds is None or isinstance(seeds, (int, np.integer)):
-            base = np.random.SeedSequence(seeds)
-            seeds = [int(s.generate_state(1)[0]) for s in base.spawn(n)]
-        seeds = list(seeds)
-        if len(seeds) != n:
-            raise RewardLabError(f"BatchedMaze got {len(seeds)} seeds for {n} mazes")
-        self.n = n
+        self._set_spaces(n, spaces.Box(0, GOAL, (SIZE, SIZE), dtype=np.uint8), spaces.Discrete(4))
         self.variant = variant
         self.terminates = variant != "NonTerminating"
         self.max_episode_steps = max_episode_steps or time_limit(variant)
-        self.observation_space = spaces.Box(0, GOAL, (SIZE, SIZE), dtype=np.uint8)
-        self.action_space = spaces.Discrete(4)
-        self._rngs = [seeding.np_random(int(s))[0] for s in seeds]
         self._block = block
-        self._draws = np.empty((n, 2 * block))
-        self._ptr = np.zeros(n, dtype=np.int64)
-        for i in range(n):
-            self._refill(i)
+        self._seed(seeds)
         self.agent = np.zeros((n, 2), dtype=np.int64)
         self.goals = np.zeros((n, SIZE, SIZE), dtype=bool)
         self.t = np.zeros(n, dtype=np.int64)
         self._arange = np.arange(n)
         self._walls = LAYOUT == WALL
+
+    def _seed(self, seeds: int | Sequence[int] | None) -> None:
+        self._rngs = [seeding.np_random(s)[0] for s in spawn_seeds(seeds, self.n, "BatchedMaze")]
+        self._draws = np.empty((self.n, 2 * self._block))
+        self._ptr = np.zeros(self.n, dtype=np.int64)
+        for i in range(self.n):
+            self._refill(i)
 
     def _refill(self, i: int) -> None:
         self._draws[i] = self._rngs[i].random(2 * self._block)
@@ -231,12 +227,12 @@ class BatchedMaze:
         """The current observations (n, 11, 11) uint8."""
         return draw_grid(self.agent, self.goals)
 
-    def reset(self) -> np.ndarray:
+    def _reset_all(self) -> np.ndarray:
         """Reset every maze; returns observations (n, 11, 11) uint8."""
         self._reset_idx(self._arange)
         return self.observe()
 
-    def step(self, actions: np.ndarray):
+    def _step(self, actions: np.ndarray):
         """Step all mazes. Returns (obs, rewards, terminated, truncated, final_obs).
 
         `obs` already holds the reset observation of mazes whose episode ended; `final_obs` holds

@@ -28,6 +28,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import seeding
 
+from rewardlab.envs.vector import SameStepVectorEnv, final_observations, spawn_seeds
 from rewardlab.errors import RewardLabError
 
 SHAPINGS = ("unshaped", "dense", "antidense", "random")
@@ -202,7 +203,7 @@ class ShapedMountainCarEnv(gym.Env):
         return render_car(float(self.state[0]))
 
 
-class BatchedMountainCar:
+class BatchedMountainCar(SameStepVectorEnv):
     """N shaped MountainCars stepped at once in numpy, with automatic reset of finished episodes.
 
     Car i behaves exactly like `ShapedMountainCarEnv` reset with `seeds[i]` and then reset without a
@@ -224,29 +225,24 @@ class BatchedMountainCar:
         if n < 1:
             raise RewardLabError(f"BatchedMountainCar needs at least one car, got n={n}")
         check_shaping(shaping)
-        if seeds is None or isinstance(seeds, (int, np.integer)):
-            base = np.random.SeedSequence(seeds)
-            seeds = [int(s.generate_state(1)[0]) for s in base.spawn(n)]
-        seeds = list(seeds)
-        if len(seeds) != n:
-            raise RewardLabError(f"BatchedMountainCar got {len(seeds)} seeds for {n} cars")
-        self.n = n
+        self._set_spaces(n, spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32), spaces.Discrete(3))
         self.shaping = shaping
         self.gamma = float(gamma)
         self.params = potential_params(shaping, potential_seed)
         self.max_episode_steps = HORIZON
-        self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
-        self.action_space = spaces.Discrete(3)
-        self._rngs = [seeding.np_random(int(s))[0] for s in seeds]
         self._block = block
-        self._draws = np.empty((n, block))
-        self._ptr = np.zeros(n, dtype=np.int64)
-        for i in range(n):
-            self._refill(i)
+        self._seed(seeds)
         self.pos = np.zeros(n)
         self.vel = np.zeros(n)
         self.t = np.zeros(n, dtype=np.int64)
         self._arange = np.arange(n)
+
+    def _seed(self, seeds: int | Sequence[int] | None) -> None:
+        self._rngs = [seeding.np_random(s)[0] for s in spawn_seeds(seeds, self.n, "BatchedMountainCar")]
+        self._draws = np.empty((self.n, self._block))
+        self._ptr = np.zeros(self.n, dtype=np.int64)
+        for i in range(self.n):
+            self._refill(i)
 
     def _refill(self, i: int) -> None:
         self._draws[i] = self._rngs[i].uniform(RESET_LOW, RESET_HIGH, self._block)
@@ -267,12 +263,12 @@ class BatchedMountainCar:
         """The current observations (n, 2) float32 (position, velocity)."""
         return np.stack([self.pos, self.vel], axis=1).astype(np.float32)
 
-    def reset(self) -> np.ndarray:
+    def _reset_all(self) -> np.ndarray:
         """Reset every car; returns observations (n, 2) float32."""
         self._reset_idx(self._arange)
         return self.observe()
 
-    def step(self, actions: np.ndarray):
+    def _step(self, actions: np.ndarray):
         """Step all cars. Returns (obs, rewards, terminated, truncated, final_obs).
 
         `obs` already holds the reset observation of cars whose episode ended; `final_obs` holds the
@@ -323,7 +319,7 @@ def reached_goal_stats(
     quota = np.full(n, n_episodes // n)
     quota[: n_episodes % n] += 1
     finished = np.zeros(n, dtype=np.int64)
-    obs = env.reset()
+    obs, _ = env.reset()
     ret = np.zeros(n)
     base = np.zeros(n)
     length = np.zeros(n, dtype=np.int64)
@@ -331,7 +327,8 @@ def reached_goal_stats(
     steps, returns, base_returns = [], [], []
     while sum(len(s) for s in steps) < n_episodes:
         obs_before = obs
-        obs, rewards, terminated, truncated, final_obs = env.step(act(obs))
+        obs, rewards, terminated, truncated, infos = env.step(act(obs))
+        final_obs = final_observations(obs, infos)
         ret += rewards
         base += (obs_before[:, 0] >= GOAL_POS) - 1.0
         length += 1

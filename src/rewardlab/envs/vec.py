@@ -1,34 +1,40 @@
-"""Stable-Baselines3 VecEnv view of a batched environment (e.g. `BatchedMaze`), so PPO steps N mazes in numpy."""
+"""Stable-Baselines3's VecEnv view of rewardlab's batched environments (Gymnasium VectorEnvs with same-step
+autoreset), so PPO steps N mazes or cars in numpy."""
 
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+
+from rewardlab.envs.vector import final_observations
+from rewardlab.errors import RewardLabError
 
 
 class BatchedVecEnv(VecEnv):
-    """Adapts an object with `n`, `observation_space`, `action_space`, `reset()` and
-    `step(actions) -> (obs, rewards, terminated, truncated, final_obs)` to SB3's VecEnv API.
+    """Stable-Baselines3's VecEnv view of a same-step-autoreset `VectorEnv` (`rewardlab.envs.vector`), so PPO steps
+    N environments in numpy. Finished episodes carry `terminal_observation` and `TimeLimit.truncated` in their
+    info, as SB3 expects."""
 
-    Finished episodes carry `terminal_observation` and `TimeLimit.truncated` in their info, as SB3 expects.
-    """
-
-    def __init__(self, env: Any):
+    def __init__(self, env: VectorEnv):
+        if env.metadata.get("autoreset_mode") != AutoresetMode.SAME_STEP:
+            raise RewardLabError("the SB3 adapter takes VectorEnvs with same-step autoreset")
         self.env = env
-        super().__init__(env.n, env.observation_space, env.action_space)
+        super().__init__(env.num_envs, env.single_observation_space, env.single_action_space)
         self._actions: np.ndarray | None = None
 
     def reset(self) -> np.ndarray:
         self.reset_infos = [{} for _ in range(self.num_envs)]
-        return self.env.reset()
+        return self.env.reset()[0]
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions).reshape((self.num_envs,) + tuple(self.action_space.shape or ()))
 
     def step_wait(self):
-        obs, rewards, terminated, truncated, final_obs = self.env.step(self._actions)
+        obs, rewards, terminated, truncated, step_infos = self.env.step(self._actions)
+        final_obs = final_observations(obs, step_infos)
         dones = terminated | truncated
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         for i in np.flatnonzero(dones):
