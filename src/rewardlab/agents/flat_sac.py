@@ -18,22 +18,29 @@ import numpy as np
 from rewardlab.agents.configs import FlatSACConfig  # noqa: F401
 from rewardlab.envs.mini_kitchen import ACT_DIM, OBS_DIM, BatchedMiniKitchen, KitchenSpec
 from rewardlab.envs.vec import BatchedVecEnv
+from rewardlab.envs.vector import SameStepVectorEnv
 
 
-class AutoResetKitchen:
-    """Batched mini-kitchen with automatic reset, in the shape `BatchedVecEnv` expects."""
+class AutoResetKitchen(SameStepVectorEnv):
+    """The batched mini-kitchen with same-step autoreset (the VectorEnv protocol `BatchedVecEnv` takes); it records
+    the subtasks completed in every finished episode."""
 
     def __init__(self, n: int, spec: KitchenSpec, seed: int):
-        self.env = BatchedMiniKitchen(n, spec, seed=seed)
-        self.n = n
-        self.observation_space = gym.spaces.Box(0.0, 1.0, (OBS_DIM,), dtype=np.float32)
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (ACT_DIM,), dtype=np.float32)
-        self.episode_subtasks: list[float] = []
+        self._set_spaces(
+            n,
+            gym.spaces.Box(0.0, 1.0, (OBS_DIM,), dtype=np.float32),
+            gym.spaces.Box(-1.0, 1.0, (ACT_DIM,), dtype=np.float32),
+        )
+        self.kitchen_spec, self.episode_subtasks = spec, []
+        self._seed(seed)
 
-    def reset(self) -> np.ndarray:
+    def _seed(self, seed: Any) -> None:
+        self.env = BatchedMiniKitchen(self.num_envs, self.kitchen_spec, seed=seed)
+
+    def _reset_all(self) -> np.ndarray:
         return self.env.reset()
 
-    def step(self, actions: np.ndarray):
+    def _step(self, actions: np.ndarray):
         obs, r, term, trunc = self.env.step(actions)
         done = term | trunc
         final = obs.copy()
