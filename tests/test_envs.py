@@ -37,19 +37,24 @@ def test_the_franka_kitchen_adapter_passes_check_env():
 def test_batched_envs_are_gymnasium_vector_envs_with_same_step_autoreset():
     import numpy as np
 
-    from rewardlab.envs import BatchedMaze, BatchedMountainCar
+    from rewardlab.envs import BatchedFourRooms, BatchedMaze, BatchedMountainCar, VectorMiniKitchen
+    from rewardlab.envs.mini_kitchen import KitchenSpec
     from rewardlab.envs.vector import final_observations
 
-    for make, n_actions in (
-        (lambda: BatchedMaze(5, "CoinFlipGoal", max_episode_steps=4), 4),
-        (lambda: BatchedMountainCar(5, "dense"), 3),
-    ):
+    makers = [
+        lambda: BatchedMaze(5, "CoinFlipGoal", max_episode_steps=4),
+        lambda: BatchedMountainCar(5, "dense"),
+        lambda: BatchedFourRooms(5, "small"),
+        lambda: VectorMiniKitchen(5, KitchenSpec(max_steps=30), seed=0),
+    ]
+    for make in makers:
         env = make()
         assert isinstance(env, gym.vector.VectorEnv) and env.num_envs == 5
         assert env.metadata["autoreset_mode"] == gym.vector.AutoresetMode.SAME_STEP
         assert env.observation_space.shape == (5, *env.single_observation_space.shape)
         first, _ = env.reset(seed=3)
-        actions = np.random.default_rng(0).integers(0, n_actions, size=(250, 5))
+        env.action_space.seed(0)
+        actions = [env.action_space.sample() for _ in range(250)]
         runs = []
         for _ in range(2):  # reset(seed=...) starts the same streams again
             obs, _ = env.reset(seed=3)
@@ -75,3 +80,24 @@ def test_batched_envs_are_gymnasium_vector_envs_with_same_step_autoreset():
                 np.testing.assert_array_equal(r1, r2),
                 np.testing.assert_array_equal(f1, f2),
             )
+
+
+def test_the_four_room_env_is_the_batched_one_with_n_1():
+    import numpy as np
+
+    from rewardlab.envs import BatchedFourRooms
+    from rewardlab.envs.vector import final_observations
+
+    batched = BatchedFourRooms(3, "small")
+    singles = [gym.make("rewardlab/FourRooms-small-v0") for _ in range(3)]
+    obs_b, _ = batched.reset()
+    assert obs_b.tolist() == [e.reset()[0] for e in singles]
+    actions = np.random.default_rng(0).integers(0, 5, size=(40, 3))
+    for a in actions:
+        obs_b, r_b, term_b, trunc_b, infos = batched.step(a)
+        final = final_observations(obs_b, infos)
+        for i, e in enumerate(singles):
+            o, r, term, trunc, _ = e.step(int(a[i]))
+            assert (o, r, term, trunc) == (final[i], r_b[i], term_b[i], trunc_b[i])
+            if term or trunc:
+                assert e.reset()[0] == obs_b[i]

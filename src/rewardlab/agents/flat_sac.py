@@ -12,42 +12,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import gymnasium as gym
 import numpy as np
 
 from rewardlab.agents.configs import FlatSACConfig  # noqa: F401
-from rewardlab.envs.mini_kitchen import ACT_DIM, OBS_DIM, BatchedMiniKitchen, KitchenSpec
+from rewardlab.envs.mini_kitchen import BatchedMiniKitchen, KitchenSpec, VectorMiniKitchen
 from rewardlab.envs.vec import BatchedVecEnv
-from rewardlab.envs.vector import SameStepVectorEnv
-
-
-class AutoResetKitchen(SameStepVectorEnv):
-    """The batched mini-kitchen with same-step autoreset (the VectorEnv protocol `BatchedVecEnv` takes); it records
-    the subtasks completed in every finished episode."""
-
-    def __init__(self, n: int, spec: KitchenSpec, seed: int):
-        self._set_spaces(
-            n,
-            gym.spaces.Box(0.0, 1.0, (OBS_DIM,), dtype=np.float32),
-            gym.spaces.Box(-1.0, 1.0, (ACT_DIM,), dtype=np.float32),
-        )
-        self.kitchen_spec, self.episode_subtasks = spec, []
-        self._seed(seed)
-
-    def _seed(self, seed: Any) -> None:
-        self.env = BatchedMiniKitchen(self.num_envs, self.kitchen_spec, seed=seed)
-
-    def _reset_all(self) -> np.ndarray:
-        return self.env.reset()
-
-    def _step(self, actions: np.ndarray):
-        obs, r, term, trunc = self.env.step(actions)
-        done = term | trunc
-        final = obs.copy()
-        if done.any():
-            self.episode_subtasks.extend(self.env.completed()[done].tolist())
-            obs = self.env.reset(done)
-        return obs, r, term, trunc, final
 
 
 def rollout_policy(
@@ -85,7 +54,7 @@ def train_flat_sac(
     from stable_baselines3.common.logger import configure
 
     out.mkdir(parents=True, exist_ok=True)
-    kitchens = AutoResetKitchen(cfg.n_envs, spec, seed)
+    kitchens = VectorMiniKitchen(cfg.n_envs, spec, seed)
     venv = BatchedVecEnv(kitchens)
     model_path, buf_path, state_path = out / "flat_sac.zip", out / "replay.pkl", out / "flat_sac_state.npz"
     history: list[dict[str, float]] = []

@@ -1,9 +1,10 @@
-"""Environments (registered Gymnasium ids) and their batched twins."""
+"""Environments (registered Gymnasium ids) and their batched twins, Gymnasium VectorEnvs with same-step autoreset
+(`rewardlab.envs.vector`)."""
 
-from rewardlab.envs.four_rooms import FourRooms, FourRoomsEnv, four_rooms
+from rewardlab.envs.four_rooms import BatchedFourRooms, FourRooms, FourRoomsEnv, four_rooms
 from rewardlab.envs.four_rooms import register as register_four_rooms
 from rewardlab.envs.maze import BatchedMaze, MazeEnv, env_id, register_mazes
-from rewardlab.envs.mini_kitchen import BatchedMiniKitchen, MiniKitchenEnv
+from rewardlab.envs.mini_kitchen import BatchedMiniKitchen, MiniKitchenEnv, VectorMiniKitchen
 from rewardlab.envs.mini_kitchen import register as register_mini_kitchen
 from rewardlab.envs.mountain_car import BatchedMountainCar, ShapedMountainCarEnv, mc_env_id, register_mountain_cars
 from rewardlab.envs.tabular_maze import TabularMazeEnv, register_tabular_mazes
@@ -15,6 +16,8 @@ register_four_rooms()
 register_mini_kitchen()
 
 __all__ = [
+    "BatchedFourRooms",
+    "VectorMiniKitchen",
     "MiniKitchenEnv",
     "BatchedMiniKitchen",
     "register_mini_kitchen",

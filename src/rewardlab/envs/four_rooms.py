@@ -9,10 +9,12 @@ array lookup; `FourRoomsEnv` is the Gymnasium view of the same table.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from rewardlab.envs.vector import SameStepVectorEnv
 from rewardlab.errors import RewardLabError
 
 LAYOUTS = {
@@ -104,30 +106,60 @@ def four_rooms(name: str = "large") -> FourRooms:
     return FourRooms(name, walls, cells, nxt.astype(np.int64))
 
 
+class BatchedFourRooms(SameStepVectorEnv):
+    """N walkers on the four-room grid as a VectorEnv (same-step autoreset): observation = state index, reward 0
+    (skills bring their own), every episode starts in the top-left cell and is truncated after T steps."""
+
+    def __init__(self, n: int, grid: str = "large", episode_length: int | None = None):
+        self.world = four_rooms(grid)
+        self.T = episode_length or self.world.episode_length
+        self._set_spaces(n, gym.spaces.Discrete(self.world.n_states), gym.spaces.Discrete(5))
+        self.state = np.zeros(n, dtype=np.int64)
+        self.t = np.zeros(n, dtype=np.int64)
+
+    def _seed(self, seeds: Any) -> None:
+        pass  # deterministic: every episode starts in the same cell
+
+    def _reset_all(self) -> np.ndarray:
+        self.state[:], self.t[:] = 0, 0
+        return self.state.copy()
+
+    def _step(self, actions: np.ndarray):
+        actions = np.asarray(actions, dtype=np.int64)
+        if actions.shape != (self.num_envs,) or actions.min() < 0 or actions.max() > 4:
+            raise RewardLabError(f"four-room actions must be {self.num_envs} integers in 0..4, got {actions!r}")
+        self.state = self.world.next_state[self.state, actions]
+        self.t += 1
+        final = self.state.copy()
+        truncated = self.t >= self.T
+        self.state[truncated], self.t[truncated] = 0, 0
+        return self.state.copy(), np.zeros(self.num_envs, np.float32), np.zeros(self.num_envs, bool), truncated, final
+
+
 class FourRoomsEnv(gym.Env):
-    """Gymnasium view: observation = state index, reward 0 (skills bring their own), fixed-length episodes."""
+    """The Gymnasium env: one walker, the batched env with N = 1 (the dynamics live once)."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
     def __init__(self, grid: str = "large", episode_length: int | None = None, render_mode: str | None = None):
-        self.world = four_rooms(grid)
-        self.T = episode_length or self.world.episode_length
-        self.observation_space = gym.spaces.Discrete(self.world.n_states)
-        self.action_space = gym.spaces.Discrete(5)
+        self.batch = BatchedFourRooms(1, grid, episode_length)
+        self.world, self.T = self.batch.world, self.batch.T
+        self.observation_space = self.batch.single_observation_space
+        self.action_space = self.batch.single_action_space
         self.render_mode = render_mode
-        self._s, self._t = 0, 0
+        self._s = 0
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        self._s, self._t = 0, 0
-        return 0, {}
+        self._s = int(self.batch.reset(seed=seed)[0][0])
+        return self._s, {}
 
     def step(self, action):
         if not self.action_space.contains(int(action)):
             raise RewardLabError(f"action must be in 0..4, got {action}")
-        self._s = int(self.world.next_state[self._s, int(action)])
-        self._t += 1
-        return self._s, 0.0, False, self._t >= self.T, {}
+        _, r, term, trunc, final = self.batch._step(np.array([int(action)]))
+        self._s = int(final[0])  # the step's own observation (the batch has already started the next episode)
+        return self._s, float(r[0]), bool(term[0]), bool(trunc[0]), {}
 
     def render(self) -> np.ndarray:
         img = np.where(self.world.walls, 0, 255).astype(np.uint8)

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
+from rewardlab.envs.vector import SameStepVectorEnv
 from rewardlab.errors import RewardLabError
 
 OBJECTS = ("bottom burner", "top burner", "light switch", "slide cabinet", "hinge cabinet", "microwave", "kettle")
@@ -216,6 +217,36 @@ class BatchedMiniKitchen:
         terminated = ~self.remaining.any(axis=1)
         truncated = (self.t >= spec.max_steps) & ~terminated
         return self.obs(), reward, terminated, truncated
+
+
+class VectorMiniKitchen(SameStepVectorEnv):
+    """N mini-kitchens as a Gymnasium VectorEnv with same-step autoreset (what the SB3 adapter and flat SAC take); it
+    records the subtasks completed in every finished episode. `BatchedMiniKitchen` underneath also steps a subset
+    of kitchens and holds the others (`step(actions, active)`), which the hierarchy's k-step options need."""
+
+    def __init__(self, n: int, spec: KitchenSpec, seed: int):
+        self._set_spaces(
+            n,
+            gym.spaces.Box(0.0, 1.0, (OBS_DIM,), dtype=np.float32),
+            gym.spaces.Box(-1.0, 1.0, (ACT_DIM,), dtype=np.float32),
+        )
+        self.kitchen_spec, self.episode_subtasks = spec, []
+        self._seed(seed)
+
+    def _seed(self, seed: Any) -> None:
+        self.env = BatchedMiniKitchen(self.num_envs, self.kitchen_spec, seed=seed)
+
+    def _reset_all(self) -> np.ndarray:
+        return self.env.reset()
+
+    def _step(self, actions: np.ndarray):
+        obs, r, term, trunc = self.env.step(actions)
+        done = term | trunc
+        final = obs.copy()
+        if done.any():
+            self.episode_subtasks.extend(self.env.completed()[done].tolist())
+            obs = self.env.reset(done)
+        return obs, r, term, trunc, final
 
 
 class MiniKitchenEnv(gym.Env):
