@@ -121,10 +121,19 @@ class MazeEnv(gym.Env):
         self.variant = variant
         self.render_mode = render_mode
         self.terminates = variant != "NonTerminating"
-        self.observation_space = spaces.Box(0, GOAL, (SIZE, SIZE), dtype=np.uint8)
-        self.action_space = spaces.Discrete(4)
-        self.agent = np.zeros(2, dtype=np.int64)
-        self.goals = np.zeros((SIZE, SIZE), dtype=bool)
+        # the batched maze with N = 1 holds the dynamics; the time limit is the registered TimeLimit's
+        self.batch = BatchedMaze(1, variant, seeds=0, max_episode_steps=np.iinfo(np.int64).max)
+        self.observation_space = self.batch.single_observation_space
+        self.action_space = self.batch.single_action_space
+        self._seeded = False
+
+    @property
+    def agent(self) -> np.ndarray:
+        return self.batch.agent[0]
+
+    @property
+    def goals(self) -> np.ndarray:
+        return self.batch.goals[0]
 
     def _obs(self) -> np.ndarray:
         return draw_grid(self.agent, self.goals)
@@ -137,28 +146,25 @@ class MazeEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        u = self.np_random.random(2)
-        self.goals = _goals_from_draw(self.variant, u[0])
-        self.agent = _start_from_draw(u[1]).copy()
+        if seed is not None or not self._seeded:  # the batch draws from this env's own generator
+            self.batch._rngs = [self.np_random]
+            self.batch._refill(0)
+            self._seeded = True
+        self.batch._reset_idx(np.zeros(1, dtype=np.int64))
         if options:
             if "agent" in options:
-                self.agent = np.asarray(options["agent"], dtype=np.int64)
+                self.batch.agent[0] = np.asarray(options["agent"], dtype=np.int64)
             if "goals" in options:
-                self.goals = np.zeros((SIZE, SIZE), dtype=bool)
+                self.batch.goals[0] = False
                 for r, c in options["goals"]:
-                    self.goals[r, c] = True
+                    self.batch.goals[0, r, c] = True
         return self._obs(), self._info()
 
     def step(self, action: int):
         if not self.action_space.contains(action):
             raise RewardLabError(f"maze action must be an integer in 0..3, got {action!r}")
-        new = self.agent + MOTIONS[int(action)]
-        if LAYOUT[new[0], new[1]] != WALL:
-            self.agent = new
-        on_goal = bool(self.goals[self.agent[0], self.agent[1]])
-        reward = 1.0 if on_goal else 0.0
-        terminated = on_goal and self.terminates
-        return self._obs(), reward, terminated, False, self._info()
+        _, r, term, _, _ = self.batch._step(np.array([int(action)]), autoreset=False)
+        return self._obs(), float(r[0]), bool(term[0]), False, self._info()
 
     def render(self) -> np.ndarray:
         return render_grid(self._obs())
@@ -232,8 +238,9 @@ class BatchedMaze(SameStepVectorEnv):
         self._reset_idx(self._arange)
         return self.observe()
 
-    def _step(self, actions: np.ndarray):
-        """Step all mazes. Returns (obs, rewards, terminated, truncated, final_obs).
+    def _step(self, actions: np.ndarray, autoreset: bool = True):
+        """Step all mazes. Returns (obs, rewards, terminated, truncated, final_obs); without `autoreset` (the single
+        maze) finished mazes are left as they are, for their owner to reset.
 
         `obs` already holds the reset observation of mazes whose episode ended; `final_obs` holds
         the last observation of every maze before any reset (equal to `obs` where nothing ended).
@@ -253,7 +260,7 @@ class BatchedMaze(SameStepVectorEnv):
         truncated = self.t >= self.max_episode_steps  # as Gymnasium's TimeLimit: also when the goal ends the step
         final_obs = self.observe()
         done = np.flatnonzero(terminated | truncated)
-        if done.size:
+        if done.size and autoreset:
             self._reset_idx(done)
             obs = final_obs.copy()
             obs[done] = draw_grid(self.agent[done], self.goals[done])
