@@ -56,11 +56,14 @@ def as_args(command: str) -> list[str]:
 def test_every_readme_command_works_as_written(tmp_path, monkeypatch, cli):
     commands = readme_commands()
     assert set(commands) == set(MODES), set(commands) ^ set(MODES)
-    monkeypatch.chdir(tmp_path)
-    if os.environ.get("REWARDLAB_IRRL_CKPT_DIR"):
+    if os.environ.get("REWARDLAB_IRRL_CKPT_DIR"):  # resolved before the chdir: .ci/run gives a relative path
         os.symlink(Path(os.environ["REWARDLAB_IRRL_CKPT_DIR"]).resolve() / CKPT, tmp_path / CKPT)
     else:
         (tmp_path / CKPT).write_bytes(b"a stand-in: a dry run only checks that the file is there and readable")
+    for var in ("REWARDLAB_MNIST_DIR", "REWARDLAB_IRRL_CKPT_DIR"):  # relative paths in CI: keep them valid
+        if os.environ.get(var):
+            monkeypatch.setenv(var, str(Path(os.environ[var]).resolve()))
+    monkeypatch.chdir(tmp_path)
     seen = {"run": 0, "dry": 0}
     for command in commands:
         args = as_args(command)
