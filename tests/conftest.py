@@ -100,12 +100,25 @@ def ptgm_run(tmp_path_factory) -> Path:
 SWEEP_TINY = ["reward=[linear_clipping]", "iterations=4000", "eval_every=1000"]
 
 
+SWEEP_GRID = "learner.lr=0.004,0.01"
+
+
+def damage_sweep(out: Path) -> None:
+    """Damage the runs of one setting of a sweep by hand before it starts (their config.yaml is not YAML): they fail
+    when they run, the others finish."""
+    for s in (0, 1):
+        d = out / "learner.lr=0.01" / f"seed{s}"
+        d.mkdir(parents=True)
+        (d / "config.yaml").write_text("{seeds: [0")
+
+
 @pytest.fixture(scope="session")
 def sweep_run(tmp_path_factory) -> Path:
-    """A local sweep of 2 settings x 2 seeds, one setting invalid (its 2 runs fail, the others finish)."""
+    """A local sweep of 2 settings x 2 seeds, the runs of one setting damaged (they fail, the others finish)."""
     from rewardlab.cli import main
 
     out = tmp_path_factory.mktemp("sweep") / "local"
-    rc = main(["sweep", "irrl-skills", *SWEEP_TINY, "learner.lr=0.004,-1", "--seeds", "0-1", "--out", str(out)])
+    damage_sweep(out)
+    rc = main(["sweep", "irrl-skills", *SWEEP_TINY, SWEEP_GRID, "--seeds", "0-1", "--out", str(out)])
     assert rc == 1  # some runs failed: exit code 1, after every other run finished
     return out

@@ -1,6 +1,11 @@
+import csv
+
 import numpy as np
+import pytest
+import torch
 
 from rewardlab.agents.ppo import PPOConfig, load_ppo, policy_act_fn, train_ppo
+from rewardlab.errors import RewardLabError
 from rewardlab.core.runs import read_metrics
 from rewardlab.envs.maze import BatchedMaze
 from rewardlab.envs.vec import BatchedVecEnv
@@ -21,11 +26,12 @@ def test_ppo_checkpoints_and_resumes(tmp_path):
 
     out = tmp_path / "ppo"
     train_ppo(cfg(512), BatchedVecEnv(BatchedMaze(4, seeds=0)), out, seed=0, evaluate=evaluate, eval_every=256)
-    assert (out / "model.zip").exists() and (out / "checkpoints" / "last.zip").exists()
+    assert (out / "model.pt").exists() and (out / "checkpoints" / "last.pt").exists()
+    assert not list(out.rglob("*.zip"))  # no pickles written
     assert calls[0] == 0 and calls[-1] >= 512
     # a crash after the last checkpoint: the final model is gone, the checkpoint remains
-    (out / "model.zip").unlink()
-    ckpt_steps = load_ppo(out / "checkpoints" / "last.zip").num_timesteps
+    (out / "model.pt").unlink()
+    ckpt_steps = load_ppo(out / "checkpoints" / "last.pt").num_timesteps
     assert 256 <= ckpt_steps <= 512
     calls.clear()
     model = train_ppo(cfg(1024), BatchedVecEnv(BatchedMaze(4, seeds=0)), out, seed=0, evaluate=evaluate, eval_every=256)
@@ -33,6 +39,28 @@ def test_ppo_checkpoints_and_resumes(tmp_path):
     assert 1024 <= model.num_timesteps < 1024 + 256
     steps, _ = read_metrics(out / "metrics.csv")["true_return"]
     assert steps[0] == 0 and steps[-1] >= 1024
+    # SB3's own log keeps the rows from before the interruption, each update once
+    with open(out / "sb3" / "progress.csv", newline="") as fh:
+        logged = [int(r["time/total_timesteps"]) for r in csv.DictReader(fh)]
+    assert logged == list(range(256, model.num_timesteps + 1, 256))
+
+
+def test_saved_ppo_loads_to_the_same_policy_and_optimiser(tmp_path):
+    venv = BatchedVecEnv(BatchedMaze(4, seeds=0))
+    model = train_ppo(cfg(256), venv, tmp_path, seed=0)
+    back = load_ppo(tmp_path / "model.pt", BatchedVecEnv(BatchedMaze(4, seeds=0)))
+    assert back.num_timesteps == model.num_timesteps and back._n_updates == model._n_updates
+    for (k, a), b in zip(model.policy.state_dict().items(), back.policy.state_dict().values()):
+        assert torch.equal(a, b), k
+    sa, sb = model.policy.optimizer.state_dict()["state"], back.policy.optimizer.state_dict()["state"]
+    assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+    # a policy for another environment is refused with one line
+    from rewardlab.envs.mountain_car import BatchedMountainCar
+
+    car = BatchedMountainCar(1, "unshaped", seeds=0)
+    with pytest.raises(RewardLabError, match="another environment") as e:
+        load_ppo(tmp_path / "model.pt", spaces=(car.single_observation_space, car.single_action_space))
+    assert "\n" not in str(e.value)
 
 
 def test_ppo_same_seed_same_policy(tmp_path):

@@ -74,7 +74,7 @@ def test_report_over_runs_and_a_sweep_renders_in_chromium(browser, sweep_run, ir
     assert main(["report", str(root)]) == 0
     page = root / "report.html"
     text = page.read_text()
-    assert "(sweep)" in text and "learner.lr=0.004" in text and "out of range" in text  # status of every run
+    assert "(sweep)" in text and "learner.lr=0.004" in text and "config.yaml" in text  # status of every run
     assert "IQM" in text and "95% CI" in text
     assert "test_accuracy" in text and "paper, ram" in text  # our number beside the paper's
     assert "<details><summary>config" in text

@@ -182,6 +182,28 @@ def test_run_directories_from_before_the_contract_are_upgraded_in_place(cli, tmp
     assert code == 2 and "holds a run of study 'learned-rewards'" in err
 
 
+def test_sb3_zips_of_a_run_from_before_the_safe_format_convert_once_with_trust_pickle(cli, tmp_path):
+    """The legacy run's expert is an SB3 zip: refused without --trust-pickle, converted once with it (the same
+    policy), and read safely from then on."""
+    import torch
+    from stable_baselines3 import PPO
+
+    with tarfile.open(DATA / "legacy_runs.tar.xz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    lr = tmp_path / "learned-rewards"
+    code, _, err = cli("learned-rewards", "dataset", "--redo", "--out", lr)
+    assert code == 2 and "expert/model.zip' is a Stable-Baselines3 zip" in err and "--trust-pickle" in err
+    assert not (lr / "expert" / "model.pt").exists()
+    assert cli("learned-rewards", "dataset", "--redo", "--trust-pickle", "--out", lr)[0] == 0
+    assert (lr / "expert" / "model.pt").is_file()
+    from rewardlab.agents.ppo import load_ppo
+
+    ours, theirs = load_ppo(lr / "expert" / "model.pt"), PPO.load(lr / "expert" / "model.zip", device="cpu")
+    for (k, a), b in zip(theirs.policy.state_dict().items(), ours.policy.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert cli("learned-rewards", "interpret", "--redo", "--out", lr)[0] == 0  # no trust needed any more
+
+
 def test_print_config_shows_help_and_bounds_and_loads_back(cli, tmp_path):
     from rewardlab.config import to_dict
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import SWEEP_GRID, damage_sweep
 from conftest import SWEEP_TINY as TINY
 
 from rewardlab.cli import _seed_request, main
@@ -65,7 +66,8 @@ def test_flatten_drops_the_runs_own_seed_level():
 
 
 def _sweep(out, *extra):
-    return main(["sweep", "irrl-skills", *TINY, "learner.lr=0.004,-1", "--seeds", "0-1", "--out", str(out), *extra])
+    damage_sweep(out)
+    return main(["sweep", "irrl-skills", *TINY, SWEEP_GRID, "--seeds", "0-1", "--out", str(out), *extra])
 
 
 @pytest.fixture
@@ -86,8 +88,8 @@ def test_local_sweep_reports_failures_and_finishes_the_rest(local_sweep):
     runs = json.loads((local_sweep / "sweep.json").read_text())["runs"]
     assert len(runs) == 4
     failed = [r for r in runs if r["status"] == "failed"]
-    assert {(r["setting"], r["seed"]) for r in failed} == {("learner.lr=-1", 0), ("learner.lr=-1", 1)}
-    assert all("out of range" in r["error"] for r in failed)
+    assert {(r["setting"], r["seed"]) for r in failed} == {("learner.lr=0.01", 0), ("learner.lr=0.01", 1)}
+    assert all("config.yaml" in r["error"] for r in failed)
     assert _finished(local_sweep) == {("learner.lr=0.004", 0), ("learner.lr=0.004", 1)}
     for s in (0, 1):
         run = local_sweep / "learner.lr=0.004" / f"seed{s}"

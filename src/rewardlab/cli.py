@@ -22,7 +22,14 @@ def _help(text: str) -> str:
 def _open(study: Any, args: argparse.Namespace) -> Any:
     from rewardlab.core.study import StudyRun
 
-    return StudyRun.open(study, args.out, args.preset, args.overrides, dry_run=args.dry_run)
+    return StudyRun.open(
+        study,
+        args.out,
+        args.preset,
+        args.overrides,
+        dry_run=args.dry_run,
+        trust_pickle=getattr(args, "trust_pickle", False),
+    )
 
 
 def _print_summary(run: Any) -> None:
@@ -75,6 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             base=args.overrides,
             redo=args.redo,
             dry_run=args.dry_run,
+            trust_pickle=args.trust_pickle,
         )
         if args.dry_run:
             return 0
@@ -195,6 +203,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         address=args.address,
         redo=args.redo,
         dry_run=args.dry_run,
+        trust_pickle=args.trust_pickle,
     )
     if args.dry_run:
         return 0
@@ -211,6 +220,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     path = write_report(args.dir, args.output, dry_run=args.dry_run)
     print(f"report: {path}" + (" (dry run: not written)" if args.dry_run else ""))
     return 0
+
+
+def _trust_pickle(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow reading files that run code when loaded (Stable-Baselines3 zips, pickles) made elsewhere or by "
+        "an older rewardlab, and convert them once to the safe formats; only for files you trust",
+    )
 
 
 def _dry_run(p: argparse.ArgumentParser) -> None:
@@ -267,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Ray cluster to join (e.g. auto or ray://host:10001); default: start a local one",
     )
     sw.add_argument("--redo", action="store_true", help="rerun finished runs too")
+    _trust_pickle(sw)
     _dry_run(sw)
     sw.set_defaults(func=cmd_sweep, overrides=None)
 
@@ -299,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
                     action="store_true",
                     help="remake finished (or stale) outputs; the old ones are kept until the new are complete",
                 )
+                _trust_pickle(q)
             _dry_run(q)
             q.add_argument(
                 "overrides",

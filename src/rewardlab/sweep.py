@@ -123,7 +123,8 @@ def run_study_job(job: Job) -> None:
 
     set_torch_threads(1)
     redo = bool(job.extra.get("redo", False))
-    with StudyRun.open(get_study(job.study), job.out, job.preset, job.overrides) as sr:
+    trust = bool(job.extra.get("trust_pickle", False))
+    with StudyRun.open(get_study(job.study), job.out, job.preset, job.overrides, trust_pickle=trust) as sr:
         sr.run_all(redo=redo)
 
 
@@ -140,9 +141,10 @@ def sweep(
     redo: bool = False,
     dry_run: bool = False,
     echo: Callable[[str], None] = print,
+    trust_pickle: bool = False,
 ) -> dict[str, Any]:
     """Expand and run a sweep of `study`, then aggregate it. Returns the aggregate (with `dry_run`, the planned jobs:
-    nothing is written, and an invalid setting is an error)."""
+    nothing is written). An invalid setting is an error before any run directory is made."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RewardLabError(f"'{out}' exists and is not a directory; choose another --out")
@@ -152,14 +154,14 @@ def sweep(
     jobs = expand(study, preset, g, seed_list, out, base)
     for j in jobs:
         j.extra["redo"] = redo
+        j.extra["trust_pickle"] = trust_pickle
     for name in dict.fromkeys(j.setting for j in jobs):  # check each setting once, before any worker starts
         j = next(j for j in jobs if j.setting == name)
         try:
             study.resolve(preset, j.overrides)
         except RewardLabError as e:
-            if dry_run:
-                raise RewardLabError(f"setting {name} is invalid: {e}") from None
-            echo(f"  setting {name} is invalid, its runs will fail: {e}")
+            what = "the sweep's settings are" if name == "base" else f"setting {name} is"
+            raise RewardLabError(f"{what} invalid: {e}") from None
     manifest = out / "sweep.json"
     spec = {"study": study.name, "preset": preset, "grid": g, "seeds": seed_list, "base": list(base)}
     if manifest.is_file() and not redo:

@@ -9,14 +9,73 @@ an interrupted run resumes from them.
 from __future__ import annotations
 
 import time
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from rewardlab.agents.configs import FlatSACConfig  # noqa: F401
+from rewardlab.agents.configs import FlatSACConfig
+from rewardlab.agents.sb3 import (
+    TRUST_HINT,
+    build_sb3,
+    load_replay,
+    load_sb3,
+    register_sb3,
+    save_replay,
+    save_sb3,
+    sb3_logger,
+)
+from rewardlab.core.runs import atomic_path
 from rewardlab.envs.mini_kitchen import BatchedMiniKitchen, KitchenSpec, VectorMiniKitchen
 from rewardlab.envs.vec import BatchedVecEnv
+from rewardlab.errors import RewardLabError
+
+
+def sac_kwargs(cfg: FlatSACConfig) -> dict[str, Any]:
+    """SB3 SAC's constructor arguments (other than policy, env and seed) for the flat SAC config."""
+    return {
+        "learning_rate": cfg.lr,
+        "buffer_size": cfg.buffer,
+        "batch_size": cfg.batch,
+        "gamma": cfg.gamma,
+        "tau": cfg.tau,
+        "learning_starts": cfg.learning_starts,
+        "train_freq": 1,
+        "gradient_steps": cfg.gradient_steps,
+        "device": "cpu",
+        "verbose": 0,
+        "policy_kwargs": {"net_arch": {"pi": [256] * cfg.policy_layers, "qf": [256] * cfg.critic_layers}},
+    }
+
+
+register_sb3("SAC", FlatSACConfig, sac_kwargs)
+
+
+def load_flat_sac(
+    path: str | Path,
+    venv: Any = None,
+    *,
+    spaces: tuple[Any, Any] | None = None,
+    trust_pickle: bool = False,
+    config: FlatSACConfig | None = None,
+) -> Any:
+    """Load a flat SAC model (`flat_sac.pt`); an SB3 zip only with `trust_pickle` (converted once with `config`)."""
+    return load_sb3(path, "SAC", venv, spaces=spaces, trust_pickle=trust_pickle, config=config, what="flat SAC model")
+
+
+def _load_pickled_replay(path: Path, model: Any, trust_pickle: bool) -> None:
+    """A replay buffer pickled by an older rewardlab: read only when trusted (then saved as npz beside it)."""
+    if not trust_pickle:
+        raise RewardLabError(
+            f"'{path}' is a pickled replay buffer, which runs code from the file when loaded; rewardlab loads it only "
+            f"if you trust it: rerun with {TRUST_HINT} to convert it once to npz"
+        )
+    try:
+        model.load_replay_buffer(path)
+    except Exception as e:  # a damaged pickle surfaces as many kinds of error
+        raise RewardLabError(f"replay buffer '{path}' is corrupt ({type(e).__name__}); rerun the step with --redo")
+    save_replay(path.with_suffix(".npz"), model.replay_buffer)
 
 
 def rollout_policy(
@@ -47,49 +106,34 @@ def train_flat_sac(
     eval_episodes: int,
     log: Callable[[int, dict[str, float]], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    trust_pickle: bool = False,
 ) -> dict[str, Any]:
     """Train flat SAC for `env_steps` environment steps (learning_starts included), evaluating every `eval_every`."""
-    from stable_baselines3 import SAC
     from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.logger import configure
 
     out.mkdir(parents=True, exist_ok=True)
     kitchens = VectorMiniKitchen(cfg.n_envs, spec, seed)
     venv = BatchedVecEnv(kitchens)
-    model_path, buf_path, state_path = out / "flat_sac.zip", out / "replay.pkl", out / "flat_sac_state.npz"
+    model_path, buf_path, state_path = out / "flat_sac.pt", out / "replay.npz", out / "flat_sac_state.npz"
     history: list[dict[str, float]] = []
     seconds = 0.0
-    if model_path.exists() and buf_path.exists() and state_path.exists():
-        from rewardlab.errors import RewardLabError
-
+    if (model_path.exists() or model_path.with_suffix(".zip").exists()) and state_path.exists():
+        model = load_flat_sac(model_path, venv, trust_pickle=trust_pickle, config=cfg)
+        if buf_path.exists():
+            load_replay(buf_path, model.replay_buffer)
+        elif (out / "replay.pkl").exists():
+            _load_pickled_replay(out / "replay.pkl", model, trust_pickle)
+        else:
+            raise RewardLabError(f"flat SAC checkpoint in '{out}' has no replay buffer ({buf_path.name}); use --redo")
         try:
-            model = SAC.load(model_path, env=venv, device="cpu")
-            model.load_replay_buffer(buf_path)
-            with np.load(state_path) as z:
+            with np.load(state_path, allow_pickle=False) as z:
                 history = [{"env_steps": float(s), "subtasks": float(v)} for s, v in z["history"]]
                 seconds = float(z["seconds"])
-        except Exception as e:  # a damaged zip or pickle surfaces as many kinds of error
-            raise RewardLabError(
-                f"flat SAC checkpoint in '{out}' is corrupt ({type(e).__name__}); rerun with --redo"
-            ) from None
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+            raise RewardLabError(f"flat SAC state '{state_path}' is corrupt ({e}); rerun the step with --redo")
     else:
-        model = SAC(
-            "MlpPolicy",
-            venv,
-            learning_rate=cfg.lr,
-            buffer_size=cfg.buffer,
-            batch_size=cfg.batch,
-            gamma=cfg.gamma,
-            tau=cfg.tau,
-            learning_starts=cfg.learning_starts,
-            train_freq=1,
-            gradient_steps=cfg.gradient_steps,
-            seed=seed,
-            device="cpu",
-            verbose=0,
-            policy_kwargs={"net_arch": {"pi": [256] * cfg.policy_layers, "qf": [256] * cfg.critic_layers}},
-        )
-    model.set_logger(configure(str(out / "sb3"), ["csv"]))
+        model = build_sb3("SAC", cfg, venv, seed)
+    model.set_logger(sb3_logger(out / "sb3", keep_until=int(model.num_timesteps)))
 
     def do_eval(step: int) -> None:
         done = evaluate_policy(
@@ -103,12 +147,8 @@ def train_flat_sac(
             log(step, row)
 
     def save() -> None:
-        from rewardlab.core.runs import atomic_path
-
-        with atomic_path(model_path) as tmp:
-            model.save(tmp)
-        with atomic_path(buf_path) as tmp:
-            model.save_replay_buffer(tmp)
+        save_sb3(model_path, model, cfg)
+        save_replay(buf_path, model.replay_buffer)
         with atomic_path(state_path, suffix=".npz") as tmp:
             with open(tmp, "wb") as f:
                 np.savez(

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from rewardlab.agents.configs import PPOConfig  # noqa: F401
-from rewardlab.core.runs import MetricsLogger, atomic_path, progress
-from rewardlab.errors import RewardLabError
+from rewardlab.agents.configs import PPOConfig
+from rewardlab.agents.sb3 import build_sb3, load_sb3, register_sb3, save_sb3, sb3_logger
+from rewardlab.core.runs import MetricsLogger, progress
 
 
 def _schedule(cfg: PPOConfig) -> Any:
@@ -21,49 +20,51 @@ def _schedule(cfg: PPOConfig) -> Any:
     return cfg.learning_rate
 
 
+def ppo_kwargs(cfg: PPOConfig) -> dict[str, Any]:
+    """SB3 PPO's constructor arguments (other than policy, env and seed) for a config."""
+    import torch
+
+    return {
+        "learning_rate": _schedule(cfg),
+        "n_steps": cfg.n_steps,
+        "batch_size": cfg.batch_size,
+        "n_epochs": cfg.n_epochs,
+        "gamma": cfg.gamma,
+        "gae_lambda": cfg.gae_lambda,
+        "clip_range": cfg.clip_range,
+        "ent_coef": cfg.ent_coef,
+        "vf_coef": cfg.vf_coef,
+        "device": cfg.device,
+        "verbose": 0,
+        "policy_kwargs": {"net_arch": list(cfg.net_arch), "activation_fn": torch.nn.Tanh},
+    }
+
+
+register_sb3("PPO", PPOConfig, ppo_kwargs)
+
+
 def make_ppo(cfg: PPOConfig, venv: Any, seed: int) -> Any:
     """A fresh SB3 PPO MlpPolicy model for `venv` with the config's hyperparameters."""
-    import torch
-    from stable_baselines3 import PPO
-
-    return PPO(
-        "MlpPolicy",
-        venv,
-        learning_rate=_schedule(cfg),
-        n_steps=cfg.n_steps,
-        batch_size=cfg.batch_size,
-        n_epochs=cfg.n_epochs,
-        gamma=cfg.gamma,
-        gae_lambda=cfg.gae_lambda,
-        clip_range=cfg.clip_range,
-        ent_coef=cfg.ent_coef,
-        vf_coef=cfg.vf_coef,
-        seed=seed,
-        device=cfg.device,
-        verbose=0,
-        policy_kwargs={"net_arch": list(cfg.net_arch), "activation_fn": torch.nn.Tanh},
-    )
+    return build_sb3("PPO", cfg, venv, seed)
 
 
-def save_ppo(model: Any, path: Path) -> None:
-    """Save an SB3 model atomically (SB3's zip format)."""
-    with atomic_path(path, suffix=".zip") as tmp:
-        model.save(tmp)
+def save_ppo(model: Any, path: Path, cfg: PPOConfig) -> None:
+    """Save a PPO model safely (rewardlab's SB3 format, `agents/sb3.py`), atomically."""
+    save_sb3(path, model, cfg)
 
 
-def load_ppo(path: str | os.PathLike, venv: Any = None, device: str = "cpu") -> Any:
-    """Load an SB3 PPO zip with a clear error for a missing or corrupt file."""
-    from stable_baselines3 import PPO
-
-    path = Path(path)
-    if not path.is_file():
-        raise RewardLabError(f"policy checkpoint '{path}' does not exist; train it first (expert step)")
-    try:
-        return PPO.load(path, env=venv, device=device)
-    except (zipfile.BadZipFile, ValueError, KeyError, RuntimeError, EOFError, OSError) as e:
-        raise RewardLabError(
-            f"policy checkpoint '{path}' is corrupt or not an SB3 PPO model ({type(e).__name__}); retrain it"
-        ) from None
+def load_ppo(
+    path: str | os.PathLike,
+    venv: Any = None,
+    device: str = "cpu",
+    *,
+    spaces: tuple[Any, Any] | None = None,
+    trust_pickle: bool = False,
+    config: PPOConfig | None = None,
+) -> Any:
+    """Load a PPO model saved by `save_ppo` (`model.pt`), checked against the environment's spaces (`venv`'s or
+    `spaces`); an SB3 zip only with `trust_pickle` (a run's own zip is converted once, with its `config`)."""
+    return load_sb3(path, "PPO", venv, spaces=spaces, device=device, trust_pickle=trust_pickle, config=config)
 
 
 def train_ppo(
@@ -74,26 +75,25 @@ def train_ppo(
     evaluate: Callable[[Any], dict[str, float]] | None = None,
     eval_every: int = 0,
     desc: str = "PPO",
+    trust_pickle: bool = False,
 ) -> Any:
-    """Train PPO into `out_dir` (`model.zip` at the end), resuming from `checkpoints/last.zip` if present.
+    """Train PPO into `out_dir` (`model.pt` at the end), resuming from `checkpoints/last.pt` if present.
 
     Every `eval_every` steps (and at the start and end) `evaluate(model)` is called and its figures are
-    logged to `out_dir/metrics.csv` and TensorBoard. Returns the trained model.
+    logged to `out_dir/metrics.csv` and TensorBoard; SB3's own log goes to `out_dir/sb3/progress.csv`, kept across
+    a resume. Returns the trained model.
     """
     from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.logger import configure
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = out_dir / "checkpoints" / "last.zip"
-    if ckpt.exists():
-        model = load_ppo(ckpt, venv, cfg.device)
-        model.learning_rate = _schedule(cfg)
-        model._setup_lr_schedule()
+    ckpt = out_dir / "checkpoints" / "last.pt"
+    if ckpt.exists() or ckpt.with_suffix(".zip").exists():
+        model = load_ppo(ckpt, venv, cfg.device, trust_pickle=trust_pickle, config=cfg)
     else:
         model = make_ppo(cfg, venv, seed)
-    model.set_logger(configure(str(out_dir / "sb3"), ["csv"]))
-    logger = MetricsLogger(out_dir)
     done_steps = int(model.num_timesteps)
+    model.set_logger(sb3_logger(out_dir / "sb3", keep_until=done_steps))
+    logger = MetricsLogger(out_dir)
     remaining = cfg.total_timesteps - done_steps
 
     class _Callback(BaseCallback):
@@ -114,7 +114,7 @@ def train_ppo(
                 self.bar.set_postfix({k: f"{v:.3g}" for k, v in figures.items()})
                 self.next_eval += eval_every
             if t >= self.next_ckpt:
-                save_ppo(self.model, ckpt)
+                save_ppo(self.model, ckpt, cfg)
                 self.next_ckpt += cfg.checkpoint_every
             return True
 
@@ -131,7 +131,7 @@ def train_ppo(
                 cb.bar.close()
             if evaluate is not None and (not eval_every or model.num_timesteps % eval_every):
                 logger.log(model.num_timesteps, **evaluate(model))
-        save_ppo(model, out_dir / "model.zip")
+        save_ppo(model, out_dir / "model.pt", cfg)
     finally:
         logger.close()
     return model

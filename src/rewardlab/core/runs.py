@@ -201,8 +201,11 @@ class RunDir:
     """A run directory: `run.json` (its study, rewardlab version and per-step records), `config.yaml`,
     `summary.json`, per-step subfolders, `figures/`. Nothing is created until something is written."""
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, trust_pickle: bool = False):
         self.root = Path(root)
+        # Whether the user allowed files that run code when read (SB3 zips, pickles) to be loaded here, and converted
+        # to the safe formats (`--trust-pickle`): the steps pass it to their loaders.
+        self.trust_pickle = trust_pickle
         if self.root.exists() and not self.root.is_dir():
             raise RewardLabError(f"'{self.root}' exists and is not a directory; choose another --out")
 

@@ -400,10 +400,12 @@ class StudyRun:
         overrides: Sequence[str] = (),
         *,
         dry_run: bool = False,
+        trust_pickle: bool = False,
     ) -> "StudyRun":
         """Resolve the config for a run directory (upgrading a run made before the study contract, unless
-        `dry_run`)."""
-        run = RunDir(out)
+        `dry_run`). `trust_pickle` lets its steps read (and convert once) files that run code when loaded: SB3 zips
+        and pickles made elsewhere or by an older rewardlab."""
+        run = RunDir(out, trust_pickle=trust_pickle)
         state = inspect_run(study, run.root)
         cfg = resolve_config(study, state, preset, overrides)
         source = (

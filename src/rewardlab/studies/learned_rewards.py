@@ -144,6 +144,26 @@ def _evaluate(model: Any, env: str, episodes: int, deterministic: bool, seed: in
     }
 
 
+def _maze_spaces(env: str) -> tuple[Any, Any]:
+    """The observation and action spaces of a maze's policy (to check a loaded expert was trained on a maze)."""
+    from rewardlab.envs.maze import BatchedMaze
+
+    m = BatchedMaze(1, variant_of(env), seeds=0)
+    return m.single_observation_space, m.single_action_space
+
+
+def _load_expert(cfg: LearnedRewardsConfig, run: RunDir) -> Any:
+    """The run's expert policy (`expert/model.pt`; a zip of an older run only with --trust-pickle)."""
+    from rewardlab.agents.ppo import load_ppo
+
+    return load_ppo(
+        run.root / "expert" / "model.pt",
+        spaces=_maze_spaces(cfg.expert.env),
+        trust_pickle=run.trust_pickle,
+        config=cfg.expert.ppo,
+    )
+
+
 def _file_digest(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -170,6 +190,7 @@ def step_expert(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
         out,
         seed=cfg.seed,
         desc="expert PPO",
+        trust_pickle=run.trust_pickle,
         eval_every=max(e.ppo.total_timesteps // 10, 1),
         evaluate=lambda m: _evaluate(m, e.env, 20, e.eval_deterministic, cfg.seed + 10_000),
     )
@@ -177,7 +198,7 @@ def step_expert(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
         "env": e.env,
         "train_seconds": time.time() - t0,
         "timesteps": int(model.num_timesteps),
-        "checkpoint": "expert/model.zip",
+        "checkpoint": "expert/model.pt",
     }
     for name, det in (("deterministic", True), ("stochastic", False)):
         ev = _evaluate(model, e.env, e.eval_episodes, det, cfg.seed + 20_000)
@@ -197,7 +218,7 @@ def step_expert(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
 
 
 def _dataset_meta(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
-    policy = run.root / "expert" / "model.zip"
+    policy = run.root / "expert" / "model.pt"
     return {
         "env_id": cfg.expert.env,
         "policy_checkpoint": str(policy.resolve()),
@@ -213,14 +234,14 @@ def _dataset_meta(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
 @study.step("dataset", uses=["seed", "dataset"], after=["expert"])
 def step_dataset(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
     """Collect train and test transitions from the expert's policy into `dataset/transitions.h5`."""
-    from rewardlab.agents.ppo import load_ppo, policy_act_fn
+    from rewardlab.agents.ppo import policy_act_fn
     from rewardlab.data.rollouts import collect_transitions
     from rewardlab.data.transitions import write_transitions
     from rewardlab.envs.maze import BatchedMaze
 
     path = run.root / "dataset" / "transitions.h5"
+    model = _load_expert(cfg, run)
     meta = _dataset_meta(cfg, run)
-    model = load_ppo(run.root / "expert" / "model.zip")
     act = policy_act_fn(model, cfg.dataset.deterministic)
     variant = variant_of(cfg.expert.env)
     d = cfg.dataset
@@ -312,7 +333,6 @@ def _load_reward_model(cfg: LearnedRewardsConfig, run: RunDir, device: str = "cp
 )
 def step_interpret(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
     """Saliency maps of the reward model, the three counterfactual probes, and policy saliency."""
-    from rewardlab.agents.ppo import load_ppo
     from rewardlab.data.transitions import read_transitions
     from rewardlab.interpret import maze as mi
 
@@ -323,7 +343,7 @@ def step_interpret(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
     mi.reward_saliency_figure(net, examples, figs / "reward_saliency.png")
     probes = mi.counterfactual_probes(net)
     mi.probes_figure(probes, figs / "counterfactual_probes.png")
-    model = load_ppo(run.root / "expert" / "model.zip")
+    model = _load_expert(cfg, run)
     rng = np.random.default_rng(cfg.seed)
     nonterminal = np.flatnonzero(~test.dones)
     states = test.obs[rng.choice(nonterminal, size=min(cfg.interpret.policy_states, len(nonterminal)), replace=False)]
@@ -360,8 +380,8 @@ def step_retrain(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
                 venv = _maze_venv(env, r.ppo.n_envs, seed)
                 if reward == "learned":
                     venv = LearnedRewardVecEnv(venv, net)
-                if (out / "model.zip").exists():
-                    model = load_ppo(out / "model.zip")
+                if (out / "model.pt").exists() or (out / "model.zip").exists():
+                    model = load_ppo(out / "model.pt", venv, trust_pickle=run.trust_pickle, config=r.ppo)
                 else:
                     model = train_ppo(
                         r.ppo,
@@ -370,6 +390,7 @@ def step_retrain(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
                         seed=seed,
                         eval_every=r.eval_every,
                         desc=f"{variant} {reward} reward, seed {k}",
+                        trust_pickle=run.trust_pickle,
                         evaluate=lambda m, env=env, seed=seed: _evaluate(
                             m, env, r.eval_episodes, r.eval_deterministic, seed + 7
                         ),

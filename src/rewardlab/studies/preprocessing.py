@@ -287,13 +287,21 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
     mc = cfg.mountain_car
     out = run.step_dir("mountain_car")
     t0 = time.perf_counter()
-    if (out / "expert" / "model.zip").exists():
-        expert = load_ppo(out / "expert" / "model.zip")
+    if any((out / "expert" / f).exists() for f in ("model.pt", "model.zip")):
+        car = BatchedMountainCar(1, "unshaped", seeds=0)
+        expert = load_ppo(
+            out / "expert" / "model.pt",
+            spaces=(car.single_observation_space, car.single_action_space),
+            trust_pickle=run.trust_pickle,
+            config=mc.expert,
+        )
     else:
         from stable_baselines3.common.vec_env import VecMonitor
 
         venv = VecMonitor(BatchedVecEnv(BatchedMountainCar(mc.expert.n_envs, "unshaped", seeds=cfg.seed)))
-        expert = train_ppo(mc.expert, venv, out / "expert", seed=cfg.seed, desc="mountain-car expert")
+        expert = train_ppo(
+            mc.expert, venv, out / "expert", seed=cfg.seed, desc="mountain-car expert", trust_pickle=run.trust_pickle
+        )
     expert_seconds = time.perf_counter() - t0
     act = policy_act_fn(expert, deterministic=True)
     stats = reached_goal_stats(BatchedMountainCar(50, "unshaped", seeds=cfg.seed + 1), act, 100)

@@ -262,7 +262,15 @@ def rl_job(job: Job) -> None:
             from rewardlab.agents.flat_sac import train_flat_sac
 
             res = train_flat_sac(
-                cfg.flat, spec, cfg.rl.env_steps, out, seed, cfg.rl.eval_every, cfg.rl.eval_episodes, log=logf
+                cfg.flat,
+                spec,
+                cfg.rl.env_steps,
+                out,
+                seed,
+                cfg.rl.eval_every,
+                cfg.rl.eval_episodes,
+                log=logf,
+                trust_pickle=bool(job.extra.get("trust_pickle")),
             )
         else:
             from rewardlab.agents.hl_sac import train_hl
@@ -280,7 +288,7 @@ def step_rl(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     one is reported without stopping the others."""
     from rewardlab.config import to_dict
 
-    extra = {"config": to_dict(cfg), "root": str(run.root)}
+    extra = {"config": to_dict(cfg), "root": str(run.root), "trust_pickle": run.trust_pickle}
     jobs = [
         Job(NAME, "", m, s, [], str(run.root / "rl" / m / f"seed{s}"), extra) for m in cfg.methods for s in cfg.seeds
     ]
@@ -334,13 +342,18 @@ def _final_policy_kitchens(cfg: PtgmConfig, run: RunDir, method: str, seed: int,
     out = run.root / "rl" / method / f"seed{seed}"
     spec = KitchenSpec()
     if method == "flat_sac":
-        from stable_baselines3 import SAC
+        from rewardlab.agents.flat_sac import load_flat_sac, rollout_policy
+        from rewardlab.envs.mini_kitchen import VectorMiniKitchen
 
-        from rewardlab.agents.flat_sac import rollout_policy
-
-        if not (out / "flat_sac.zip").exists():
+        if not any((out / f).exists() for f in ("flat_sac.pt", "flat_sac.zip")):
             raise RewardLabError(f"no flat SAC model in '{out}'; run the `rl` step first")
-        model = SAC.load(out / "flat_sac.zip", device="cpu")
+        kitchen = VectorMiniKitchen(1, spec, 0)
+        model = load_flat_sac(
+            out / "flat_sac.pt",
+            spaces=(kitchen.single_observation_space, kitchen.single_action_space),
+            trust_pickle=run.trust_pickle,
+            config=cfg.flat,
+        )
         return rollout_policy(lambda o: model.predict(o, deterministic=False)[0], spec, episodes, 20_000 + seed)
     import torch
 
