@@ -53,10 +53,10 @@ def test_fast_pipeline_learns(fast_run):
 
 
 def test_rerun_reuses_finished_steps(run_copy, cli):
-    before = (run_copy / "expert" / "model.zip").stat().st_mtime_ns
+    before = (run_copy / "expert" / "model.pt").stat().st_mtime_ns
     code, out, _ = cli(LR, "run", "--out", run_copy)
     assert code == 0 and "expert_success_rate" in out
-    assert (run_copy / "expert" / "model.zip").stat().st_mtime_ns == before
+    assert (run_copy / "expert" / "model.pt").stat().st_mtime_ns == before
 
 
 def test_dataset_never_silently_overwritten(run_copy, cli):
@@ -115,7 +115,7 @@ def test_corrupt_checkpoints(run_copy, cli):
     (run_copy / "reward_model" / "model.pt").write_bytes(b"PK\x03\x04 truncated")
     code, _, err = cli(LR, "interpret", "--out", run_copy, "--redo")
     assert code == 2 and "corrupt" in err
-    (run_copy / "expert" / "model.zip").write_bytes(b"not a zip")
+    (run_copy / "expert" / "model.pt").write_bytes(b"not a checkpoint")
     code, _, err = cli(LR, "dataset", "--out", run_copy, "--redo")
     assert code == 2 and "corrupt" in err
 

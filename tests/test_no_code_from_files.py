@@ -32,7 +32,9 @@ def evil_pickle(marker) -> bytes:
 def write_evil_sb3_zip(path, marker) -> None:
     """An SB3 zip whose `data` holds a serialized (cloudpickled) object, as SB3's own zips do."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = {"policy_class": {":type:": "<class 'type'>", ":serialized:": base64.b64encode(evil_pickle(marker)).decode()}}
+    data = {
+        "policy_class": {":type:": "<class 'type'>", ":serialized:": base64.b64encode(evil_pickle(marker)).decode()}
+    }
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("data", json.dumps(data))
         z.writestr("_stable_baselines3_version", "2.9.2")

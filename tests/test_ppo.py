@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from rewardlab.agents.ppo import PPOConfig, load_ppo, policy_act_fn, train_ppo
-from rewardlab.errors import RewardLabError
 from rewardlab.core.runs import read_metrics
 from rewardlab.envs.maze import BatchedMaze
 from rewardlab.envs.vec import BatchedVecEnv
+from rewardlab.errors import RewardLabError
 
 
 def cfg(total):

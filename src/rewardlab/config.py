@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
@@ -23,11 +24,25 @@ def param(
     help: str,
     min: float | None = None,
     max: float | None = None,
+    gt: float | None = None,
     choices: typing.Sequence[Any] | None = None,
+    empty_ok: bool = False,
     default_factory: Any = MISSING,
 ) -> Any:
-    """A config field with a help text and optional bounds (inclusive) or allowed choices."""
-    meta = {"help": help, "min": min, "max": max, "choices": tuple(choices) if choices else None}
+    """A config field with a help text and optional bounds or allowed choices: `min` and `max` are inclusive, `gt`
+    is an exclusive lower bound (the value must be > gt: e.g. a learning rate, gt=0.0). For a list the bounds and
+    choices apply to each item, and the list must not be empty unless `empty_ok` (an empty list means something
+    there, e.g. "every checkpoint")."""
+    if gt is not None and min is not None:
+        raise ValueError("give a field either min (inclusive) or gt (exclusive), not both")
+    meta = {
+        "help": help,
+        "min": min,
+        "max": max,
+        "gt": gt,
+        "choices": tuple(choices) if choices else None,
+        "empty_ok": empty_ok,
+    }
     if default_factory is not MISSING:
         return field(default_factory=default_factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -35,6 +50,27 @@ def param(
 
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+def _kind(tp: Any) -> str:
+    """What a value of type `tp` looks like, for messages."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_kind(a) for a in typing.get_args(tp) if a is not type(None))
+    if is_dataclass(tp):
+        return "a mapping of settings"
+    if origin in (list, tuple, typing.Sequence) or tp in (list, tuple):
+        return "a list (e.g. [a, b])"
+    return {bool: "true or false", int: "an integer", float: "a finite number", str: "text"}.get(tp, "a value")
+
+
+def _read_flow(text: str, where: str) -> Any:
+    """A YAML flow list or mapping given as text ('[64, 64]'), or a one-line error."""
+    what, example = ("a list", "[a, b]") if text.strip().startswith("[") else ("a mapping", "{key: value}")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise RewardLabError(f"{where}: cannot read {text!r} as {what}; write it as {example}") from None
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
@@ -53,25 +89,36 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             except RewardLabError as e:
                 errors.append(str(e))
         raise RewardLabError(errors[0] if errors else f"{where}: cannot be {value!r}")
+    if tp is Any:
+        return value
+    if value is None:
+        hint = " (write '' for empty text)" if tp is str else ""
+        raise RewardLabError(f"{where}: no value given (null); expected {_kind(tp)}{hint}")
     if is_dataclass(tp):
         if isinstance(value, tp):
             return value
+        if isinstance(value, str) and value.strip().startswith("{"):
+            value = _read_flow(value, where)
         if not isinstance(value, dict):
-            raise RewardLabError(f"{where}: expected a mapping of settings, got {value!r}")
+            keys = ", ".join(f.name for f in fields(tp) if f.init)
+            raise RewardLabError(
+                f"{where} is a section of settings, not a value (got {value!r}); set its keys instead: "
+                f"{where}.KEY=VALUE with KEY one of {keys}"
+            )
         return from_dict(tp, value, prefix=where + ".")
     if origin in (list, tuple, typing.Sequence) or tp in (list, tuple):
         if isinstance(value, str):
-            value = yaml.safe_load(value) if value.strip().startswith("[") else [v for v in value.split(",") if v]
+            value = _read_flow(value, where) if value.strip().startswith("[") else [v for v in value.split(",") if v]
         if not isinstance(value, (list, tuple)):
             raise RewardLabError(f"{where}: expected a list (e.g. [a, b]), got {value!r}")
         item = args[0] if args else Any
         out = [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(out) if origin is tuple or tp is tuple else out
-    if tp is Any:
-        return value
     if tp is bool:
         if isinstance(value, bool):
             return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
         if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
             return value.lower() in ("true", "yes", "1", "on")
         raise RewardLabError(f"{where}: expected true or false, got {value!r}")
@@ -91,32 +138,52 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return int(f)
         raise RewardLabError(f"{where}: expected an integer, got {value!r}")
     if tp is float:
-        if isinstance(value, bool):
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise RewardLabError(f"{where}: expected a number, got {value!r}")
         try:
-            return float(value)
-        except (TypeError, ValueError):
+            f = float(value)
+        except (TypeError, ValueError, OverflowError):
             raise RewardLabError(f"{where}: expected a number, got {value!r}") from None
+        if not math.isfinite(f):
+            raise RewardLabError(f"{where}: expected a finite number, got {value!r}")
+        return f
     if tp is str:
-        if isinstance(value, (dict, list)):
+        if isinstance(value, (dict, list, tuple)):
             raise RewardLabError(f"{where}: expected text, got {value!r}")
         return str(value)
     return value
 
 
+def _default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return None if f.default is MISSING else f.default
+
+
 def _check(f: dataclasses.Field, value: Any, where: str) -> None:
+    """The field's bounds, choices and non-emptiness (a list's bounds and choices apply to each of its items)."""
     meta = f.metadata
+    about = f"; {where.rsplit('.', 1)[-1]}: {' '.join(meta['help'].split())}" if meta.get("help") else ""
+    is_list = isinstance(value, (list, tuple))
+    if is_list and not value and not meta.get("empty_ok", True):  # a field made without param() may be empty
+        default = _default(f)
+        example = f", e.g. {_flow(to_dict(default))}" if default else ""
+        raise RewardLabError(f"{where} is empty; give at least one value{example}{about}")
     choices = meta.get("choices")
-    if choices and value not in choices:
-        raise RewardLabError(f"{where}={value!r} is not allowed; choose one of {', '.join(map(str, choices))}")
-    items = value if isinstance(value, (list, tuple)) else [value]
-    for v in items:
+    for i, v in enumerate(value if is_list else [value]):
+        key = f"{where}[{i}]" if is_list else where
+        if choices and v not in choices:
+            raise RewardLabError(f"{key}={v!r} is not allowed; choose one of {', '.join(map(str, choices))}")
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            lo, hi = meta.get("min"), meta.get("max")
+            if isinstance(v, float) and not math.isfinite(v):
+                raise RewardLabError(f"{key}={v!r} is not a finite number{about}")
+            lo, hi, gt = meta.get("min"), meta.get("max"), meta.get("gt")
             if lo is not None and v < lo:
-                raise RewardLabError(f"{where}={v!r} is out of range: it must be >= {lo}")
+                raise RewardLabError(f"{key}={v!r} is out of range: it must be >= {lo}{about}")
+            if gt is not None and v <= gt:
+                raise RewardLabError(f"{key}={v!r} is out of range: it must be > {gt}{about}")
             if hi is not None and v > hi:
-                raise RewardLabError(f"{where}={v!r} is out of range: it must be <= {hi}")
+                raise RewardLabError(f"{key}={v!r} is out of range: it must be <= {hi}{about}")
 
 
 def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
@@ -133,10 +200,17 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         _check(known[name], v, where)
         kwargs[name] = v
     obj = cls(**kwargs)
-    # Cross-field checks that single-field bounds cannot express (e.g. that an env id names a maze).
+    # Cross-field checks that single-field bounds cannot express (e.g. that an env id names a maze); a nested
+    # section's message is prefixed with where it is ("expert.ppo: ...").
     validate = getattr(obj, "validate", None)
     if callable(validate):
-        validate()
+        try:
+            validate()
+        except RewardLabError as e:
+            section = prefix.rstrip(".")
+            if section and not str(e).startswith(section):
+                raise RewardLabError(f"{section}: {e}") from None
+            raise
     return obj
 
 
@@ -162,6 +236,8 @@ def parse_overrides(items: typing.Sequence[str]) -> dict[str, Any]:
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
+            if raw.strip().startswith(("[", "{")):
+                _read_flow(raw, key)  # a list or mapping that does not parse: a one-line error naming the key
             value = raw
         node = out
         parts = key.split(".")
@@ -237,12 +313,17 @@ def _bounds(meta: Any) -> str:
     parts = []
     if meta.get("choices"):
         parts.append("one of " + ", ".join(map(str, meta["choices"])))
-    if meta.get("min") is not None and meta.get("max") is not None:
-        parts.append(f"{meta['min']} to {meta['max']}")
-    elif meta.get("min") is not None:
-        parts.append(f">= {meta['min']}")
-    elif meta.get("max") is not None:
-        parts.append(f"<= {meta['max']}")
+    lo, hi, gt = meta.get("min"), meta.get("max"), meta.get("gt")
+    if lo is not None and hi is not None:
+        parts.append(f"{lo} to {hi}")
+    elif gt is not None and hi is not None:
+        parts.append(f"> {gt} and <= {hi}")
+    elif lo is not None:
+        parts.append(f">= {lo}")
+    elif gt is not None:
+        parts.append(f"> {gt}")
+    elif hi is not None:
+        parts.append(f"<= {hi}")
     return f" [{'; '.join(parts)}]" if parts else ""
 
 

@@ -3,6 +3,7 @@ the agents so that reading a config (`--help`, `print-config`, a study's declara
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -87,9 +88,9 @@ class LossConfig:
 class TrainConfig:
     """Optimisation of a RAM agent (defaults: the IRRL paper's scripts)."""
 
-    epochs: int = param(1500, help="training epochs", min=0)
+    epochs: int = param(1500, help="training epochs (0: keep the initial model)", min=0)
     batch_size: int = param(256, help="images per update", min=1)
-    lr: float = param(3e-4, help="Adam learning rate (constant: the original's plateau schedule never fires)", min=0.0)
+    lr: float = param(3e-4, help="Adam learning rate (constant: the original's plateau schedule never fires)", gt=0.0)
     checkpoint_every: int = param(200, help="keep a checkpoint every this many epochs (and at epoch 0)", min=1)
     eval_batch_size: int = param(1000, help="images per evaluation batch", min=1)
     threads: int = param(
@@ -124,7 +125,7 @@ class SkillConfig:
     eval_epsilon: float = param(0.001, help="epsilon-greedy exploration while evaluating", min=0.0, max=1.0)
     gamma: float = param(0.99, help="discount", min=0.0, max=1.0)
     lam: float = param(0.7, help="lambda of the Q(lambda) targets", min=0.0, max=1.0)
-    lr: float = param(0.004, help="SGD learning rate", min=0.0)
+    lr: float = param(0.004, help="SGD learning rate", gt=0.0)
     batch_size: int = param(32, help="trajectories per iteration (the original's 2 devices x 16)", min=1)
     eval_batch_size: int = param(256, help="trajectories per evaluation", min=1)
 
@@ -152,7 +153,7 @@ class CodebookConfig:
         "(N dataset states drawn uniformly: the no-clustering ablation)",
     )
     perplexity: float = param(30.0, help="t-SNE perplexity", min=1.0)
-    seed: int = param(1, help="seed of t-SNE, k-means++ and random draws")
+    seed: int = param(1, help="seed of t-SNE, k-means++ and random draws", min=0)
 
     def validate(self) -> None:
         if self.method not in ("tsne_kmeans", "kmeans", "random"):
@@ -166,13 +167,18 @@ class PretrainConfig:
     steps: int = param(20_000, help="gradient steps (each net); the original ran 580k-677k, 20-50k suffice", min=0)
     batch: int = param(128, help="windows per batch (each of `horizon` steps)", min=1)
     horizon: int = param(10, help="window length; goals are 1..horizon steps ahead (k of the high level)", min=1)
-    lr: float = param(1e-3, help="RAdam learning rate", min=0.0)
+    lr: float = param(1e-3, help="RAdam learning rate", gt=0.0)
     hidden: int = param(128, help="hidden width", min=1)
     blocks: int = param(3, help="BatchNorm blocks", min=0)
     warm_clip_steps: int = param(100, help="gradient-norm clip 0.001 for this many first steps (the original's)", min=0)
-    val_fraction: float = param(0.01, help="episodes held out for validation", min=0.0, max=0.5)
+    val_fraction: float = param(
+        0.01,
+        help="episodes held out for validation (0: none; the logged losses are then measured on training windows)",
+        min=0.0,
+        max=0.5,
+    )
     log_every: int = param(1000, help="steps between validation losses", min=1)
-    seed: int = param(0, help="seed of initialisation and sampling")
+    seed: int = param(0, help="seed of initialisation and sampling", min=0)
 
 
 # ---- hl_sac
@@ -186,9 +192,9 @@ class HLSACConfig:
     batch: int = param(256, help="SAC batch size", min=1)
     buffer: int = param(1_000_000, help="replay capacity (high-level transitions)", min=1)
     gamma: float = param(0.99, help="high-level discount", min=0.0, max=1.0)
-    tau: float = param(0.005, help="target-critic averaging rate", min=0.0, max=1.0)
-    lr: float = param(3e-4, help="Adam learning rate of policy, critics and alpha", min=0.0)
-    grad_clip: float = param(10.0, help="gradient-norm clip of every network", min=0.0)
+    tau: float = param(0.005, help="target-critic averaging rate (0 would freeze the target critics)", gt=0.0, max=1.0)
+    lr: float = param(3e-4, help="Adam learning rate of policy, critics and alpha", gt=0.0)
+    grad_clip: float = param(10.0, help="gradient-norm clip of every network (0 would zero every gradient)", gt=0.0)
     target_divergence: float = param(5.0, help="target KL(prior || policy) that alpha is tuned towards", min=0.0)
     target_entropy_ratio: float = param(
         0.5, help="without the prior: target entropy as a fraction of log N", min=0.0, max=1.0
@@ -201,7 +207,9 @@ class HLSACConfig:
         help="high-level transitions collected before updates start (not counted in env_steps, as in the original)",
         min=0,
     )
-    updates_per_transition: float = param(1.0, help="gradient updates per high-level transition", min=0.0)
+    updates_per_transition: float = param(
+        1.0, help="gradient updates per high-level transition (0 would never update the policy)", gt=0.0
+    )
     use_prior: bool = param(
         True,
         help="regularise towards the goal prior and start from it (PTGM); false: "
@@ -216,6 +224,13 @@ class HLSACConfig:
     eval_episodes: int = param(10, help="stochastic episodes per evaluation", min=1)
     low_deterministic: bool = param(False, help="run the low-level policy's mean instead of sampling")
 
+    def validate(self) -> None:
+        if self.batch > self.buffer:
+            raise RewardLabError(
+                f"batch={self.batch} is larger than buffer={self.buffer}: updates wait for a full batch in the "
+                "replay, so none would ever run; give batch <= buffer"
+            )
+
 
 # ---- flat_sac
 @dataclass
@@ -227,9 +242,9 @@ class FlatSACConfig:
     critic_layers: int = param(2, help="critic hidden layers of 256", min=1)
     buffer: int = param(100_000, help="replay capacity", min=1)
     batch: int = param(256, help="batch size", min=1)
-    lr: float = param(3e-4, help="learning rate", min=0.0)
+    lr: float = param(3e-4, help="learning rate", gt=0.0)
     gamma: float = param(0.99, help="discount", min=0.0, max=1.0)
-    tau: float = param(0.005, help="target averaging rate", min=0.0, max=1.0)
+    tau: float = param(0.005, help="target averaging rate (0 would freeze the target critics)", gt=0.0, max=1.0)
     learning_starts: int = param(5000, help="environment steps of random actions before updates", min=0)
     gradient_steps: int = param(1, help="updates after every vectorised step (of n_envs environment steps)", min=1)
 
@@ -241,20 +256,53 @@ class PPOConfig:
 
     total_timesteps: int = param(45_000, help="environment steps to train for", min=1)
     n_envs: int = param(1, help="parallel environments (the paper used 1)", min=1)
-    learning_rate: float = param(1e-4, help="initial Adam learning rate", min=0.0, max=1.0)
+    learning_rate: float = param(1e-4, help="initial Adam learning rate", gt=0.0, max=1.0)
     lr_schedule: str = param(
         "linear", help="'linear' decays the learning rate to 0, 'constant' keeps it", choices=("linear", "constant")
     )
     gamma: float = param(0.97, help="discount factor", min=0.0, max=1.0)
     n_steps: int = param(2048, help="steps per environment per update", min=1)
-    batch_size: int = param(64, help="minibatch size", min=1)
+    batch_size: int = param(
+        64,
+        help="minibatch size; SB3 needs at least 2 (it normalises advantages per minibatch) and one that "
+        "divides n_steps * n_envs",
+        min=2,
+    )
     n_epochs: int = param(10, help="optimisation epochs per update", min=1)
     gae_lambda: float = param(0.95, help="GAE lambda", min=0.0, max=1.0)
-    clip_range: float = param(0.2, help="PPO clip range", min=0.0)
+    clip_range: float = param(0.2, help="PPO clip range (0 would clip every update away)", gt=0.0)
     ent_coef: float = param(0.0, help="entropy bonus coefficient", min=0.0)
     vf_coef: float = param(0.5, help="value loss coefficient", min=0.0)
-    net_arch: list[int] = param(default_factory=lambda: [64, 64], help="policy and value MLP widths", min=1)
+    net_arch: list[int] = param(
+        default_factory=lambda: [64, 64],
+        help="policy and value MLP widths (empty: linear policy and value)",
+        min=1,
+        empty_ok=True,
+    )
     device: str = param(
         "cpu", help="torch device for the policy; SB3 MLP policies are fastest on cpu", choices=("auto", "cpu", "cuda")
     )
     checkpoint_every: int = param(10_000, help="save a resumable checkpoint every this many steps", min=1)
+
+    def validate(self) -> None:
+        """What SB3's PPO asserts on (or warns about) when it is built, refused here before anything runs."""
+        rollout = self.n_steps * self.n_envs
+        if rollout <= 1:
+            raise RewardLabError(
+                f"n_steps * n_envs = {self.n_steps} * {self.n_envs} = {rollout} must be greater than 1: SB3 normalises "
+                "advantages over each rollout, which needs at least 2 steps"
+            )
+        if rollout % self.batch_size:
+            divisors = {d for k in range(1, math.isqrt(rollout) + 1) if rollout % k == 0 for d in (k, rollout // k)}
+            fits = max(d for d in divisors if 2 <= d <= self.batch_size)
+            why = (
+                f"is larger than the rollout SB3 splits into minibatches, n_steps * n_envs = {self.n_steps} * "
+                f"{self.n_envs} = {rollout}"
+                if self.batch_size > rollout
+                else f"does not divide n_steps * n_envs = {self.n_steps} * {self.n_envs} = {rollout}: SB3 would "
+                f"train on a truncated minibatch of {rollout % self.batch_size} steps every epoch"
+            )
+            raise RewardLabError(
+                f"batch_size={self.batch_size} {why}; give a batch_size that divides {rollout} (e.g. {fits}) or "
+                "change n_steps or n_envs"
+            )

@@ -66,15 +66,17 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
     write_text(path, json.dumps(_jsonable(data), indent=2) + "\n")
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    """Read JSON, with a clear error for a missing or corrupt file."""
+def read_json(path: str | os.PathLike, fix: str = "restore it, or remake what wrote it with --redo") -> Any:
+    """Read JSON, with a clear error for a missing or corrupt file (`fix` says how to repair it)."""
     path = Path(path)
+    if path.is_dir():
+        raise RewardLabError(f"'{path}' is a directory, not a JSON file")
     if not path.is_file():
         raise RewardLabError(f"'{path}' does not exist")
     try:
         return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RewardLabError(f"'{path}' is not valid JSON ({e}); delete it and rerun the step") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
+        raise RewardLabError(f"'{path}' is not valid JSON ({type(e).__name__}); {fix}") from None
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
@@ -87,15 +89,24 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """Load a checkpoint saved by `save_checkpoint` safely (weights_only), with clear errors."""
+    import pickle
+
     import torch
 
     path = Path(path)
+    if path.is_dir():
+        raise RewardLabError(f"checkpoint '{path}' is a directory; give a checkpoint file")
     if not path.is_file():
         raise RewardLabError(f"checkpoint '{path}' does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # a damaged file surfaces as many kinds of error (struct.error, UnpicklingError, ...)
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    except pickle.UnpicklingError:  # torch's message advises weights_only=False, which would run the file's code
+        raise RewardLabError(
+            f"checkpoint '{path}' holds pickled objects, which rewardlab does not load (they can run code); "
+            "give a rewardlab checkpoint"
+        ) from None
+    except Exception as e:  # a damaged file surfaces as many kinds of error (struct.error, RuntimeError, ...)
+        first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
         raise RewardLabError(
             f"checkpoint '{path}' is corrupt or not a rewardlab checkpoint ({first}); "
             "retrain it or point to another file"
@@ -147,13 +158,18 @@ class MetricsLogger:
 
 
 def read_metrics(path: str | os.PathLike) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Read a metrics.csv into {tag: (steps, values)}."""
+    """Read a metrics.csv into {tag: (steps, values)}, with one clear error for a damaged file."""
     out: dict[str, tuple[list[int], list[float]]] = {}
-    with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            s, v = out.setdefault(row["tag"], ([], []))
-            s.append(int(row["step"]))
-            v.append(float(row["value"]))
+    try:
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                s, v = out.setdefault(row["tag"], ([], []))
+                s.append(int(row["step"]))
+                v.append(float(row["value"]))
+    except (OSError, UnicodeDecodeError, KeyError, TypeError, ValueError, csv.Error) as e:
+        raise RewardLabError(
+            f"'{path}' is not a rewardlab metrics file ({type(e).__name__}); restore it, or remake its step with --redo"
+        ) from None
     return {k: (np.asarray(s), np.asarray(v)) for k, (s, v) in out.items()}
 
 

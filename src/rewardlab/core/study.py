@@ -34,6 +34,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
+from rewardlab.core.files import file_problem, format_name
 from rewardlab.core.runs import RunDir, read_json, write_json, write_text
 from rewardlab.errors import RewardLabError
 
@@ -94,6 +95,7 @@ class Step:
     applies: Callable[[Any], str | None] | None
     inputs: Callable[[Any], dict[str, str]] | None
     args: tuple[Arg, ...]
+    reads: Callable[[Any], Sequence[str]] | tuple[str, ...] = ()
 
     @property
     def help(self) -> str:
@@ -173,6 +175,7 @@ class Study:
         applies: Callable[[Any], str | None] | None = None,
         inputs: Callable[[Any], dict[str, str]] | None = None,
         args: Sequence[Arg] = (),
+        reads: Sequence[str] | Callable[[Any], Sequence[str]] = (),
     ) -> Callable[[Callable], Callable]:
         """Declare the decorated function `fn(cfg, run, **args) -> dict` as the next step.
 
@@ -181,7 +184,9 @@ class Study:
         first (default: its name with '_' for '-'); cached: False for steps rebuilt on every run (figures,
         reports); applies: a function of the config returning why the step does not apply (skipped by `run`),
         or None; inputs: a function of the config returning {setting: path} of files it reads from outside the
-        run directory; args: its command-line arguments."""
+        run directory; args: its command-line arguments; reads: the files it reads from earlier steps (paths in
+        the run directory, globs allowed; or a function of the config returning them): each is checked to read as
+        its format before the step starts."""
 
         def deco(fn: Callable) -> Callable:
             if name in self.steps:
@@ -207,6 +212,7 @@ class Study:
                 applies,
                 inputs,
                 tuple(args),
+                reads if callable(reads) else tuple(reads),
             )
             return fn
 
@@ -335,6 +341,11 @@ def inspect_run(study: Study, root: Path) -> RunState:
     """Read a run directory's state (nothing is written)."""
     cfg_path = root / "config.yaml"
     record = read_record(root) if root.is_dir() else None
+    summary = root / "summary.json"
+    if summary.exists():
+        fix = "restore it, or remake the steps with --redo"
+        if not isinstance(read_json(summary, fix=fix), dict):
+            raise RewardLabError(f"'{summary}' is not a run summary (a JSON mapping); {fix}")
     if record is not None:
         if record.get("study") != study.name:
             raise RewardLabError(
@@ -556,7 +567,45 @@ class StudyRun:
                 raise RewardLabError(f"{label} '{path}' does not exist")
             if not os.access(p, os.R_OK) or (p.is_dir() and not os.access(p, os.X_OK)):
                 raise RewardLabError(f"{label} '{path}' is not readable")
+            if format_name(p) != "file":  # a named format: it must read as one
+                problem = file_problem(p)
+                if problem:
+                    raise RewardLabError(
+                        f"{label} '{path}' cannot be read as a {format_name(p)}: {problem}; give another file"
+                    )
         return {k: v for k, v in files.items() if v}
+
+    def _producer(self, path: str) -> str | None:
+        """The step whose outputs hold a run-directory path."""
+        top = Path(path).parts[0]
+        return next((s.name for s in self.study.steps.values() if top in s.outputs), None)
+
+    def check_reads(self, step: Step, args: dict[str, Any], will_make: frozenset[str] = frozenset()) -> list[Path]:
+        """The files the step reads from earlier steps (its `reads`): each must read as its format. Those of steps
+        about to be made (`will_make`) or replaced by an argument (e.g. `--dataset`) are not checked."""
+        patterns = step.reads(self.cfg) if callable(step.reads) else step.reads
+        replaced = {s for a in step.args if args.get(a.dest) is not None for s in a.replaces}
+        checked = []
+        for pattern in patterns:
+            producer = self._producer(pattern)
+            if producer in replaced or producer in will_make:
+                continue
+            paths = (
+                sorted(self.run.root.glob(pattern)) if any(c in pattern for c in "*?[") else [self.run.root / pattern]
+            )
+            for p in paths:
+                if not p.exists() and p.suffix == ".pt" and p.with_suffix(".zip").is_file():
+                    continue  # an SB3 zip of an older run: its loader converts it (with --trust-pickle) or says why not
+                problem = file_problem(p)
+                if problem:
+                    fix = (
+                        f"remake it with `{self._cmd(producer, redo=True)}`"
+                        if producer
+                        else "restore it or remake this run"
+                    )
+                    raise RewardLabError(f"'{p}' cannot be read as a {format_name(p)}: {problem}; {fix}")
+                checked.append(p)
+        return checked
 
     def plan(
         self,
@@ -581,6 +630,7 @@ class StudyRun:
             action = self.check(step, a, redo, frozenset(will_make))
             if action != "reuse":
                 self.check_inputs(step, a)
+                self.check_reads(step, a, frozenset(will_make))
                 will_make.add(name)
             out.append((name, action))
         return out
@@ -601,11 +651,13 @@ class StudyRun:
         self._threads()
         if self._adhoc(step, args):  # a one-off on the given input: nothing reused or recorded
             self.check_inputs(step, args)
+            self.check_reads(step, args)
             return step.fn(self.cfg, self.run, **args)
         action = self.check(step, args, redo)
         if action == "reuse":
             return self.run.step_result(step.folder)
         self.check_inputs(step, args)
+        self.check_reads(step, args)
         if not step.cached:
             return step.fn(self.cfg, self.run, **args)
         sig = self.signature(step, args)

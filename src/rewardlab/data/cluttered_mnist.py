@@ -164,14 +164,15 @@ def load_cluttered(path: str | os.PathLike) -> ClutteredMNIST:
     if not path.is_file():
         raise RewardLabError(f"Cluttered MNIST file '{path}' does not exist; run the `data` step to generate it")
     try:
-        with np.load(path) as z:
+        with np.load(path, allow_pickle=False) as z:
             missing = [k for k in ("X_train", "y_train", "X_test", "y_test") if k not in z.files]
             if missing:
                 raise RewardLabError(f"'{path}' is not a Cluttered MNIST file: it lacks {', '.join(missing)}")
             arrays = {k: z[k] for k in ("X_train", "y_train", "X_test", "y_test")}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise RewardLabError(
-            f"Cluttered MNIST file '{path}' is corrupt ({e}); delete it and rerun the `data` step"
+            f"Cluttered MNIST file '{path}' is corrupt ({type(e).__name__}); give another file as data.path, or remake "
+            "the run's own with the `data` step and --redo"
         ) from None
     out = []
     for split in ("train", "test"):

@@ -153,7 +153,7 @@ def load_mnist(root: str | os.PathLike | None = None, download: bool = True) -> 
         got = _md5(path)
         if got != md5:
             raise RewardLabError(
-                f"MNIST file '{path}' is corrupt (md5 {got}, expected {md5}); delete it and {_how_to_get()}"
+                f"MNIST file '{path}' is not the original (md5 {got}, expected {md5}); replace it, or {_how_to_get()}"
             )
         arrays[key] = _read_idx(path, 3 if key.endswith("images") else 1)
     return Digits(

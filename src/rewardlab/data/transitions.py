@@ -91,7 +91,8 @@ def _open(path: str | os.PathLike):
         f = h5py.File(path, "r")
     except OSError:
         raise RewardLabError(
-            f"dataset '{path}' is corrupt or not an HDF5 file; delete it and rerun the dataset step"
+            f"dataset '{path}' is corrupt or not an HDF5 file; give another dataset, or remake the run's own with the "
+            "dataset step and --redo"
         ) from None
     if f.attrs.get("format") != FORMAT:
         f.close()

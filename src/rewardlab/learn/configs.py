@@ -11,7 +11,12 @@ from rewardlab.config import param
 class RegressionConfig:
     """Regression of a reward net onto observed rewards."""
 
-    hidden: list[int] = param(default_factory=lambda: [64, 64], help="hidden layer widths of the MLP", min=1)
+    hidden: list[int] = param(
+        default_factory=lambda: [64, 64],
+        help="hidden layer widths of the MLP (empty: a linear model)",
+        min=1,
+        empty_ok=True,
+    )
     lr: float = param(1e-3, help="Adam learning rate", min=1e-8, max=1.0)
     batch_size: int = param(20, help="minibatch size", min=1)
     epochs: int = param(5, help="passes over the training set", min=1)

@@ -66,7 +66,8 @@ def train_regression(
         saved = state.get("model", state.get("state_dict", {}))  # a module record (older files: the bare weights)
         if "kind" in saved and (saved["kind"], saved["config"]) != (net.module_kind, module_config(net)):
             raise RewardLabError(
-                f"'{ckpt_path}' is a checkpoint of another architecture; delete it or use another run directory"
+                f"'{ckpt_path}' is a checkpoint of another architecture; remake the step with --redo, or use another "
+                "--out"
             )
         net.load_state_dict(module_weights(saved))
         opt.load_state_dict(state["optimizer"])

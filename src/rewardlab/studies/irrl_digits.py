@@ -57,8 +57,29 @@ class DataConfig:
     n_train: int = param(60_000, help="training images (drawn with replacement from the MNIST train set)", min=2)
     n_test: int = param(10_000, help="test images (drawn with replacement from the MNIST test set)", min=1)
     uniform_placement: bool = param(False, help="place digits uniformly; false keeps the paper's row bias")
-    valid_fraction: float = param(0.1, help="fraction of the training images held out for validation", min=0.0, max=0.9)
-    seed: int = param(1234, help="seed of the generator (the original's)")
+    valid_fraction: float = param(
+        0.1,
+        help="fraction of the training images held out for validation (the best checkpoint is chosen on it)",
+        gt=0.0,
+        max=0.9,
+    )
+    seed: int = param(1234, help="seed of the generator (the original's)", min=0)
+
+    def validate(self) -> None:
+        if self.path:  # an existing file: its own sizes count, checked when it is read
+            return
+        if self.digit_size > self.canvas:
+            raise RewardLabError(f"digit_size={self.digit_size} does not fit on a canvas of {self.canvas} pixels")
+        if self.n_clutter > 0 and self.clutter_size >= self.canvas:
+            raise RewardLabError(
+                f"clutter_size={self.clutter_size} does not fit on a canvas of {self.canvas} pixels; give at most "
+                f"{self.canvas - 1} (or n_clutter=0)"
+            )
+        if int(self.valid_fraction * self.n_train) < 1:
+            raise RewardLabError(
+                f"valid_fraction={self.valid_fraction} of n_train={self.n_train} images holds out no image: the "
+                "validation set would be empty and no checkpoint could be chosen as the best; raise either"
+            )
 
 
 @dataclass
@@ -68,8 +89,9 @@ class HackConfig:
     rewards: list[str] = param(
         default_factory=lambda: ["accuracy", "linear_clipping", "log_noclipping"],
         help="reward types to train with the oracle's reward (empty: skip the step)",
+        empty_ok=True,
     )
-    epochs: int = param(1500, help="training epochs per reward type", min=0)
+    epochs: int = param(1500, help="training epochs per reward type (0: keep the initial model)", min=0)
     oracle_drift: bool = param(
         False,
         help="reproduce the original's bug: the oracle classifier is in the "
@@ -81,7 +103,7 @@ class HackConfig:
 class IrrlDigitsConfig:
     """RAM / DT-RAM on Cluttered MNIST with an internal reward, reward hacking and reward noise."""
 
-    seed: int = param(1, help="seed of initialisation, shuffling and location sampling (the scripts' 1)")
+    seed: int = param(1, help="seed of initialisation, shuffling and location sampling (the scripts' 1)", min=0)
     device: str = param("auto", help="auto, cpu or cuda")
     data: DataConfig = param(default_factory=DataConfig, help="data")
     model: RAMConfig = param(default_factory=RAMConfig, help="agent architecture")
@@ -96,6 +118,7 @@ class IrrlDigitsConfig:
     noise_ckpts: list[str] = param(
         default_factory=list,
         help="checkpoints whose reward noise `noise` measures (empty: every checkpoint this run saved)",
+        empty_ok=True,
     )
     hack: HackConfig = param(default_factory=HackConfig, help="reward hacking")
     cases: int = param(9, help="test images drawn by `cases` (a 3x3 grid video uses the first 9)", min=1, max=64)
@@ -108,6 +131,10 @@ class IrrlDigitsConfig:
                 raise RewardLabError(f"unknown reward '{r}' in hack.rewards; choose from {', '.join(REWARD_KINDS)}")
         if self.model.model == "dtram" and self.hack.rewards and self.oracle_ckpt == "":
             pass
+        if not self.data.path and self.data.canvas < self.model.patch_size:
+            raise RewardLabError(
+                f"model.patch_size={self.model.patch_size} is larger than the images (data.canvas={self.data.canvas})"
+            )
 
 
 study = Study(
@@ -223,7 +250,7 @@ def _meta(cfg: IrrlDigitsConfig, **extra: Any) -> dict[str, Any]:
     return {"reward": cfg.loss.reward, "detach_reward": cfg.loss.detach_reward, "seed": cfg.seed, **extra}
 
 
-@study.step("train", uses=["seed", "model", "loss", "train"], after=["data"])
+@study.step("train", uses=["seed", "model", "loss", "train"], after=["data"], reads=lambda cfg: _data_file(cfg))
 def step_train(cfg: IrrlDigitsConfig, run: RunDir) -> dict[str, Any]:
     """Train the agent (validation every epoch, checkpoints, resume after an interruption)."""
     from rewardlab.agents.ram_train import train_ram
@@ -294,10 +321,26 @@ _CKPT = Arg(
     "a RAM checkpoint, ours or the paper's (default: this run's best); given, the step is a "
     "one-off that is not recorded as the run's result",
     adhoc=True,
+    replaces=("train",),
 )
 
 
-@study.step("test", uses=["seed", "train"], after=["data", "train"], args=[_CKPT])
+def _data_file(cfg: IrrlDigitsConfig) -> list[str]:
+    """The run's own Cluttered MNIST file, unless data.path names the user's (an input of the `data` step)."""
+    return [] if cfg.data.path else ["data/cluttered_mnist.npz"]
+
+
+def _oracle_file(cfg: IrrlDigitsConfig) -> list[str]:
+    return [] if cfg.oracle_ckpt else ["train/best.pt"]
+
+
+@study.step(
+    "test",
+    uses=["seed", "train"],
+    after=["data", "train"],
+    args=[_CKPT],
+    reads=lambda cfg: _data_file(cfg) + ["train/best.pt"],
+)
 def step_test(cfg: IrrlDigitsConfig, run: RunDir, ckpt: str | None = None) -> dict[str, Any]:
     """Test accuracy of a checkpoint (default: this run's best) on the test set."""
     from rewardlab.agents.ram import load_ram
@@ -324,7 +367,13 @@ def step_test(cfg: IrrlDigitsConfig, run: RunDir, ckpt: str | None = None) -> di
 
 
 # ---------------------------------------------------------------------------------------------------- cases
-@study.step("cases", uses=["seed", "cases"], after=["data", "train"], args=[_CKPT])
+@study.step(
+    "cases",
+    uses=["seed", "cases"],
+    after=["data", "train"],
+    args=[_CKPT],
+    reads=lambda cfg: _data_file(cfg) + ["train/best.pt"],
+)
 def step_cases(cfg: IrrlDigitsConfig, run: RunDir, ckpt: str | None = None) -> dict[str, Any]:
     """Glimpse paths on test images: a figure per image and a 3x3 grid video (MP4 and GIF)."""
     import torch
@@ -395,6 +444,7 @@ def _ram_only(cfg: IrrlDigitsConfig) -> str | None:
         "oracle_ckpt": cfg.oracle_ckpt,
         **{f"noise_ckpts[{i}]": p for i, p in enumerate(cfg.noise_ckpts)},
     },
+    reads=lambda cfg: _data_file(cfg) + _oracle_file(cfg) + ([] if cfg.noise_ckpts else ["train/checkpoints/*.pt"]),
 )
 def step_noise(cfg: IrrlDigitsConfig, run: RunDir) -> dict[str, Any]:
     """Reward noise delta = q_target(y|tau) - q_oracle(y|tau) on the whole test set, per checkpoint, and violins."""
@@ -466,6 +516,7 @@ def _violin(run: RunDir, rows: list[dict[str, Any]]) -> Path:
     applies=lambda cfg: _ram_only(cfg) or (None if cfg.hack.rewards else "hack.rewards is empty"),
     after=lambda cfg: ["data"] + ([] if cfg.oracle_ckpt else ["train"]),
     inputs=lambda cfg: {"oracle_ckpt": cfg.oracle_ckpt},
+    reads=lambda cfg: _data_file(cfg) + _oracle_file(cfg),
 )
 def step_hack(cfg: IrrlDigitsConfig, run: RunDir) -> dict[str, Any]:
     """Train a fresh RAM per reward type with the (frozen) oracle's reward on the agent's own glimpses."""

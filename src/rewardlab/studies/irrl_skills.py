@@ -40,7 +40,7 @@ class IrrlSkillsConfig:
         "linear_clipping, linear_noclipping, accuracy, or disdain (clipped log with an "
         "ensemble of 2 and bonus weight 20)",
     )
-    seeds: list[int] = param(default_factory=lambda: [1], help="seeds, trained together in one batched run")
+    seeds: list[int] = param(default_factory=lambda: [1], help="seeds, trained together in one batched run", min=0)
     iterations: int = param(40_000_000, help="SGD iterations per run", min=0)
     eval_every: int = param(100_000, help="iterations between evaluations (the original's chunk)", min=1)
     learner: SkillConfig = param(default_factory=SkillConfig, help="learner (its `reward` is set per run)")
@@ -188,7 +188,12 @@ def step_train(cfg: IrrlSkillsConfig, run: RunDir) -> dict[str, Any]:
     return {"runs": results}
 
 
-@study.step("figures", cached=False, after=["train"])
+@study.step(
+    "figures",
+    cached=False,
+    after=["train"],
+    reads=lambda cfg: [f"train/{m}/{f}" for m in cfg.reward for f in ("state.npz", "metrics.csv")],
+)
 def step_figures(cfg: IrrlSkillsConfig, run: RunDir) -> list[str]:
     """Effective skills against iterations (mean and spread over seeds) and state-occupancy heatmaps."""
     from matplotlib.colors import LogNorm

@@ -231,7 +231,7 @@ def _dataset_meta(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
     }
 
 
-@study.step("dataset", uses=["seed", "dataset"], after=["expert"])
+@study.step("dataset", uses=["seed", "dataset"], after=["expert"], reads=["expert/model.pt"])
 def step_dataset(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
     """Collect train and test transitions from the expert's policy into `dataset/transitions.h5`."""
     from rewardlab.agents.ppo import policy_act_fn
@@ -273,6 +273,7 @@ def reward_net_config(cfg: LearnedRewardsConfig) -> dict[str, Any]:
     "reward-model",
     uses=["seed", "reward_model"],
     after=["dataset"],
+    reads=["dataset/transitions.h5"],
     args=[Arg("--dataset", "HDF5 transition dataset (default: the run's own)", replaces=("dataset",))],
 )
 def step_reward_model(cfg: LearnedRewardsConfig, run: RunDir, dataset: str | None = None) -> dict[str, Any]:
@@ -325,6 +326,7 @@ def _load_reward_model(cfg: LearnedRewardsConfig, run: RunDir, device: str = "cp
     "interpret",
     uses=["seed", "interpret"],
     after=["reward-model", "dataset", "expert"],
+    reads=["reward_model/model.pt", "dataset/transitions.h5", "expert/model.pt"],
     applies=lambda cfg: (
         "the saliency maps and probes are defined for R(s, s') (reward_model.use_action=false)"
         if cfg.reward_model.use_action
@@ -360,7 +362,7 @@ def step_interpret(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
     return res
 
 
-@study.step("retrain", uses=["seed", "retrain"], after=["reward-model"])
+@study.step("retrain", uses=["seed", "retrain"], after=["reward-model"], reads=["reward_model/model.pt"])
 def step_retrain(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
     """PPO on the learned reward and on the true reward, for each env and seed, evaluated on the true reward."""
     from rewardlab.agents.ppo import load_ppo, train_ppo

@@ -44,7 +44,8 @@ class TabularStudyConfig:
     )
     learned_mazes: list[str] = param(
         default_factory=lambda: ["EmptyMaze4", "EmptyMaze10"],
-        help="mazes whose rewards are also learned from preferences and preprocessed",
+        help="mazes (of `mazes`) whose rewards are also learned from preferences and preprocessed (empty: none)",
+        empty_ok=True,
     )
 
 
@@ -98,9 +99,21 @@ class PreprocessingConfig:
     mountain_car: MountainCarStudyConfig = param(default_factory=MountainCarStudyConfig, help="shaped mountain car")
 
     def validate(self) -> None:
-        """Check names of mazes, rewards and shapings."""
+        """Check names of mazes, rewards and shapings, and that the discount makes values finite."""
+        if self.gamma >= 1.0:
+            raise RewardLabError(
+                f"gamma={self.gamma} must be below 1: the tabular mazes never end (the goal loops on itself), so "
+                "value iteration (the optimal-policy check) converges only with discounting"
+            )
         for m in self.tabular.mazes + self.tabular.learned_mazes:
             maze_spec(m)
+        for m in self.tabular.learned_mazes:
+            if m not in self.tabular.mazes:
+                raise RewardLabError(
+                    f"tabular.learned_mazes names {m}, which is not in tabular.mazes "
+                    f"({', '.join(self.tabular.mazes)}): only the mazes preprocessed get learned rewards; add it to "
+                    "tabular.mazes or drop it"
+                )
         for r in self.tabular.rewards:
             if r not in REWARD_KINDS:
                 raise RewardLabError(f"unknown reward '{r}'; choose one of {', '.join(REWARD_KINDS)}")

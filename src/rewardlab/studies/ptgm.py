@@ -46,7 +46,7 @@ class DataConfig:
     episodes: int = param(500, help="scripted episodes", min=1)
     subtasks_per_episode: int = param(4, help="subtasks each scripted episode performs", min=1, max=7)
     action_noise: float = param(0.2, help="std of the demonstrator's action noise", min=0.0, max=2.0)
-    seed: int = param(0, help="seed of the demonstrator")
+    seed: int = param(0, help="seed of the demonstrator", min=0)
 
 
 @dataclass
@@ -59,6 +59,8 @@ class PtgmConfig:
         help="observation indices of the goal features; empty: "
         "the domain's (mini-kitchen: effector and the 7 "
         "objects; Kitchen: PTGM's 21, docs/originals.md)",
+        min=0,
+        empty_ok=True,
     )
     codebook: CodebookConfig = param(default_factory=CodebookConfig, help="goal codebook")
     pretrain: PretrainConfig = param(default_factory=PretrainConfig, help="low-level policy and prior")
@@ -68,7 +70,7 @@ class PtgmConfig:
     )
     flat: FlatSACConfig = param(default_factory=FlatSACConfig, help="flat SAC baseline")
     methods: list[str] = param(default_factory=lambda: list(METHODS), help="methods to run: " + ", ".join(METHODS))
-    seeds: list[int] = param(default_factory=lambda: [0, 1, 2], help="RL seeds, each method runs every seed")
+    seeds: list[int] = param(default_factory=lambda: [0, 1, 2], help="RL seeds, each method runs every seed", min=0)
     workers: int = param(0, help="RL runs in parallel processes (0: one per core)", min=0)
 
     def validate(self) -> None:
@@ -186,7 +188,7 @@ def step_data(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     return result
 
 
-@study.step("codebook", uses=["goal_features", "codebook"], after=["data"])
+@study.step("codebook", uses=["goal_features", "codebook"], after=["data"], reads=["data/dataset.hdf5"])
 def step_codebook(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     """Build the goal codebook (`codebook/codebook.npz`) and the random-codebook ablation's (`codebook/random.npz`)."""
     from rewardlab.agents.ptgm import build_codebook
@@ -209,7 +211,12 @@ def step_codebook(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     }
 
 
-@study.step("pretrain", uses=["pretrain", "methods"], after=["codebook"])
+@study.step(
+    "pretrain",
+    uses=["pretrain", "methods"],
+    after=["codebook"],
+    reads=lambda cfg: ["data/dataset.hdf5", "codebook/codebook.npz"] + _random_files(cfg, "codebook/random.npz"),
+)
 def step_pretrain(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     """Behaviour-clone the low-level policy and train the goal prior (`pretrain/`; the random codebook gets its own
     prior, the low-level policy is shared)."""
@@ -238,6 +245,19 @@ def step_pretrain(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
         res["random_codebook_prior"] = {k: v for k, v in rnd.items() if k not in ("history", "low_nll")}
     run.update_summary(low_level_val_nll=main["low_nll"], prior_val_accuracy=main["prior_acc"])
     return res
+
+
+def _random_files(cfg: PtgmConfig, *paths: str) -> list[str]:
+    return list(paths) if "ptgm_random_codebook" in cfg.methods else []
+
+
+def _pretrained_files(cfg: PtgmConfig) -> list[str]:
+    """What the hierarchical methods load: codebooks and pre-trained models."""
+    if all(m == "flat_sac" for m in cfg.methods):
+        return []
+    return ["codebook/codebook.npz", "pretrain/pretrain.pt"] + _random_files(
+        cfg, "codebook/random.npz", "pretrain/random_codebook/pretrain.pt"
+    )
 
 
 def rl_job(job: Job) -> None:
@@ -281,7 +301,13 @@ def rl_job(job: Job) -> None:
     write_json(out / "result.json", res)
 
 
-@study.step("rl", uses=["rl", "flat", "methods", "seeds"], after=["pretrain"], applies=_scripted_only)
+@study.step(
+    "rl",
+    uses=["rl", "flat", "methods", "seeds"],
+    after=["pretrain"],
+    applies=_scripted_only,
+    reads=lambda cfg: _pretrained_files(cfg),
+)
 def step_rl(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     """RL on the mini-kitchen for every method and seed, as jobs of the job runner (`rl/sweep.json`, a
     `status.json` per run): finished runs are skipped, an interrupted one resumes from its checkpoint, and a failing
@@ -367,7 +393,19 @@ def _final_policy_kitchens(cfg: PtgmConfig, run: RunDir, method: str, seed: int,
     return rollout(agent, Hierarchy(low, cb, rl.k, rl.low_deterministic), spec, episodes, 20_000 + seed)
 
 
-@study.step("diagnose", after=["rl"], applies=_scripted_only)
+@study.step(
+    "diagnose",
+    after=["rl"],
+    applies=_scripted_only,
+    reads=lambda cfg: (
+        _pretrained_files(cfg)
+        + [
+            f"rl/{m}/seed{s}/{'flat_sac.pt' if m == 'flat_sac' else 'hl_sac.pt'}"
+            for m in cfg.methods
+            for s in cfg.seeds
+        ]
+    ),
+)
 def step_diagnose(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     """Which subtasks each method's final policies complete (100 fresh stochastic episodes per run), and whether
     the pre-trained low level can reach each target subtask at all from a fresh kitchen and once the other three
