@@ -189,3 +189,104 @@ def test_generated_cases_cover_every_field_and_read_file():
         covered = {c.split("=", 1)[0] for c in config_cases(study)}
         assert leaves == covered, study.name
         assert to_dict(study.resolve("fast"))
+
+
+# ------------------------------------------------------------------------------- the examples, one by one
+def _one_line(code: int, err: str) -> bool:
+    return code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["foo.bar=1,2"], ["iterations=abc,xyz"], ["--preset", "turbo"], ["learner.lr=0.004,-1"], ["reward=[]"]],
+)
+def test_sweep_with_an_invalid_setting_exits_2_before_any_run_directory(cli, tmp_path, args):
+    out = tmp_path / "sweep"
+    code, _, err = cli("sweep", "irrl-skills", *args, "--seeds", "0-1", "--out", out)
+    assert _one_line(code, err), err
+    assert not out.exists()
+
+
+def test_report_over_hand_edited_garbage_is_one_line(cli, irrl_skills_run, sweep_run, tmp_path):
+    cases = [
+        ("run", "config.yaml", _random_bytes(300, 1)),
+        ("run", "config.yaml", b"3\n"),
+        ("run", "summary.json", b"[1, 2]"),
+        ("sweep", "sweep.json", b'{"study": "irrl-skills"}'),
+        ("sweep", "sweep.json", b'{"study": "irrl-skills", "preset": "fast", "grid": {}, "seeds": [0], "runs": [3]}'),
+        ("sweep", "learner.lr=0.004/seed0/summary.json", b"not json"),
+    ]
+    for i, (kind, name, data) in enumerate(cases):
+        root = tmp_path / f"c{i}"
+        shutil.copytree(irrl_skills_run if kind == "run" else sweep_run, root)
+        (root / name).write_bytes(data)
+        code, _, err = cli("report", root)
+        assert _one_line(code, err) and name.split("/")[-1] in err, (name, err)
+        assert not (root / "report.html").exists()
+
+
+def test_file_system_refusals_are_one_line(cli, tmp_path, monkeypatch):
+    code, _, err = cli("irrl-skills", "run", "--out", "/sys/rewardlab-test", *SKILLS_TINY)
+    assert _one_line(code, err) and "/sys/rewardlab-test" in err, err  # a folder nobody may write to, root included
+    (tmp_path / "file").write_text("x")
+    code, _, err = cli("irrl-skills", "run", "--out", tmp_path / "file", *SKILLS_TINY)
+    assert _one_line(code, err) and "is not a directory" in err, err
+    code, _, err = cli("irrl-skills", "run", "--out", tmp_path / "file" / "run", *SKILLS_TINY)
+    assert _one_line(code, err), err
+    code, _, err = cli("report", tmp_path, "--output", tmp_path)
+    assert _one_line(code, err) and "is a folder" in err, err
+
+    import errno
+    import os
+
+    real = os.replace
+
+    def full_disk(src, dst, *a, **k):
+        if str(dst).endswith("state.npz"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    code, _, err = cli("irrl-skills", "run", "--out", tmp_path / "full", *SKILLS_TINY)
+    assert _one_line(code, err) and "No space left on device" in err and "free some space" in err, err
+
+
+SKILLS_TINY = ["reward=[linear_clipping]", "iterations=2000", "eval_every=1000", "seeds=[0]"]
+
+
+def test_an_expert_trained_on_another_environment_is_refused(cli, fast_run, preprocessing_run, tmp_path):
+    maze, car = tmp_path / "maze", tmp_path / "car"
+    shutil.copytree(fast_run, maze)
+    shutil.copytree(preprocessing_run, car)
+    maze_expert = (maze / "expert" / "model.pt").read_bytes()
+    (maze / "expert" / "model.pt").write_bytes((car / "mountain_car" / "expert" / "model.pt").read_bytes())
+    before = tree_hash(maze)
+    code, _, err = cli("learned-rewards", "dataset", "--redo", "--out", maze)
+    assert _one_line(code, err) and "another environment" in err, err
+    assert tree_hash(maze) == before
+    # the reverse: a maze expert where the unfinished mountain-car step resumes from its expert
+    (car / "mountain_car" / "result.json").unlink()
+    (car / "mountain_car" / "expert" / "model.pt").write_bytes(maze_expert)
+    code, _, err = cli("preprocessing", "mountain-car", "--out", car)
+    assert _one_line(code, err) and "another environment" in err, err
+
+
+def test_a_users_file_gets_no_advice_to_delete_it(cli, fast_run, ptgm_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(fast_run, run)
+    bad = tmp_path / "mine.h5"
+    bad.write_bytes(_random_bytes(2000, 3))
+    for given, expect in [
+        (bad, "not an HDF5 file"),
+        (tmp_path, "is a directory"),
+        (ptgm_run / "data" / "dataset.hdf5", "not a rewardlab transition dataset"),  # HDF5 of another layout
+    ]:
+        before = tree_hash(run)
+        code, _, err = cli("learned-rewards", "reward-model", "--redo", "--dataset", given, "--out", run)
+        assert _one_line(code, err) and expect in err, err
+        assert "delete" not in err and "does not exist" not in err
+        assert tree_hash(run) == before
+    # the ptgm data step given an HDF5 of another layout (a transition dataset) as its D4RL source
+    code, _, err = cli("ptgm", "data", "--out", tmp_path / "p", f"data.source={run / 'dataset' / 'transitions.h5'}")
+    assert _one_line(code, err) and "delete" not in err, err
+    assert not (tmp_path / "p").exists()

@@ -366,6 +366,24 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
     return args
 
 
+def _os_error(e: OSError) -> str:
+    """An OSError as one line: what the file system said, about which path, and what to do."""
+    import errno
+
+    where = f" ('{e.filename}')" if e.filename else ""
+    what = e.strerror or str(e) or type(e).__name__
+    fix = {
+        errno.ENOSPC: "free some space or write elsewhere (--out); finished steps are kept, rerun to resume",
+        errno.EDQUOT: "free some space or write elsewhere (--out); finished steps are kept, rerun to resume",
+        errno.EROFS: "write to a writable folder (--out)",
+        errno.EACCES: "write to a folder you may write to (--out), or fix its permissions",
+        errno.EPERM: "write to a folder you may write to (--out), or fix its permissions",
+        errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
+        errno.EISDIR: "the path is a folder where a file belongs; choose another path",
+    }.get(e.errno or 0, "check the path and the disk, then rerun")
+    return f"the file system refused: {what}{where}; {fix}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: user mistakes print one line and exit with code 2."""
     try:
@@ -380,6 +398,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # the file system refused: read-only, full, permissions, a path of the wrong kind
+        print(f"rewardlab: error: {_os_error(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(
             "rewardlab: interrupted; finished steps and checkpoints are kept, rerun the same command to resume",

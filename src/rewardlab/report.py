@@ -238,6 +238,40 @@ def find_items(root: Path) -> tuple[list[Path], list[Path]]:
     return sweeps, runs
 
 
+def _damaged(path: Path, problem: str) -> RewardLabError:
+    return RewardLabError(
+        f"cannot report on '{path}': {problem}; restore it, or report on a folder that leaves its run out"
+    )
+
+
+def check_items(sweeps: list[Path], runs: list[Path]) -> None:
+    """Every file the report reads must be what rewardlab wrote: one clear error for the first that is not."""
+    from rewardlab.core.files import file_problem
+
+    def check(path: Path) -> None:
+        if path.exists():
+            problem = file_problem(path)
+            if problem:
+                raise _damaged(path, problem)
+
+    for r in runs:
+        check(r / "config.yaml")
+        check(r / "summary.json")
+    for s in sweeps:
+        manifest = s / "sweep.json"
+        check(manifest)
+        data = read_json(manifest)
+        entries = data.get("runs")
+        keys = ("study", "preset", "grid", "seeds")
+        if not isinstance(entries, list) or any(k not in data for k in keys):
+            raise _damaged(manifest, "it is not a sweep manifest (study, preset, grid, seeds and runs)")
+        for e in entries:
+            if not isinstance(e, dict) or not isinstance(e.get("setting"), str) or not isinstance(e.get("seed"), int):
+                raise _damaged(manifest, f"its runs entry {str(e)[:60]!r} has no setting and seed")
+            check(s / e["setting"] / f"seed{e['seed']}" / "summary.json")
+            check(s / e["setting"] / f"seed{e['seed']}" / "config.yaml")
+
+
 def write_report(root: str | os.PathLike, output: str | os.PathLike | None = None, dry_run: bool = False) -> Path:
     """Write the HTML report over `root` (default `root/report.html`) and return its path (with `dry_run`, only
     say what it would cover)."""
@@ -245,9 +279,12 @@ def write_report(root: str | os.PathLike, output: str | os.PathLike | None = Non
     if not root.is_dir():
         raise RewardLabError(f"'{root}' is not a folder; give a run directory or a sweep folder")
     page = Path(output) if output else root / "report.html"
+    if page.is_dir():
+        raise RewardLabError(f"--output '{page}' is a folder; give the HTML file to write, e.g. {page / 'report.html'}")
     sweeps, runs = find_items(root)
     if not sweeps and not runs:
         raise RewardLabError(f"'{root}' holds no run (config.yaml) or sweep (sweep.json); run a study there first")
+    check_items(sweeps, runs)
     if dry_run:
         for s in sweeps:
             print(f"  sweep {s}")

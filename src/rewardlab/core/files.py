@@ -91,8 +91,10 @@ def _torch_problem(p: Path) -> str | None:
 
     try:
         state = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as e:
         # torch's message advises weights_only=False, which would run the file's code: not repeated here
+        if "Unsupported global" not in str(e):
+            return "it is corrupt or not a torch checkpoint"
         return "it is not a plain checkpoint: it holds pickled objects, which rewardlab does not load"
     except Exception as e:  # RuntimeError, struct.error, EOFError, ...: a truncated or foreign file
         return _short(e)

@@ -100,7 +100,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         raise RewardLabError(f"checkpoint '{path}' does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:  # torch's message advises weights_only=False, which would run the file's code
+    except pickle.UnpicklingError as e:  # torch's message advises weights_only=False, which would run the file's code
+        if "Unsupported global" not in str(e):
+            raise RewardLabError(
+                f"checkpoint '{path}' is corrupt or not a torch checkpoint; retrain it or point to another file"
+            ) from None
         raise RewardLabError(
             f"checkpoint '{path}' holds pickled objects, which rewardlab does not load (they can run code); "
             "give a rewardlab checkpoint"

@@ -60,13 +60,15 @@ class Arg:
 
     adhoc: when given, the step runs on that input as a one-off (e.g. `test --ckpt PATH`): nothing is reused or
     recorded. replaces: when given, these earlier steps are not needed (e.g. `reward-model --dataset PATH`).
-    An argument whose metavar is PATH names a file that `--dry-run` checks."""
+    An argument whose metavar is PATH names a file that is checked before the step starts (and by `--dry-run`):
+    `check(path, cfg)` raises RewardLabError when the file is not what the step reads under the config."""
 
     flag: str
     help: str
     metavar: str = "PATH"
     adhoc: bool = False
     replaces: tuple[str, ...] = ()
+    check: Callable[[str, Any], None] | None = None
 
     @property
     def dest(self) -> str:
@@ -573,6 +575,9 @@ class StudyRun:
                     raise RewardLabError(
                         f"{label} '{path}' cannot be read as a {format_name(p)}: {problem}; give another file"
                     )
+        for a in step.args:
+            if a.check is not None and args.get(a.dest):
+                a.check(str(Path(args[a.dest]).expanduser()), self.cfg)
         return {k: v for k, v in files.items() if v}
 
     def _producer(self, path: str) -> str | None:

@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -85,6 +85,8 @@ def _open(path: str | os.PathLike):
     import h5py
 
     path = Path(path)
+    if path.is_dir():
+        raise RewardLabError(f"dataset '{path}' is a directory; give an HDF5 transition dataset file")
     if not path.is_file():
         raise RewardLabError(f"dataset '{path}' does not exist; create it with the dataset step")
     try:
@@ -107,6 +109,36 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
             return json.loads(f.attrs["meta"])
         except (KeyError, json.JSONDecodeError):
             raise RewardLabError(f"dataset '{path}' has corrupt metadata; recreate it") from None
+
+
+def check_transitions(
+    path: str | os.PathLike,
+    splits: Sequence[str] = ("train", "test"),
+    env_id: str | None = None,
+    obs_shape: tuple[int, ...] | None = None,
+) -> None:
+    """Check a transition dataset's layout without reading its arrays: format, environment, splits, shapes."""
+    meta = read_meta(path)
+    if env_id is not None and meta.get("env_id") != env_id:
+        raise RewardLabError(
+            f"dataset '{path}' was made on {meta.get('env_id')}, not {env_id}; "
+            f"create a dataset on {env_id} or set the env to match"
+        )
+    with _open(path) as f:
+        for split in splits:
+            if split not in f or not hasattr(f[split], "keys"):
+                raise RewardLabError(f"dataset '{path}' has no '{split}' split (it has: {', '.join(f.keys())})")
+            g = f[split]
+            missing = [k for k in ("obs", "next_obs", "rewards", "dones") if k not in g]
+            if missing:
+                raise RewardLabError(f"dataset '{path}' split '{split}' lacks {', '.join(missing)}; recreate it")
+            n = {k: g[k].shape[0] if g[k].shape else -1 for k in ("obs", "next_obs", "rewards", "dones")}
+            if len(set(n.values())) != 1:
+                raise RewardLabError(f"dataset '{path}' split '{split}' has arrays of different lengths {n}")
+            if obs_shape is not None and tuple(g["obs"].shape[1:]) != tuple(obs_shape):
+                raise RewardLabError(
+                    f"dataset '{path}' has observations of shape {g['obs'].shape[1:]}, expected {tuple(obs_shape)}"
+                )
 
 
 def read_transitions(

@@ -322,7 +322,14 @@ _CKPT = Arg(
     "one-off that is not recorded as the run's result",
     adhoc=True,
     replaces=("train",),
+    check=lambda path, cfg: _check_ram(path),
 )
+
+
+def _check_ram(path: str) -> None:
+    from rewardlab.agents.ram import load_ram
+
+    load_ram(path)
 
 
 def _data_file(cfg: IrrlDigitsConfig) -> list[str]:

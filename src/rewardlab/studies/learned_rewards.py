@@ -164,6 +164,12 @@ def _load_expert(cfg: LearnedRewardsConfig, run: RunDir) -> Any:
     )
 
 
+def _check_dataset(path: str, cfg: LearnedRewardsConfig) -> None:
+    from rewardlab.data.transitions import check_transitions
+
+    check_transitions(path, ("train", "test"), env_id=cfg.expert.env, obs_shape=(SIZE, SIZE))
+
+
 def _file_digest(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -274,7 +280,14 @@ def reward_net_config(cfg: LearnedRewardsConfig) -> dict[str, Any]:
     uses=["seed", "reward_model"],
     after=["dataset"],
     reads=["dataset/transitions.h5"],
-    args=[Arg("--dataset", "HDF5 transition dataset (default: the run's own)", replaces=("dataset",))],
+    args=[
+        Arg(
+            "--dataset",
+            "HDF5 transition dataset (default: the run's own)",
+            replaces=("dataset",),
+            check=lambda path, cfg: _check_dataset(path, cfg),
+        )
+    ],
 )
 def step_reward_model(cfg: LearnedRewardsConfig, run: RunDir, dataset: str | None = None) -> dict[str, Any]:
     """Regress the reward model on the dataset; report train/test MSE and test MSE on rewarding transitions."""
