@@ -6,6 +6,7 @@ a README command missing from it fails the test, so a new command gets a mode.""
 import os
 import re
 import shlex
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,8 @@ MODES = {
     "rewardlab ptgm run --preset fast --out runs/ptgm/fast": "dry",
     "rewardlab ptgm run --preset paper --out runs/ptgm/paper": "dry",
     "rewardlab ptgm run --preset paper --out runs/ptgm/300k rl.env_steps=300000 rl.critic_layers=2": "dry",
+    # runs on the learned-rewards run made before the safe format in tests/data/legacy_runs.tar.xz
+    "rewardlab learned-rewards dataset --redo --trust-pickle --out runs/old-run": "run",
 }
 
 
@@ -64,6 +67,10 @@ def test_every_readme_command_works_as_written(tmp_path, monkeypatch, cli):
         if os.environ.get(var):
             monkeypatch.setenv(var, str(Path(os.environ[var]).resolve()))
     monkeypatch.chdir(tmp_path)
+    with tarfile.open(Path(__file__).parent / "data" / "legacy_runs.tar.xz") as tar:
+        tar.extractall(tmp_path / "legacy", filter="data")
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "legacy" / "learned-rewards").rename(tmp_path / "runs" / "old-run")
     seen = {"run": 0, "dry": 0}
     for command in commands:
         args = as_args(command)
@@ -83,6 +90,7 @@ def test_every_readme_command_works_as_written(tmp_path, monkeypatch, cli):
     assert (tmp_path / "runs" / "skills" / "run.json").is_file() and not (tmp_path / "runs" / "new").exists()
     dry_outs = [as_args(c)[as_args(c).index("--out") + 1] for c, m in MODES.items() if m == "dry" and "--out" in c]
     assert not any((tmp_path / d).exists() for d in dry_outs)  # the dry runs wrote nothing
+    assert (tmp_path / "runs" / "old-run" / "expert" / "model.pt").is_file()  # its SB3 zip, converted once
 
 
 @pytest.mark.parametrize("command", sorted(MODES))

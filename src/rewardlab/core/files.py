@@ -28,6 +28,12 @@ def format_name(path: str | os.PathLike) -> str:
     return _FORMATS.get(Path(path).suffix.lower(), "file")
 
 
+def a_format(path: str | os.PathLike) -> str:
+    """`format_name` with its article: 'a torch checkpoint', 'an HDF5 file', 'an npz archive'."""
+    name = format_name(path)
+    return ("an " if name[0] in "aeiouHN" else "a ") + name
+
+
 def file_problem(path: str | os.PathLike) -> str | None:
     """Why `path` cannot be read as the format its suffix names (a short phrase), or None if it reads."""
     p = Path(path)

@@ -34,7 +34,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
-from rewardlab.core.files import file_problem, format_name
+from rewardlab.core.files import a_format, file_problem, format_name
 from rewardlab.core.runs import RunDir, read_json, write_json, write_text
 from rewardlab.errors import RewardLabError
 
@@ -98,6 +98,7 @@ class Step:
     inputs: Callable[[Any], dict[str, str]] | None
     args: tuple[Arg, ...]
     reads: Callable[[Any], Sequence[str]] | tuple[str, ...] = ()
+    check: Callable[[Any], None] | None = None
 
     @property
     def help(self) -> str:
@@ -178,6 +179,7 @@ class Study:
         inputs: Callable[[Any], dict[str, str]] | None = None,
         args: Sequence[Arg] = (),
         reads: Sequence[str] | Callable[[Any], Sequence[str]] = (),
+        check: Callable[[Any], None] | None = None,
     ) -> Callable[[Callable], Callable]:
         """Declare the decorated function `fn(cfg, run, **args) -> dict` as the next step.
 
@@ -188,7 +190,8 @@ class Study:
         or None; inputs: a function of the config returning {setting: path} of files it reads from outside the
         run directory; args: its command-line arguments; reads: the files it reads from earlier steps (paths in
         the run directory, globs allowed; or a function of the config returning them): each is checked to read as
-        its format before the step starts."""
+        its format before the step starts; check: a function of the config that raises RewardLabError when the
+        step's inputs are not what it reads (a file's layout), called before the step starts."""
 
         def deco(fn: Callable) -> Callable:
             if name in self.steps:
@@ -215,6 +218,7 @@ class Study:
                 inputs,
                 tuple(args),
                 reads if callable(reads) else tuple(reads),
+                check,
             )
             return fn
 
@@ -573,11 +577,13 @@ class StudyRun:
                 problem = file_problem(p)
                 if problem:
                     raise RewardLabError(
-                        f"{label} '{path}' cannot be read as a {format_name(p)}: {problem}; give another file"
+                        f"{label} '{path}' cannot be read as {a_format(p)}: {problem}; give another file"
                     )
         for a in step.args:
             if a.check is not None and args.get(a.dest):
                 a.check(str(Path(args[a.dest]).expanduser()), self.cfg)
+        if step.check is not None:
+            step.check(self.cfg)
         return {k: v for k, v in files.items() if v}
 
     def _producer(self, path: str) -> str | None:
@@ -608,7 +614,7 @@ class StudyRun:
                         if producer
                         else "restore it or remake this run"
                     )
-                    raise RewardLabError(f"'{p}' cannot be read as a {format_name(p)}: {problem}; {fix}")
+                    raise RewardLabError(f"'{p}' cannot be read as {a_format(p)}: {problem}; {fix}")
                 checked.append(p)
         return checked
 

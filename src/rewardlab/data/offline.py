@@ -96,27 +96,43 @@ def write_d4rl(path: str | os.PathLike, ds: OfflineDataset) -> None:
             f.attrs["rewardlab_meta"] = json.dumps(ds.meta)
 
 
-def read_d4rl(path: str | os.PathLike) -> OfflineDataset:
-    """Read a D4RL-layout HDF5 file (ours, or a real D4RL one such as `kitchen_mixed-v0.hdf5`).
-
-    `timeouts` may be absent (older D4RL files); a missing `terminals` or `observations` is an error.
-    """
+def _open_d4rl(path: str | os.PathLike) -> Any:
+    """The open HDF5 file of a D4RL-layout dataset, its layout checked (arrays not read)."""
     import h5py
 
     path = Path(path)
+    if path.is_dir():
+        raise RewardLabError(f"dataset '{path}' is a directory; give a D4RL-layout HDF5 file")
     if not path.is_file():
         raise RewardLabError(f"dataset '{path}' does not exist")
     try:
         f = h5py.File(path, "r")
     except OSError:
-        raise RewardLabError(f"dataset '{path}' is corrupt or not an HDF5 file") from None
+        raise RewardLabError(f"dataset '{path}' is corrupt or not an HDF5 file; give another file") from None
+    missing = [k for k in ("observations", "actions", "rewards", "terminals") if k not in f]
+    if missing:
+        keys = ", ".join(f.keys()) or "nothing"
+        f.close()
+        raise RewardLabError(f"'{path}' is not a D4RL-layout dataset: no {', '.join(missing)} (it has: {keys})")
+    lengths = {k: f[k].shape[0] if getattr(f[k], "shape", None) else -1 for k in KEYS if k in f}
+    if len(set(lengths.values())) != 1:
+        f.close()
+        raise RewardLabError(f"'{path}' is not a D4RL-layout dataset: its arrays have different lengths {lengths}")
+    return f
+
+
+def check_d4rl(path: str | os.PathLike) -> None:
+    """Check a D4RL-layout dataset's layout without reading its arrays."""
+    _open_d4rl(path).close()
+
+
+def read_d4rl(path: str | os.PathLike) -> OfflineDataset:
+    """Read a D4RL-layout HDF5 file (ours, or a real D4RL one such as `kitchen_mixed-v0.hdf5`).
+
+    `timeouts` may be absent (older D4RL files); a missing `terminals` or `observations` is an error.
+    """
+    f = _open_d4rl(path)
     with f:
-        missing = [k for k in ("observations", "actions", "rewards", "terminals") if k not in f]
-        if missing:
-            raise RewardLabError(
-                f"'{path}' is not a D4RL-layout dataset: no {', '.join(missing)} "
-                f"(it has: {', '.join(f.keys()) or 'nothing'})"
-            )
         try:
             arrays = {k: f[k][()] for k in KEYS if k in f}
         except (OSError, KeyError) as e:

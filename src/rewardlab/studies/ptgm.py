@@ -138,7 +138,16 @@ def load_dataset(cfg: PtgmConfig, run: RunDir):
 
 
 # ----------------------------------------------------------------------------------------------------- steps
-@study.step("data", uses=["data"], inputs=_source_file)
+def _check_source(cfg: PtgmConfig) -> None:
+    """A D4RL-layout file given as data.source must have that layout."""
+    path = Path(cfg.data.source).expanduser()
+    if cfg.data.source != "scripted" and path.is_file():
+        from rewardlab.data.offline import check_d4rl
+
+        check_d4rl(path)
+
+
+@study.step("data", uses=["data"], inputs=_source_file, check=_check_source)
 def step_data(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     """Write the offline dataset (`data/dataset.hdf5`, D4RL layout): scripted demos, or a copy of a real dataset."""
     from rewardlab.data.offline import read_d4rl, write_d4rl
