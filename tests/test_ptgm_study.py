@@ -59,11 +59,17 @@ def test_rerun_reuses_finished_runs_and_a_failed_run_is_reported(ptgm_run, tmp_p
     (run / "rl" / "result.json").unlink()  # the step is redone, but finished (method, seed) runs are kept
     before = (run / "rl" / "ptgm" / "seed0" / "result.json").stat().st_mtime_ns
     shutil.rmtree(run / "rl" / "ptgm_no_prior" / "seed1")  # as if interrupted before this run finished
-    (run / "pretrain" / "random_codebook" / "pretrain.pt").write_bytes(b"junk")  # this method's runs will fail
+    damaged = run / "pretrain" / "random_codebook" / "pretrain.pt"
+    damaged.write_bytes(b"junk")  # a file that does not read is refused before any RL run starts
+    assert main(["ptgm", "rl", "--out", str(run), *PTGM_TINY]) == 2
+    err = capsys.readouterr().err
+    assert "random_codebook/pretrain.pt' cannot be read as a torch checkpoint" in err and "pretrain --redo" in err
+    # a checkpoint that reads but is not what the method loads: its runs fail when they start, the others finish
+    shutil.copy(run / "rl" / "ptgm" / "seed0" / "hl_sac.pt", damaged)
     shutil.rmtree(run / "rl" / "ptgm_random_codebook")
     assert main(["ptgm", "rl", "--out", str(run), *PTGM_TINY]) == 2
     err = capsys.readouterr().err
-    assert "2 of 8 RL runs failed" in err and "ptgm_random_codebook/seed0" in err and "corrupt" in err
+    assert "2 of 8 RL runs failed" in err and "ptgm_random_codebook/seed0" in err
     assert (run / "rl" / "ptgm_no_prior" / "seed1" / "result.json").exists()  # the others finished
     assert (run / "rl" / "ptgm" / "seed0" / "result.json").stat().st_mtime_ns == before  # not redone
 

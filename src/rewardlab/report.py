@@ -268,6 +268,8 @@ def check_items(sweeps: list[Path], runs: list[Path]) -> None:
         for e in entries:
             if not isinstance(e, dict) or not isinstance(e.get("setting"), str) or not isinstance(e.get("seed"), int):
                 raise _damaged(manifest, f"its runs entry {str(e)[:60]!r} has no setting and seed")
+            if e.get("status") != "finished":  # a failed run is reported with its error, whatever its files hold
+                continue
             check(s / e["setting"] / f"seed{e['seed']}" / "summary.json")
             check(s / e["setting"] / f"seed{e['seed']}" / "config.yaml")
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from pathlib import Path
 
 _FORMATS = {
@@ -51,8 +50,9 @@ def file_problem(path: str | os.PathLike) -> str | None:
             import numpy as np
 
             with np.load(p, allow_pickle=False) as z:
-                for k in z.files:
-                    z[k]  # noqa: B018  (reads each array: a truncated or pickled member fails here)
+                for k in z.files:  # reads each array: a truncated or pickled member fails here
+                    if not isinstance(z[k], np.ndarray):  # numpy hands back a non-array member's raw bytes
+                        return f"it is not an npz archive of arrays (member '{k}' is not one)"
             return None
         if suffix in (".h5", ".hdf5"):
             import h5py
@@ -83,10 +83,8 @@ def file_problem(path: str | os.PathLike) -> str | None:
 
             data = yaml.safe_load(p.read_text())
             return None if isinstance(data, dict) else f"it holds a YAML {type(data).__name__}, not a mapping"
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as e:
-        return _short(e)
-    except Exception as e:  # yaml.YAMLError and the many errors a damaged file raises in its reader
-        return _short(e)
+    except Exception as e:  # yaml.YAMLError, OSError, BadZipFile, ...: the many errors a damaged file raises
+        return f"it is corrupt or not {a_format(p)} ({_short(e)})"
     return None
 
 
@@ -103,7 +101,7 @@ def _torch_problem(p: Path) -> str | None:
             return "it is corrupt or not a torch checkpoint"
         return "it is not a plain checkpoint: it holds pickled objects, which rewardlab does not load"
     except Exception as e:  # RuntimeError, struct.error, EOFError, ...: a truncated or foreign file
-        return _short(e)
+        return f"it is corrupt or not a torch checkpoint ({_short(e)})"
     if not isinstance(state, dict):
         return f"it holds a {type(state).__name__}, not a rewardlab checkpoint"
     return None
