@@ -271,11 +271,21 @@ class PPOConfig:
     n_epochs: int = param(10, help="optimisation epochs per update", min=1)
     gae_lambda: float = param(0.95, help="GAE lambda", min=0.0, max=1.0)
     clip_range: float = param(0.2, help="PPO clip range (0 would clip every update away)", gt=0.0)
+    clip_schedule: str = param(
+        "constant",
+        help="'linear' decays the clip range to 0 (the RL Zoo's Atari setting)",
+        choices=("linear", "constant"),
+    )
     ent_coef: float = param(0.0, help="entropy bonus coefficient", min=0.0)
     vf_coef: float = param(0.5, help="value loss coefficient", min=0.0)
+    policy: str = param(
+        "MlpPolicy",
+        help="SB3 policy: MlpPolicy (tanh MLP of net_arch) or CnnPolicy (NatureCNN on image stacks, SB3's defaults)",
+        choices=("MlpPolicy", "CnnPolicy"),
+    )
     net_arch: list[int] = param(
         default_factory=lambda: [64, 64],
-        help="policy and value MLP widths (empty: linear policy and value)",
+        help="policy and value MLP widths of MlpPolicy (empty: linear policy and value)",
         min=1,
         empty_ok=True,
     )

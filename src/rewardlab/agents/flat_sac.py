@@ -35,6 +35,7 @@ from rewardlab.errors import RewardLabError
 def sac_kwargs(cfg: FlatSACConfig) -> dict[str, Any]:
     """SB3 SAC's constructor arguments (other than policy, env and seed) for the flat SAC config."""
     return {
+        "policy": "MlpPolicy",
         "learning_rate": cfg.lr,
         "buffer_size": cfg.buffer,
         "batch_size": cfg.batch,

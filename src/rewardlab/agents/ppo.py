@@ -13,30 +13,33 @@ from rewardlab.agents.sb3 import build_sb3, load_sb3, register_sb3, save_sb3, sb
 from rewardlab.core.runs import MetricsLogger, progress
 
 
+def _linear(value: float) -> Any:
+    return lambda progress_remaining: progress_remaining * value
+
+
 def _schedule(cfg: PPOConfig) -> Any:
-    if cfg.lr_schedule == "linear":
-        lr = cfg.learning_rate
-        return lambda progress_remaining: progress_remaining * lr
-    return cfg.learning_rate
+    return _linear(cfg.learning_rate) if cfg.lr_schedule == "linear" else cfg.learning_rate
 
 
 def ppo_kwargs(cfg: PPOConfig) -> dict[str, Any]:
     """SB3 PPO's constructor arguments (other than policy, env and seed) for a config."""
     import torch
 
+    cnn = cfg.policy == "CnnPolicy"
     return {
+        "policy": cfg.policy,
         "learning_rate": _schedule(cfg),
         "n_steps": cfg.n_steps,
         "batch_size": cfg.batch_size,
         "n_epochs": cfg.n_epochs,
         "gamma": cfg.gamma,
         "gae_lambda": cfg.gae_lambda,
-        "clip_range": cfg.clip_range,
+        "clip_range": _linear(cfg.clip_range) if cfg.clip_schedule == "linear" else cfg.clip_range,
         "ent_coef": cfg.ent_coef,
         "vf_coef": cfg.vf_coef,
         "device": cfg.device,
         "verbose": 0,
-        "policy_kwargs": {"net_arch": list(cfg.net_arch), "activation_fn": torch.nn.Tanh},
+        "policy_kwargs": {} if cnn else {"net_arch": list(cfg.net_arch), "activation_fn": torch.nn.Tanh},
     }
 
 

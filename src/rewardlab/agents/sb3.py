@@ -31,7 +31,7 @@ from rewardlab.errors import RewardLabError
 
 FORMAT = "rewardlab.sb3/1"
 TRUST_HINT = "--trust-pickle (trust_pickle=True in Python)"
-# algo -> (config class, kwargs(config) -> SB3 constructor arguments other than policy, env and seed)
+# algo -> (config class, kwargs(config) -> SB3 constructor arguments other than env and seed, "policy" included)
 _ALGOS: dict[str, tuple[type, Callable[[Any], dict[str, Any]]]] = {}
 _PROVIDERS = ("rewardlab.agents.ppo", "rewardlab.agents.flat_sac")
 
@@ -160,11 +160,12 @@ def build_sb3(algo: str, config: Any, venv: Any = None, seed: int | None = 0, sp
 
     cls, _, kwargs = _algo(algo)
     kw = kwargs(config)
+    policy = kw.pop("policy")
     if venv is not None:
-        return cls("MlpPolicy", venv, seed=seed, **kw)
+        return cls(policy, venv, seed=seed, **kw)
     with warnings.catch_warnings():  # a rollout size that does not divide by one env's steps: irrelevant here
         warnings.simplefilter("ignore")
-        return cls("MlpPolicy", _SpacesEnv(*spaces), seed=seed, **kw)  # type: ignore[misc]
+        return cls(policy, _SpacesEnv(*spaces), seed=seed, **kw)  # type: ignore[misc]
 
 
 class _SpacesEnv:

@@ -106,6 +106,49 @@ class MazeRewardMLP(RewardNet):
         return self.net(torch.cat([pair.flatten(1).float(), one_hot.float()], dim=1)).squeeze(-1)
 
 
+@register_module("reward.atari_cnn")
+class AtariRewardCNN(RewardNet):
+    """R(s') on stacked 84x84 frames: the AtariRewardModel of Michaud et al. (2020), the NatureCNN feature extractor
+    (input / 255; conv 32@8/4, 64@4/2, 64@3/1, ReLU; FC 512, ReLU) then Linear(512, 1). With `use_state`, R(s, s'):
+    both stacks enter as channels."""
+
+    def __init__(self, frames: int = 4, size: int = 84, n_actions: int = 4, use_state: bool = False):
+        self.frames, self.size, self.use_state = int(frames), int(size), bool(use_state)
+        super().__init__(
+            spaces.Box(0, 255, (self.frames, self.size, self.size), dtype=np.uint8), spaces.Discrete(int(n_actions))
+        )
+        channels = self.frames * (2 if self.use_state else 1)
+        self.cnn = nn.Sequential(
+            nn.Conv2d(channels, 32, 8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            n_flat = self.cnn(torch.zeros(1, channels, self.size, self.size)).shape[1]
+        self.fc = nn.Sequential(nn.Linear(n_flat, 512), nn.ReLU())
+        self.head = nn.Linear(512, 1)
+
+    def frame_reward(self, x: torch.Tensor) -> torch.Tensor:
+        """Rewards (B,) for the net's input channels (B, C, size, size), uint8 or float in [0, 255]."""
+        if x.ndim != 4 or tuple(x.shape[1:]) != (self.cnn[0].in_channels, self.size, self.size):
+            raise RewardLabError(
+                f"AtariRewardCNN expects frames of shape (B, {self.cnn[0].in_channels}, {self.size}, {self.size}), "
+                f"got {tuple(x.shape)}"
+            )
+        return self.head(self.fc(self.cnn(x.float() / 255.0))).squeeze(-1)
+
+    def forward(self, state, action, next_state, done):
+        if self.use_state:
+            if state is None:
+                raise RewardLabError("this reward model is R(s, s'): it needs the states before each step")
+            return self.frame_reward(torch.cat([torch.as_tensor(state), torch.as_tensor(next_state)], dim=1))
+        return self.frame_reward(torch.as_tensor(next_state))
+
+
 # Files written before the one module format: {"kind": "rewardlab.reward_net", "spec": {"name": ..., ...}}.
 _LEGACY_NETS = {
     "maze_mlp": "reward.maze_mlp",
