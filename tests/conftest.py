@@ -96,6 +96,36 @@ def ptgm_run(tmp_path_factory) -> Path:
     return out
 
 
+# The atari study at toy size (every step, every figure, about a minute): a barely trained expert still scores
+# often enough for a 40 / 40 dataset.
+ATARI_TINY = [
+    "expert.ppo.total_timesteps=2048",
+    "expert.ppo.checkpoint_every=1024",
+    "expert.eval_games=4",
+    "expert.video_steps=30",
+    "dataset.n_train=40",
+    "dataset.n_test=40",
+    "dataset.zero_keep=0.2",
+    "dataset.screens=3",
+    "interpret.frames=4",
+    "interpret.measure_frames=12",
+    "interpret.timeseries_steps=40",
+    "interpret.timeseries_skip=10",
+    "retrain.ppo.total_timesteps=1024",
+    "retrain.eval_games=2",
+]
+
+
+@pytest.fixture(scope="session")
+def atari_run(tmp_path_factory) -> Path:
+    """The atari study end to end through the CLI at toy size."""
+    from rewardlab.cli import main
+
+    out = tmp_path_factory.mktemp("atari") / "tiny"
+    assert main(["atari", "run", "--preset", "fast", "--out", str(out), *ATARI_TINY]) == 0
+    return out
+
+
 # irrl-skills at toy size (a few seconds a run): the sweep and report tests' real runs.
 SWEEP_TINY = ["reward=[linear_clipping]", "iterations=4000", "eval_every=1000"]
 

@@ -29,6 +29,7 @@ RUNS = {
     "irrl-digits": "irrl_digits_run",
     "irrl-skills": "irrl_skills_run",
     "ptgm": "ptgm_run",
+    "atari": "atari_run",
 }
 
 

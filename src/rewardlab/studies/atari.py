@@ -1,0 +1,720 @@
+"""Learned reward models on Atari: the pixel half of Michaud, Gleave & Russell (2020).
+
+Reproduces "Understanding Learned Reward Functions" (arXiv 2012.05862), Atari part: a PPO expert per game (the RL
+Zoo's Atari settings, CnnPolicy), a class-balanced dataset of its stacked frames (half rewarding, as the original),
+the paper's AtariRewardModel (NatureCNN then Linear, on s') regressed on it, batched occlusion saliency (Greydanus et
+al. 2018) measured against the score region, the same model trained on score-hidden ("NoScore") frames as the
+control, the with-score model run on an expert playing the NoScore game, and PPO retrained on the learned reward,
+evaluated on the TRUE game score (the original's pipeline never ran end to end).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rewardlab.agents.configs import PPOConfig
+from rewardlab.config import param
+from rewardlab.core.runs import RunDir, write_json
+from rewardlab.core.study import Curve, SeedMode, Study
+from rewardlab.errors import RewardLabError
+from rewardlab.learn.configs import RegressionConfig
+
+NAME = "atari"
+
+
+def zoo_ppo(total: int = 10_000_000) -> PPOConfig:
+    """The RL Zoo's Atari PPO: 8 envs, n_steps 128, 4 epochs, batch 256, lr 2.5e-4 and clip 0.1 decayed linearly,
+    vf 0.5, ent 0.01, gamma 0.99, GAE 0.95, CnnPolicy."""
+    return PPOConfig(
+        total_timesteps=total,
+        n_envs=8,
+        learning_rate=2.5e-4,
+        lr_schedule="linear",
+        gamma=0.99,
+        n_steps=128,
+        batch_size=256,
+        n_epochs=4,
+        gae_lambda=0.95,
+        clip_range=0.1,
+        clip_schedule="linear",
+        ent_coef=0.01,
+        vf_coef=0.5,
+        policy="CnnPolicy",
+        device="auto",
+        checkpoint_every=100_000,
+    )
+
+
+@dataclass
+class AtariExpertConfig:
+    """The expert: PPO on the game with the training protocol (episodic life, clipped reward)."""
+
+    ppo: PPOConfig = param(default_factory=zoo_ppo, help="PPO settings (the RL Zoo's Atari group)")
+    eval_games: int = param(30, help="full games (all lives, true score) of the final evaluation", min=1)
+    eval_every: int = param(0, help="also evaluate on 5 full games every this many steps (0: only at the end)", min=0)
+    video_steps: int = param(600, help="agent steps in the expert's video (0: no video)", min=0)
+
+
+@dataclass
+class AtariDatasetConfig:
+    """Class-balanced frames from the expert's stochastic policy."""
+
+    n_train: int = param(50_000, help="training frames (half with a nonzero clipped reward)", min=2)
+    n_test: int = param(25_000, help="test frames (half rewarding), from other episodes", min=2)
+    n_envs: int = param(16, help="games stepped together while collecting", min=1)
+    zero_keep: float = param(
+        0.1, help="probability of keeping a frame without reward (spreads them over episodes)", gt=0.0, max=1.0
+    )
+    max_steps: int = param(20_000_000, help="give up (one line) after this many env steps per split", min=1)
+    noscore: bool = param(True, help="also collect the NoScore control dataset (the expert playing NoScore)")
+    screens: int = param(8, help="screens (210x160 RGB) kept per class of the test split, for figures", min=0)
+
+
+@dataclass
+class AtariInterpretConfig:
+    """Occlusion saliency, the score-region measure, the NoScore control and time series."""
+
+    frames: int = param(10, help="test frames in the saliency figure (half rewarding)", min=2, max=40)
+    measure_frames: int = param(200, help="test frames over which the score-region saliency is measured", min=2)
+    timeseries_steps: int = param(200, help="steps of the expert playing NoScore in the time-series figure", min=10)
+    timeseries_skip: int = param(100, help="steps played before the time series starts (the paper: 100)", min=0)
+
+
+@dataclass
+class AtariRetrainConfig:
+    """PPO on the learned reward against PPO on the true clipped reward, evaluated on the true score."""
+
+    games: list[str] = param(
+        default_factory=lambda: ["Breakout", "Seaquest"], help="games to retrain on (a subset of `games`)"
+    )
+    n_seeds: int = param(2, help="agents per (game, reward)", min=1)
+    ppo: PPOConfig = param(default_factory=zoo_ppo, help="PPO settings")
+    eval_games: int = param(30, help="full games of each agent's final evaluation", min=1)
+
+
+def _reward_model() -> RegressionConfig:
+    return RegressionConfig(hidden=[], lr=1e-3, batch_size=20, epochs=5, loss_reduction="sum", use_action=False)
+
+
+@dataclass
+class AtariConfig:
+    """Learned reward models on Atari (Michaud, Gleave & Russell 2020, Atari part)."""
+
+    seed: int = param(0, help="master seed; every step derives its seeds from it", min=0)
+    games: list[str] = param(default_factory=lambda: ["Breakout", "Seaquest"], help="ALE games (envpool names)")
+    engine: str = param("envpool", help="emulator engine", choices=("envpool",))
+    device: str = param("auto", help="torch device for the reward model: auto, cpu or cuda")
+    expert: AtariExpertConfig = param(default_factory=AtariExpertConfig, help="expert policy")
+    dataset: AtariDatasetConfig = param(default_factory=AtariDatasetConfig, help="frame dataset")
+    reward_model: RegressionConfig = param(
+        default_factory=_reward_model,
+        help="reward model regression (the NatureCNN model; `hidden` is unused; use_action is not supported)",
+    )
+    use_state: bool = param(False, help="R(s, s') instead of the paper's R(s'): both stacks enter the model")
+    interpret: AtariInterpretConfig = param(default_factory=AtariInterpretConfig, help="interpretation")
+    retrain: AtariRetrainConfig = param(default_factory=AtariRetrainConfig, help="PPO on the learned reward")
+
+    def validate(self) -> None:
+        """Known games, retrained games among them, a device torch knows."""
+        from rewardlab.envs.atari import GAMES
+
+        bad = [g for g in self.games if not g[:1].isupper()]
+        if bad:
+            raise RewardLabError(f"games: {bad[0]!r} is not an ALE game name; e.g. {', '.join(GAMES)}")
+        if len(set(self.games)) != len(self.games):
+            raise RewardLabError("games: a game is listed twice")
+        extra = [g for g in self.retrain.games if g not in self.games]
+        if extra:
+            raise RewardLabError(f"retrain.games: {extra[0]} is not in games ({', '.join(self.games)})")
+        if self.reward_model.use_action:
+            raise RewardLabError("reward_model.use_action: the Atari reward model is R(s') or R(s, s') (use_state)")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise RewardLabError(f"device={self.device!r} is not allowed; choose auto, cpu or cuda")
+
+
+study = Study(
+    NAME,
+    AtariConfig,
+    SeedMode.PER_RUN,
+    paper="Michaud, Gleave & Russell (2020), Understanding Learned Reward Functions (Atari)",
+    doc=__doc__,
+    curves=[Curve("expert/*/metrics.csv", "true_score", "Atari: expert's true score")],
+    ignore=("device", "expert.ppo.device", "retrain.ppo.device"),
+    torch_threads=1,
+)
+
+
+# ------------------------------------------------------------------------------------------------------ helpers
+def _venv(game: str, variant: str, n: int, seed: int, train: bool = True) -> Any:
+    from rewardlab.envs.atari import AtariSpec, make_atari
+
+    return make_atari(AtariSpec(game, variant, train), n, seed)
+
+
+@functools.lru_cache(maxsize=16)
+def _spaces(game: str) -> tuple[Any, Any]:
+    env = _venv(game, "plain", 1, 0)
+    try:
+        return env.single_observation_space, env.single_action_space
+    finally:
+        env.close()
+
+
+def _act_fn(model: Any, deterministic: bool = False) -> Any:
+    def act(obs: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict(obs, deterministic=deterministic)[0]).reshape(len(obs))
+
+    return act
+
+
+def play_games(act: Any, game: str, variant: str, games: int, seed: int, n_envs: int = 8) -> np.ndarray:
+    """True scores of `games` full games (all lives, unclipped points, up to the step cap) played by `act`; each of
+    `n_envs` emulators plays its share, so long games are not left out."""
+    n = min(n_envs, games)
+    quota = np.full(n, games // n) + (np.arange(n) < games % n)
+    env = _venv(game, variant, n, seed, train=False)
+    try:
+        obs, _ = env.reset()
+        running, scores, played = np.zeros(n), [], np.zeros(n, dtype=int)
+        while (played < quota).any():
+            obs, _, term, trunc, infos = env.step(act(obs))
+            running += infos["score"]
+            for i in np.flatnonzero(term | trunc):
+                if played[i] < quota[i]:
+                    scores.append(running[i])
+                    played[i] += 1
+                running[i] = 0.0
+    finally:
+        env.close()
+    return np.asarray(scores, dtype=np.float64)
+
+
+def _random_act(n_actions: int, seed: int) -> Any:
+    rng = np.random.default_rng(seed)
+    return lambda obs: rng.integers(0, n_actions, size=len(obs))
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def _load_expert(cfg: AtariConfig, run: RunDir, game: str) -> Any:
+    from rewardlab.agents.ppo import load_ppo
+
+    return load_ppo(
+        run.root / "expert" / game / "model.pt",
+        spaces=_spaces(game),
+        trust_pickle=run.trust_pickle,
+        config=cfg.expert.ppo,
+    )
+
+
+def _device(cfg: AtariConfig) -> str:
+    from rewardlab.core.runs import resolve_device
+
+    return resolve_device(cfg.device)
+
+
+def _variants(cfg: AtariConfig) -> list[str]:
+    return ["plain", "noscore"] if cfg.dataset.noscore else ["plain"]
+
+
+# --------------------------------------------------------------------------------------------------------- steps
+@study.step("expert", uses=["seed", "games", "engine", "expert"])
+def step_expert(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
+    """Train a PPO expert per game and evaluate it on full games (true score), against a random policy."""
+    from rewardlab.agents.ppo import train_ppo
+    from rewardlab.envs.atari import check_engine
+    from rewardlab.envs.vec import BatchedVecEnv
+
+    check_engine(cfg.engine)
+    e = cfg.expert
+    res: dict[str, Any] = {}
+    for k, game in enumerate(cfg.games):
+        out = run.step_dir("expert") / game
+        seed = cfg.seed + 1000 * k
+        t0 = time.time()
+        venv = BatchedVecEnv(_venv(game, "plain", e.ppo.n_envs, seed))
+        model = train_ppo(
+            e.ppo,
+            venv,
+            out,
+            seed=seed,
+            desc=f"{game} expert",
+            eval_every=e.eval_every,
+            evaluate=(
+                (lambda m, g=game, s=seed: {"true_score": float(play_games(_act_fn(m), g, "plain", 5, s + 7).mean())})
+                if e.eval_every
+                else None
+            ),
+            trust_pickle=run.trust_pickle,
+        )
+        venv.close()
+        train_seconds = time.time() - t0
+        scores = play_games(_act_fn(model), game, "plain", e.eval_games, seed + 20_000)
+        n_actions = int(model.action_space.n)
+        rand = play_games(_random_act(n_actions, seed), game, "plain", e.eval_games, seed + 30_000)
+        res[game] = {
+            "score_mean": float(scores.mean()),
+            "score_std": float(scores.std()),
+            "scores": scores.tolist(),
+            "random_score_mean": float(rand.mean()),
+            "games": int(e.eval_games),
+            "timesteps": int(model.num_timesteps),
+            "train_seconds": train_seconds,
+            "checkpoint": f"expert/{game}/model.pt",
+        }
+        if e.video_steps:
+            res[game]["video"] = _video(model, game, e.video_steps, seed + 40_000, run.figures / f"expert_{game}.mp4")
+    run.update_summary(expert_score={g: r["score_mean"] for g, r in res.items()})
+    return res
+
+
+def _video(model: Any, game: str, steps: int, seed: int, path: Path) -> str:
+    """A short MP4 of the expert playing the full game (stochastic policy)."""
+    import imageio.v2 as imageio
+
+    from rewardlab.core.runs import atomic_path
+
+    env = _venv(game, "plain", 1, seed, train=False)
+    try:
+        obs, _ = env.reset()
+        frames = [env.rgb[0].copy()]
+        act = _act_fn(model)
+        for _ in range(steps):
+            obs, *_ = env.step(act(obs))
+            frames.append(env.rgb[0].copy())
+    finally:
+        env.close()
+    with atomic_path(path, suffix=".mp4") as tmp:
+        w = imageio.get_writer(tmp, format="FFMPEG", fps=30, codec="libx264", macro_block_size=1)
+        for f in frames:
+            w.append_data(np.repeat(np.repeat(f, 2, axis=0), 2, axis=1))
+        w.close()
+    return f"figures/{path.name}"
+
+
+@study.step(
+    "dataset",
+    uses=["seed", "games", "engine", "dataset"],
+    after=["expert"],
+    reads=lambda cfg: [f"expert/{g}/model.pt" for g in cfg.games],
+)
+def step_dataset(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
+    """Class-balanced frames of each game from the stochastic expert (and of the NoScore game, the control)."""
+    from rewardlab.core.runs import progress
+    from rewardlab.data.frames import balanced_frames, write_frames
+
+    d = cfg.dataset
+    res: dict[str, Any] = {}
+    for k, game in enumerate(cfg.games):
+        model = _load_expert(cfg, run, game)
+        act = _act_fn(model)
+        res[game] = {}
+        for variant in _variants(cfg):
+            path = run.step_dir("dataset") / game / f"{variant}.h5"
+            t0 = time.time()
+            splits, steps, display = {}, {}, None
+            for split, n, off in (("train", d.n_train, 1), ("test", d.n_test, 2)):
+                seed = cfg.seed + 1000 * k + 100 * off
+                env = _venv(game, variant, d.n_envs, seed)
+                bar = progress(total=n // 2, desc=f"{game} {variant} {split}: rewarding frames")
+                last = [0]
+
+                def tick(_steps: int, rewarding: int) -> None:
+                    bar.update(rewarding - last[0])
+                    last[0] = rewarding
+
+                try:
+                    frames, screens, index, steps[split] = balanced_frames(
+                        act,
+                        env,
+                        n,
+                        d.zero_keep,
+                        np.random.default_rng(seed),
+                        d.max_steps,
+                        d.screens if split == "test" else 0,
+                        tick,
+                    )
+                finally:
+                    bar.close()
+                    env.close()
+                splits[split] = frames
+                if split == "test":
+                    display = (screens, index)
+            meta = {
+                "game": game,
+                "variant": variant,
+                "engine": cfg.engine,
+                "policy_checkpoint": f"expert/{game}/model.pt",
+                "policy_sha256": _digest(run.root / "expert" / game / "model.pt"),
+                "seed": cfg.seed,
+                "n_train": d.n_train,
+                "n_test": d.n_test,
+                "env_steps": steps,
+                "protocol": "NoFrameskip-v4 (rewardlab.envs.atari), training env: episodic life, clipped reward",
+            }
+            size = write_frames(path, splits, meta, display)
+            res[game][variant] = {
+                "path": str(path.relative_to(run.root)),
+                "bytes": int(size),
+                "env_steps": steps,
+                "collect_seconds": time.time() - t0,
+                "n_train": len(splits["train"]),
+                "n_test": len(splits["test"]),
+                "rewarding_train": int(splits["train"].rewarding.sum()),
+                "rewarding_test": int(splits["test"].rewarding.sum()),
+            }
+    return res
+
+
+def _dataset_files(cfg: AtariConfig) -> list[str]:
+    return [f"dataset/{g}/{v}.h5" for g in cfg.games for v in _variants(cfg)]
+
+
+def _as_transitions(fr: Any) -> Any:
+    from rewardlab.data.transitions import Transitions
+
+    return Transitions(fr.obs, None, fr.next_obs, fr.rewards, fr.dones)
+
+
+def _net(cfg: AtariConfig, n_actions: int) -> Any:
+    from rewardlab.rewards.nets import AtariRewardCNN
+
+    return AtariRewardCNN(frames=4, size=84, n_actions=n_actions, use_state=cfg.use_state)
+
+
+def _accuracy(pred: np.ndarray, rewards: np.ndarray) -> float:
+    return float(((pred > 0.5) == (rewards > 0.5)).mean()) if len(pred) else float("nan")
+
+
+@study.step(
+    "reward-model",
+    uses=["seed", "games", "reward_model", "use_state"],
+    after=["dataset"],
+    reads=_dataset_files,
+)
+def step_reward_model(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
+    """The paper's AtariRewardModel regressed on each game's frames (and on the NoScore frames, the control)."""
+    import torch
+
+    from rewardlab.data.frames import read_frames
+    from rewardlab.learn.regression import predict_rewards, train_regression
+
+    device = _device(cfg)
+    res: dict[str, Any] = {}
+    for k, game in enumerate(cfg.games):
+        res[game] = {}
+        for variant in _variants(cfg):
+            path = run.root / "dataset" / game / f"{variant}.h5"
+            expect = {"game": game, "variant": variant}
+            train, test = (_as_transitions(read_frames(path, s, expect)) for s in ("train", "test"))
+            torch.manual_seed(cfg.seed + 1000 * k)
+            net = _net(cfg, _spaces(game)[1].n)
+            out = run.step_dir("reward_model") / game / variant
+            t0 = time.time()
+            rep = train_regression(
+                net, train, test, cfg.reward_model, out, cfg.seed, device, meta={"game": game, "variant": variant}
+            )
+            rep["train_seconds"] = time.time() - t0
+            rep["test_accuracy"] = _accuracy(predict_rewards(net, test, device, 256), test.rewards)
+            rep["train_accuracy"] = _accuracy(predict_rewards(net, train, device, 256), train.rewards)
+            res[game][variant] = rep
+    run.update_summary(
+        reward_model_test_mse={g: r["plain"]["test_mse"] for g, r in res.items()},
+        reward_model_test_mse_rewarding={g: r["plain"]["test_mse_rewarding"] for g, r in res.items()},
+    )
+    return res
+
+
+def _load_reward_model(cfg: AtariConfig, run: RunDir, game: str, variant: str) -> Any:
+    from rewardlab.core.modules import load_module
+    from rewardlab.rewards.nets import AtariRewardCNN
+
+    path = run.root / "reward_model" / game / variant / "model.pt"
+    expect = {"frames": 4, "size": 84, "n_actions": int(_spaces(game)[1].n), "use_state": cfg.use_state}
+    net, _ = load_module(path, expect=AtariRewardCNN, expect_config=expect, map_location=_device(cfg))
+    return net
+
+
+def mask_score(frames: np.ndarray, game: str, fill: float) -> np.ndarray:
+    """Stacked 84x84 frames with the game's score region (scaled from the 210x160 screen) set to `fill`."""
+    from rewardlab.envs.atari import score_region
+
+    r0, r1, c0, c1 = score_region(game)
+    rows = slice(int(np.floor(r0 * 84 / 210)), int(np.ceil(r1 * 84 / 210)))
+    cols = slice(int(np.floor(c0 * 84 / 160)), int(np.ceil(c1 * 84 / 160)))
+    out = frames.copy()
+    out[..., rows, cols] = np.uint8(round(fill))
+    return out
+
+
+@study.step(
+    "interpret",
+    uses=["seed", "games", "interpret", "use_state"],
+    after=["reward-model", "dataset", "expert"],
+    applies=lambda cfg: "the saliency maps are defined for R(s') (use_state=false)" if cfg.use_state else None,
+    reads=lambda cfg: (
+        _dataset_files(cfg)
+        + [f"reward_model/{g}/{v}/model.pt" for g in cfg.games for v in _variants(cfg)]
+        + [f"expert/{g}/model.pt" for g in cfg.games]
+    ),
+)
+def step_interpret(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
+    """Occlusion saliency (and gradient saliency) of the reward models, the score-region measure, the NoScore
+    accuracy drop and the with-score model on an expert playing NoScore."""
+    from rewardlab.data.frames import read_display, read_frames
+    from rewardlab.envs.atari import GAMES, score_region
+    from rewardlab.interpret.occlusion import occlusion_saliency, region_fraction
+    from rewardlab.learn.regression import predict_rewards
+
+    it = cfg.interpret
+    device = _device(cfg)
+    res: dict[str, Any] = {}
+    for k, game in enumerate(cfg.games):
+        res[game] = {}
+        path = run.root / "dataset" / game / "plain.h5"
+        test = read_frames(path, "test", {"game": game, "variant": "plain"})
+        screens, index = read_display(path)
+        net = _load_reward_model(cfg, run, game, "plain")
+        f = net.frame_reward
+        rng = np.random.default_rng(cfg.seed + k)
+        n = min(it.measure_frames, len(test))
+        pick = rng.choice(len(test), size=n, replace=False)
+        sal = occlusion_saliency(f, test.next_obs[pick], device=device)
+        has_region = game in GAMES
+        if has_region:
+            region = score_region(game)
+            res[game]["score_region_saliency"] = float(np.nanmean(region_fraction(sal, region)))
+        if "noscore" in _variants(cfg):
+            ns_path = run.root / "dataset" / game / "noscore.h5"
+            ns_test = read_frames(ns_path, "test", {"game": game, "variant": "noscore"})
+            ns_net = _load_reward_model(cfg, run, game, "noscore")
+            ns_pick = rng.choice(len(ns_test), size=min(n, len(ns_test)), replace=False)
+            ns_sal = occlusion_saliency(ns_net.frame_reward, ns_test.next_obs[ns_pick], device=device)
+            if has_region:
+                res[game]["score_region_saliency_noscore_model"] = float(
+                    np.nanmean(region_fraction(ns_sal, score_region(game)))
+                )
+                # the with-score model on the same test frames with the score masked
+                r0, r1, c0, c1 = score_region(game)
+                rows = slice(int(np.floor(r0 * 84 / 210)), int(np.ceil(r1 * 84 / 210)))
+                cols = slice(int(np.floor(c0 * 84 / 160)), int(np.ceil(c1 * 84 / 160)))
+                fill = float(np.median(ns_test.next_obs[:64, -1, rows, cols]))
+                masked = _as_transitions(test)
+                masked.obs = mask_score(test.obs, game, fill)
+                masked.next_obs = mask_score(test.next_obs, game, fill)
+                acc = _accuracy(predict_rewards(net, _as_transitions(test), device, 256), test.rewards)
+                acc_masked = _accuracy(predict_rewards(net, masked, device, 256), test.rewards)
+                res[game].update(
+                    accuracy=acc,
+                    accuracy_score_masked=acc_masked,
+                    noscore_accuracy_drop=acc - acc_masked,
+                    score_fill_gray=fill,
+                )
+        res[game]["figures"] = [_saliency_figure(cfg, run, game, net, test, screens, index, device)]
+        res[game]["figures"].append(_timeseries_figure(cfg, run, game, net, k, device))
+    run.update_summary(
+        score_region_saliency={
+            g: {
+                "with_score_model": r.get("score_region_saliency"),
+                "noscore_model": r.get("score_region_saliency_noscore_model"),
+            }
+            for g, r in res.items()
+        },
+        noscore_accuracy_drop={g: r.get("noscore_accuracy_drop") for g, r in res.items()},
+    )
+    return res
+
+
+def _saliency_figure(cfg, run, game, net, test, screens, index, device) -> str:
+    """Screens with the occlusion saliency in green (top), the stacked last frame with gradient saliency (bottom)."""
+    import torch
+
+    from rewardlab.interpret.occlusion import occlusion_saliency, overlay
+    from rewardlab.interpret.plots import plt, save_figure
+    from rewardlab.interpret.saliency import gradient_saliency
+
+    half = cfg.interpret.frames // 2
+    rewarding = np.flatnonzero(test.rewarding[index])[:half] if len(index) else np.zeros(0, int)
+    other = np.flatnonzero(~test.rewarding[index])[: cfg.interpret.frames - len(rewarding)] if len(index) else rewarding
+    chosen = np.concatenate([rewarding, other]).astype(int)
+    if len(chosen) == 0:  # no screens kept: show the 84x84 frames themselves
+        idx = np.arange(min(cfg.interpret.frames, len(test)))
+        rgb = np.repeat(test.next_obs[idx, -1][..., None], 3, axis=-1)
+    else:
+        idx, rgb = index[chosen], screens[chosen]
+    frames = test.next_obs[idx]
+    sal = occlusion_saliency(net.frame_reward, frames, device=device)
+    grad = gradient_saliency(net.frame_reward, torch.as_tensor(frames, device=device)).cpu().numpy()
+    pred = net.frame_reward(torch.as_tensor(frames, device=device)).detach().cpu().numpy()
+    cols = len(idx)
+    fig, axes = plt.subplots(
+        2, cols, figsize=(1.9 * cols, 4.6), squeeze=False, gridspec_kw={"height_ratios": [210 / 160, 1]}
+    )
+    for j in range(cols):
+        axes[0, j].imshow(overlay(rgb[j], sal[j]))
+        axes[0, j].set_title(f"r={test.rewards[idx[j]]:.0f}, R={pred[j]:.2f}", fontsize=8)
+        axes[1, j].imshow(grad[j].sum(0), cmap="magma")
+        for a in axes[:, j]:
+            a.set_xticks([])
+            a.set_yticks([])
+    axes[0, 0].set_ylabel("occlusion saliency\n(green, 210x160 screen)", fontsize=8)
+    axes[1, 0].set_ylabel("|dR/ds'| (84x84,\nsummed over the stack)", fontsize=8)
+    fig.suptitle(f"{game}: what the learned reward R(s') looks at (r: true clipped reward, R: predicted)")
+    path = save_figure(fig, run.figures / f"saliency_{game}.png")
+    return str(path.relative_to(run.root))
+
+
+def _timeseries_figure(cfg, run, game, net, k, device) -> str:
+    """The with-score reward model on the expert playing the NoScore game: predicted reward per step, true
+    reward events marked (the paper's atari-noscore-timeseries)."""
+    import torch
+
+    from rewardlab.interpret.occlusion import occlusion_saliency, overlay
+    from rewardlab.interpret.plots import plt, save_figure
+
+    it = cfg.interpret
+    model = _load_expert(cfg, run, game)
+    act = _act_fn(model)
+    env = _venv(game, "noscore" if cfg.dataset.noscore else "plain", 1, cfg.seed + 50_000 + k, train=False)
+    preds, events = [], []
+    try:
+        obs, _ = env.reset()
+        for t in range(it.timeseries_skip + it.timeseries_steps):
+            obs, r, term, trunc, infos = env.step(act(obs))
+            if t >= it.timeseries_skip:
+                with torch.no_grad():
+                    preds.append(float(net.frame_reward(torch.as_tensor(obs, device=device))[0]))
+                events.append(float(infos["score"][0]))
+            else:
+                events.append(0.0)
+        last_rgb, last_obs = env.rgb[0].copy(), obs.copy()
+    finally:
+        env.close()
+    steps = np.arange(it.timeseries_skip, it.timeseries_skip + it.timeseries_steps)
+    ev = np.asarray(events[it.timeseries_skip :])
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 3.4), gridspec_kw={"width_ratios": [3, 1]})
+    ax.plot(steps, preds, label="predicted reward (with-score model)")
+    for s in steps[ev != 0]:
+        ax.axvline(s, color="C3", alpha=0.5, lw=1)
+    ax.plot([], [], color="C3", alpha=0.5, label="true reward event")
+    ax.set_xlabel("agent step")
+    ax.set_ylabel("R(s')")
+    ax.legend(fontsize=8)
+    ax.set_title(f"{game}, score hidden: the with-score model on an expert's game")
+    sal = occlusion_saliency(net.frame_reward, last_obs, device=device)
+    ax2.imshow(overlay(last_rgb, sal[0]))
+    ax2.set_title("saliency, last frame", fontsize=9)
+    ax2.set_xticks([])
+    ax2.set_yticks([])
+    path = save_figure(fig, run.figures / f"noscore_timeseries_{game}.png")
+    return str(path.relative_to(run.root))
+
+
+@study.step(
+    "retrain",
+    uses=["seed", "retrain", "use_state"],
+    after=["reward-model"],
+    reads=lambda cfg: [f"reward_model/{g}/plain/model.pt" for g in cfg.retrain.games],
+)
+def step_retrain(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
+    """PPO on the learned reward and on the true clipped reward, per game and seed, scored on full games."""
+    from rewardlab.agents.ppo import load_ppo, train_ppo
+    from rewardlab.envs.vec import BatchedVecEnv
+    from rewardlab.rewards.wrappers import LearnedRewardVecEnv
+
+    r = cfg.retrain
+    res: dict[str, Any] = {}
+    for k, game in enumerate(r.games):
+        net = _load_reward_model(cfg, run, game, "plain")
+        res[game] = {}
+        for reward in ("learned", "true"):
+            scores = []
+            for s in range(r.n_seeds):
+                seed = cfg.seed + 1000 * k + 100 * (s + 1)
+                out = run.root / "retrain" / game / reward / f"seed{s}"
+                venv = BatchedVecEnv(_venv(game, "plain", r.ppo.n_envs, seed))
+                if reward == "learned":
+                    venv = LearnedRewardVecEnv(venv, net)
+                if (out / "model.pt").exists():
+                    model = load_ppo(out / "model.pt", venv, trust_pickle=run.trust_pickle, config=r.ppo)
+                else:
+                    model = train_ppo(
+                        r.ppo,
+                        venv,
+                        out,
+                        seed=seed,
+                        desc=f"{game} {reward} reward, seed {s}",
+                        trust_pickle=run.trust_pickle,
+                    )
+                venv.close()
+                sc = play_games(_act_fn(model), game, "plain", r.eval_games, seed + 99)
+                write_json(out / "score.json", {"scores": sc.tolist(), "mean": float(sc.mean())})
+                scores.append(float(sc.mean()))
+            res[game][reward] = {"score_mean": float(np.mean(scores)), "per_seed": scores}
+    run.update_summary(
+        retrain_true_score={g: {rw: v[rw]["score_mean"] for rw in v} for g, v in res.items()},
+    )
+    return res
+
+
+@study.step("report", cached=False)
+def step_report(cfg: AtariConfig, run: RunDir) -> Path:
+    """Write report.md: every figure and number, per game."""
+    from rewardlab.core.runs import write_text
+
+    ex = run.step_result("expert") or {}
+    ds = run.step_result("dataset") or {}
+    rm = run.step_result("reward_model") or {}
+    it = run.step_result("interpret") or {}
+    rt = run.step_result("retrain") or {}
+    lines = [f"# {NAME}", "", __doc__.strip().splitlines()[0], ""]
+    lines += [
+        "| game | expert score (random) | dataset rewarding train / test | RM test MSE (all / rewarding) | "
+        "RM test accuracy | score-region saliency (with-score / NoScore model) | accuracy drop, score masked | "
+        "retrained true score (learned / true reward) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def g(d: dict, *keys: str, fmt: str = "{:.3g}") -> str:
+        for key in keys:
+            if not isinstance(d, dict) or key not in d or d[key] is None:
+                return "-"
+            d = d[key]
+        return fmt.format(d) if isinstance(d, (int, float)) else str(d)
+
+    for game in cfg.games:
+        lines.append(
+            f"| {game} | {g(ex, game, 'score_mean')} ({g(ex, game, 'random_score_mean')}) | "
+            f"{g(ds, game, 'plain', 'rewarding_train')} / {g(ds, game, 'plain', 'rewarding_test')} | "
+            f"{g(rm, game, 'plain', 'test_mse')} / {g(rm, game, 'plain', 'test_mse_rewarding')} | "
+            f"{g(rm, game, 'plain', 'test_accuracy')} | "
+            f"{g(it, game, 'score_region_saliency')} / {g(it, game, 'score_region_saliency_noscore_model')} | "
+            f"{g(it, game, 'noscore_accuracy_drop')} | "
+            f"{g(rt, game, 'learned', 'score_mean')} / {g(rt, game, 'true', 'score_mean')} |"
+        )
+    lines += [
+        "",
+        "Score-region saliency: the occlusion-saliency mass inside the score region over the region's share of the "
+        "screen (1: no preference). Accuracy: predicted reward > 0.5 against the true (clipped) reward > 0.5.",
+        "",
+    ]
+    for p in sorted(run.figures.glob("*.png")):
+        lines.append(f"![{p.stem}](figures/{p.name})")
+    for p in sorted(run.figures.glob("*.mp4")):
+        lines.append(f"[{p.stem}](figures/{p.name})")
+    path = run.root / "report.md"
+    write_text(path, "\n".join(lines) + "\n")
+    return path
