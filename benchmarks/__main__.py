@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-NAMES = ["maze_env", "learned_rewards_fast", "preprocessing", "irrl_digits", "irrl_skills", "ptgm", "sweep"]
+NAMES = ["maze_env", "learned_rewards_fast", "preprocessing", "irrl_digits", "irrl_skills", "ptgm", "sweep", "atari"]
 
 
 def main(argv: list[str]) -> int:

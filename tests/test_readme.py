@@ -37,6 +37,8 @@ MODES = {
     "rewardlab ptgm run --preset fast --out runs/ptgm/fast": "dry",
     "rewardlab ptgm run --preset paper --out runs/ptgm/paper": "dry",
     "rewardlab ptgm run --preset paper --out runs/ptgm/300k rl.env_steps=300000 rl.critic_layers=2": "dry",
+    "rewardlab atari run --preset fast --out runs/atari/fast": "dry",
+    "rewardlab atari run --preset paper --out runs/atari/paper": "dry",
     # runs on the learned-rewards run made before the safe format in tests/data/legacy_runs.tar.xz
     "rewardlab learned-rewards dataset --redo --trust-pickle --out runs/old-run": "run",
 }

@@ -7,7 +7,9 @@ Protocol (all counts in agent steps unless said otherwise):
 - at every reset up to 30 no-ops (envpool draws 1..30, one of them replaced by FIRE where the game has FIRE); FIRE on
   reset where the game needs it. A reset after a life loss (training only) continues the game with the no-ops and
   FIRE instead of restarting it (envpool's episodic-life reset);
-- frame skip 4, the max over the last two of the four frames;
+- frame skip 4, the max over the last two of the four frames, taken on the RGB frames (as SB3's MaxAndSkipEnv on
+  NoFrameskip-v4, whose WarpFrame grays the pooled frame; envpool's own grayscale mode pools after graying, which
+  differs where the two frames hold different colours at a pixel);
 - the score mask of the variant, applied on the raw 210x160 RGB frame (before any other preprocessing; "plain"
   frames go through the very same path with no mask);
 - grayscale with cv2's weights (0.299 R + 0.587 G + 0.114 B), 84x84 area interpolation (what cv2's INTER_AREA
@@ -34,6 +36,7 @@ kernel renormalised at the region's edges so that only the region's own pixels a
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -55,7 +58,6 @@ NOOP_MAX = 30
 MAX_EPISODE_STEPS = 27_000  # agent steps (108,000 frames)
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # cv2's RGB -> gray
 BLUR_SIGMA = 3.0
-FIRE = 1  # ALE's action code of FIRE
 
 # Score regions, end-exclusive, raw 210x160 frame coordinates.
 # Breakout and Seaquest: the original's (inclusive) rows 4-16, cols 35-81 and rows 7-19, cols 70-120, with the end
@@ -163,6 +165,22 @@ def gaussian_matrix(n: int, sigma: float = BLUR_SIGMA, truncate: float = 4.0) ->
     return (k / k.sum(1, keepdims=True)).astype(np.float32)
 
 
+_BLAS_CONTROLLER: list[Any] = []
+
+
+def _one_blas_thread():
+    """A context limiting numpy's BLAS to one thread (threadpoolctl; nothing if it is missing)."""
+    if not _BLAS_CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS_CONTROLLER.append(ThreadpoolController())
+        except ImportError:
+            _BLAS_CONTROLLER.append(None)
+    ctrl = _BLAS_CONTROLLER[0]
+    return contextlib.nullcontext() if ctrl is None else ctrl.limit(limits=1, user_api="blas")
+
+
 class FramePipeline:
     """The batched preprocessing of raw RGB frames (M, 3, 210, 160) uint8 (channels first, as envpool gives them):
     the variant's score mask in place, then grayscale, 84x84 area resize and rounding to (M, 84, 84) uint8."""
@@ -181,6 +199,7 @@ class FramePipeline:
         self._a = area_matrix(RAW_HEIGHT, OBS_SIZE)
         self._b_t = np.ascontiguousarray(area_matrix(RAW_WIDTH, OBS_SIZE).T)
         self._w = np.array(GRAY_WEIGHTS, dtype=np.float32)
+        self._work: dict[int, tuple[np.ndarray, ...]] = {}
 
     def mask(self, raw: np.ndarray) -> None:
         """Apply the variant's score mask to raw frames (M, 3, 210, 160) uint8, in place."""
@@ -193,21 +212,38 @@ class FramePipeline:
             blurred = self._blur_rows @ region.astype(np.float32) @ self._blur_cols_t
             region[...] = np.clip(np.rint(blurred), 0, 255).astype(np.uint8)
 
+    def _buffers(self, m: int) -> tuple[np.ndarray, ...]:
+        """Work arrays for m frames, kept between calls (fresh allocations cost as much as the arithmetic)."""
+        if m not in self._work:
+            if len(self._work) > 4:
+                self._work.clear()
+            self._work[m] = (
+                np.empty((m, RAW_HEIGHT, RAW_WIDTH), dtype=np.float32),
+                np.empty((m, RAW_HEIGHT, RAW_WIDTH), dtype=np.float32),
+                np.empty((m * RAW_HEIGHT, OBS_SIZE), dtype=np.float32),
+                np.empty((OBS_SIZE, m * OBS_SIZE), dtype=np.float32),
+            )
+        return self._work[m]
+
     def downsample(self, raw: np.ndarray) -> np.ndarray:
         """Grayscale 84x84 frames (M, 84, 84) uint8 of raw RGB frames (M, 3, 210, 160) uint8."""
         m = len(raw)
-        gray = np.multiply(raw[:, 0], self._w[0], dtype=np.float32)
-        gray += raw[:, 1] * self._w[1]
-        gray += raw[:, 2] * self._w[2]
-        cols = (gray.reshape(m * RAW_HEIGHT, RAW_WIDTH) @ self._b_t).reshape(m, RAW_HEIGHT, OBS_SIZE)
-        both = self._a @ cols.transpose(1, 0, 2).reshape(RAW_HEIGHT, m * OBS_SIZE)  # (84, m * 84)
+        gray, tmp, cols, both = self._buffers(m)
+        np.multiply(raw[:, 0], self._w[0], out=gray)
+        gray += np.multiply(raw[:, 1], self._w[1], out=tmp)
+        gray += np.multiply(raw[:, 2], self._w[2], out=tmp)
+        np.matmul(gray.reshape(m * RAW_HEIGHT, RAW_WIDTH), self._b_t, out=cols)  # columns: gray @ B.T
+        rows_last = cols.reshape(m, RAW_HEIGHT, OBS_SIZE).transpose(1, 0, 2).reshape(RAW_HEIGHT, m * OBS_SIZE)
+        np.matmul(self._a, rows_last, out=both)  # rows: A @ (gray @ B.T), all frames side by side
         out = np.rint(both, out=both).astype(np.uint8)
         return np.ascontiguousarray(out.reshape(OBS_SIZE, m, OBS_SIZE).transpose(1, 0, 2))
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
-        """Mask `raw` in place and return its 84x84 grayscale frames."""
-        self.mask(raw)
-        return self.downsample(raw)
+        """Mask `raw` in place and return its 84x84 grayscale frames (BLAS on one thread: the emulator's threads
+        use the cores, and a multi-threaded BLAS beside them is several times slower on small matrices)."""
+        with _one_blas_thread():
+            self.mask(raw)
+            return self.downsample(raw)
 
 
 class _EnvpoolGames:
@@ -283,7 +319,7 @@ class _AleGames:
             self.rngs.append(np.random.default_rng(s))
         self.action_set = list(self.ales[0].getMinimalActionSet())
         self.n_actions = len(self.action_set)
-        self.fire = any(int(a) == FIRE for a in self.action_set)
+        self.fire = any(a == ale_py.Action.FIRE for a in self.action_set)
         self.noop_action = ale_py.Action.NOOP
         self.fire_action = ale_py.Action.FIRE
         self.elapsed = np.full(n, MAX_EPISODE_STEPS, dtype=np.int64)  # forces a full game reset first
@@ -358,6 +394,8 @@ class AtariVectorEnv(SameStepVectorEnv):
     Observations (N, 4, 84, 84) uint8 (oldest frame first); actions the game's minimal action set. `step`'s `infos`
     add `score` (float32, the unclipped points of the step), `game_over` (the real end of the game: all lives lost
     or the step cap) and `lives` (after the step, before any reset) to the final observations of finished episodes.
+    Attributes: `game`, `variant`, `train`, `engine`, `seeds` (one per game), `score_region` (the game's, None if
+    unknown; masked only in the noscore/blurscore variants) and `rgb` (the last raw, masked, RGB frames).
     """
 
     render_mode = "rgb_array"
@@ -368,7 +406,7 @@ class AtariVectorEnv(SameStepVectorEnv):
         self.atari_spec = spec
         self.game, self.variant, self.train, self.engine = spec.game, spec.variant, bool(spec.train), engine
         self.pipeline = FramePipeline(spec.game, spec.variant)
-        self.score_region = self.pipeline.region
+        self.score_region = SCORE_REGIONS.get(spec.game)  # the game's, masked only by noscore/blurscore
         self.num_envs = num_envs
         self._games: _EnvpoolGames | _AleGames | None = None
         self._seed(seed)
@@ -449,8 +487,9 @@ class AtariVectorEnv(SameStepVectorEnv):
         infos.update(self._extra)
         return obs, rewards, terminated, truncated, infos
 
-    def close(self, **kwargs: Any) -> None:
-        if self._games is not None:
+    def close_extras(self, **kwargs: Any) -> None:
+        """Close the emulators (Gymnasium's `close` calls this once)."""
+        if getattr(self, "_games", None) is not None:
             self._games.close()
             self._games = None
 
