@@ -92,3 +92,23 @@ def test_paper_and_cpu_presets_have_the_published_settings():
     cpu = STUDIES["atari"].resolve("cpu")
     assert cpu.expert.ppo.total_timesteps == 1_000_000 and cpu.retrain.games == ["Breakout"]
     assert cpu.retrain.ppo.total_timesteps == 300_000
+
+
+def test_missing_engine_and_foreign_checkpoints_are_one_line(atari_run, fast_run, cli, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(atari_run, run)
+    # a maze expert where the Breakout expert belongs
+    shutil.copy(fast_run / "expert" / "model.pt", run / "expert" / "Breakout" / "model.pt")
+    code, _, err = cli("atari", "dataset", "--redo", "--out", run)
+    assert code == 2 and "another environment" in err and len(err.strip().splitlines()) == 1, err
+    # a reward model of another architecture (the maze's MLP where the NatureCNN belongs)
+    shutil.copy(fast_run / "reward_model" / "model.pt", run / "reward_model" / "Breakout" / "plain" / "model.pt")
+    code, _, err = cli("atari", "retrain", "--redo", "--out", run)
+    assert code == 2 and "reward.maze_mlp" in err and len(err.strip().splitlines()) == 1, err
+    # no engine installed: one line naming the install command, before anything is written
+    import sys
+
+    monkeypatch.setitem(sys.modules, "envpool", None)
+    code, _, err = cli("atari", "run", "--out", tmp_path / "new")
+    assert code == 2 and "pip install envpool" in err, err
+    assert not (tmp_path / "new").exists()

@@ -123,11 +123,10 @@ class AtariConfig:
 
     def validate(self) -> None:
         """Known games, retrained games among them, a device torch knows."""
-        from rewardlab.envs.atari import GAMES
+        from rewardlab.envs.atari import check_game
 
-        bad = [g for g in self.games if not g[:1].isupper()]
-        if bad:
-            raise RewardLabError(f"games: {bad[0]!r} is not an ALE game name; e.g. {', '.join(GAMES)}")
+        for g in self.games:
+            check_game(g, self.engine)  # one line naming the install command when the engine is missing
         if len(set(self.games)) != len(self.games):
             raise RewardLabError("games: a game is listed twice")
         extra = [g for g in self.retrain.games if g not in self.games]
