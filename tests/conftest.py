@@ -107,6 +107,7 @@ ATARI_TINY = [
     "dataset.n_test=40",
     "dataset.zero_keep=0.2",
     "dataset.screens=3",
+    "reward_model.epochs=30",
     "interpret.frames=4",
     "interpret.measure_frames=12",
     "interpret.timeseries_steps=40",

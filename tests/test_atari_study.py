@@ -58,9 +58,9 @@ def test_saved_reward_model_loads_to_the_same_outputs(atari_run):
 
 
 def test_reward_model_learns_the_balanced_reward(atari_run):
-    """Even at toy size the model beats predicting the mean (0.5) on the held-out frames: MSE below 0.25."""
+    """Even at toy size (40 frames, 30 epochs) the model beats predicting the mean on held-out frames (MSE 0.25)."""
     res = json.loads((atari_run / "reward_model" / "result.json").read_text())
-    assert res["Breakout"]["plain"]["test_mse"] < 0.25
+    assert res["Breakout"]["plain"]["test_mse"] < 0.2
 
 
 def test_rerun_reuses_every_step_and_bad_inputs_are_one_line(atari_run, cli, tmp_path):

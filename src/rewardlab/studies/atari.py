@@ -24,7 +24,6 @@ from rewardlab.config import param
 from rewardlab.core.runs import RunDir, write_json
 from rewardlab.core.study import Curve, SeedMode, Study
 from rewardlab.errors import RewardLabError
-from rewardlab.learn.configs import RegressionConfig
 
 NAME = "atari"
 
@@ -99,8 +98,17 @@ class AtariRetrainConfig:
     eval_games: int = param(30, help="full games of each agent's final evaluation", min=1)
 
 
-def _reward_model() -> RegressionConfig:
-    return RegressionConfig(hidden=[], lr=1e-3, batch_size=20, epochs=5, loss_reduction="sum", use_action=False)
+@dataclass
+class AtariRewardModelConfig:
+    """The paper's AtariRewardModel (NatureCNN then Linear(512, 1)) regressed by MSE on the frames."""
+
+    lr: float = param(1e-3, help="Adam learning rate", gt=0.0, max=1.0)
+    batch_size: int = param(20, help="minibatch size", min=1)
+    epochs: int = param(5, help="passes over the training set", min=1)
+    loss_reduction: str = param(
+        "sum", help="MSE reduction over a batch: 'sum' as in the original code, or 'mean'", choices=("sum", "mean")
+    )
+    use_state: bool = param(False, help="R(s, s') instead of the paper's R(s'): both stacks enter the model")
 
 
 @dataclass
@@ -113,11 +121,7 @@ class AtariConfig:
     device: str = param("auto", help="torch device for the reward model: auto, cpu or cuda")
     expert: AtariExpertConfig = param(default_factory=AtariExpertConfig, help="expert policy")
     dataset: AtariDatasetConfig = param(default_factory=AtariDatasetConfig, help="frame dataset")
-    reward_model: RegressionConfig = param(
-        default_factory=_reward_model,
-        help="reward model regression (the NatureCNN model; `hidden` is unused; use_action is not supported)",
-    )
-    use_state: bool = param(False, help="R(s, s') instead of the paper's R(s'): both stacks enter the model")
+    reward_model: AtariRewardModelConfig = param(default_factory=AtariRewardModelConfig, help="reward model")
     interpret: AtariInterpretConfig = param(default_factory=AtariInterpretConfig, help="interpretation")
     retrain: AtariRetrainConfig = param(default_factory=AtariRetrainConfig, help="PPO on the learned reward")
 
@@ -132,8 +136,6 @@ class AtariConfig:
         extra = [g for g in self.retrain.games if g not in self.games]
         if extra:
             raise RewardLabError(f"retrain.games: {extra[0]} is not in games ({', '.join(self.games)})")
-        if self.reward_model.use_action:
-            raise RewardLabError("reward_model.use_action: the Atari reward model is R(s') or R(s, s') (use_state)")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise RewardLabError(f"device={self.device!r} is not allowed; choose auto, cpu or cuda")
 
@@ -413,7 +415,7 @@ def _as_transitions(fr: Any) -> Any:
 def _net(cfg: AtariConfig, n_actions: int) -> Any:
     from rewardlab.rewards.nets import AtariRewardCNN
 
-    return AtariRewardCNN(frames=4, size=84, n_actions=n_actions, use_state=cfg.use_state)
+    return AtariRewardCNN(frames=4, size=84, n_actions=n_actions, use_state=cfg.reward_model.use_state)
 
 
 def _accuracy(pred: np.ndarray, rewards: np.ndarray) -> float:
@@ -422,7 +424,7 @@ def _accuracy(pred: np.ndarray, rewards: np.ndarray) -> float:
 
 @study.step(
     "reward-model",
-    uses=["seed", "games", "reward_model", "use_state"],
+    uses=["seed", "games", "reward_model"],
     after=["dataset"],
     reads=_dataset_files,
 )
@@ -464,7 +466,7 @@ def _load_reward_model(cfg: AtariConfig, run: RunDir, game: str, variant: str) -
     from rewardlab.rewards.nets import AtariRewardCNN
 
     path = run.root / "reward_model" / game / variant / "model.pt"
-    expect = {"frames": 4, "size": 84, "n_actions": int(_spaces(game)[1].n), "use_state": cfg.use_state}
+    expect = {"frames": 4, "size": 84, "n_actions": int(_spaces(game)[1].n), "use_state": cfg.reward_model.use_state}
     net, _ = load_module(path, expect=AtariRewardCNN, expect_config=expect, map_location=_device(cfg))
     return net
 
@@ -484,9 +486,11 @@ def mask_score(frames: np.ndarray, game: str) -> np.ndarray:
 
 @study.step(
     "interpret",
-    uses=["seed", "games", "interpret", "use_state"],
+    uses=["seed", "games", "interpret", "reward_model"],
     after=["reward-model", "dataset", "expert"],
-    applies=lambda cfg: "the saliency maps are defined for R(s') (use_state=false)" if cfg.use_state else None,
+    applies=lambda cfg: (
+        "the saliency maps are defined for R(s') (reward_model.use_state=false)" if cfg.reward_model.use_state else None
+    ),
     reads=lambda cfg: (
         _dataset_files(cfg)
         + [f"reward_model/{g}/{v}/model.pt" for g in cfg.games for v in _variants(cfg)]
@@ -642,7 +646,7 @@ def _timeseries_figure(cfg, run, game, net, k, device) -> str:
 
 @study.step(
     "retrain",
-    uses=["seed", "retrain", "use_state"],
+    uses=["seed", "retrain", "reward_model"],
     after=["reward-model"],
     reads=lambda cfg: [f"reward_model/{g}/plain/model.pt" for g in cfg.retrain.games],
 )
