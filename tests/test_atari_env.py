@@ -267,3 +267,29 @@ def test_any_ale_game_plain_and_lazy_import():
     env.close()
     code = "import sys, rewardlab.envs.atari; assert 'envpool' not in sys.modules and 'ale_py' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_registered_single_env_is_the_batched_one_with_n_1():
+    """`gym.make("rewardlab/BreakoutNoScore-v0")`: Gymnasium's env checker passes; the score region of its screens
+    never changes while points are scored; an episode's end hands back its last observation."""
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+
+    import rewardlab.envs  # noqa: F401  (registers the ids)
+
+    env = gym.make("rewardlab/BreakoutNoScore-v0")
+    check_env(env.unwrapped, skip_render_check=True)
+    obs, _ = env.reset(seed=3)
+    r0, r1, c0, c1 = env.unwrapped.batch.score_region
+    region = env.render()[r0:r1, c0:c1].copy()
+    scored = 0.0
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        obs, r, term, trunc, info = env.step(int(rng.integers(env.action_space.n)))
+        scored += info["score"]
+        assert np.array_equal(env.render()[r0:r1, c0:c1], region)
+        if term or trunc:
+            assert obs.shape == (4, 84, 84) and obs[-1].any()
+            obs, _ = env.reset()
+    assert scored > 0
+    env.close()

@@ -1,6 +1,8 @@
 """Environments (registered Gymnasium ids) and their batched twins, Gymnasium VectorEnvs with same-step autoreset
 (`rewardlab.envs.vector`)."""
 
+from rewardlab.envs.atari import AtariEnv, AtariSpec, make_atari
+from rewardlab.envs.atari import register as register_atari
 from rewardlab.envs.four_rooms import BatchedFourRooms, FourRooms, FourRoomsEnv, four_rooms
 from rewardlab.envs.four_rooms import register as register_four_rooms
 from rewardlab.envs.maze import BatchedMaze, MazeEnv, env_id, register_mazes
@@ -14,8 +16,13 @@ register_mountain_cars()
 register_tabular_mazes()
 register_four_rooms()
 register_mini_kitchen()
+register_atari()
 
 __all__ = [
+    "AtariEnv",
+    "AtariSpec",
+    "make_atari",
+    "register_atari",
     "BatchedFourRooms",
     "VectorMiniKitchen",
     "MiniKitchenEnv",

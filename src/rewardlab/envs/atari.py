@@ -41,6 +41,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
@@ -469,9 +470,9 @@ class AtariVectorEnv(SameStepVectorEnv):
         if done.size:
             final = stack.copy()
             raw_new, _ = self._games.reset(done)
-            self._raw[done] = raw_new
             stack[done] = 0
-            stack[done, -1] = self.pipeline(self._raw[done])
+            stack[done, -1] = self.pipeline(raw_new)  # masks raw_new in place: `rgb` shows the masked screen
+            self._raw[done] = raw_new
         self._stack = stack
         self._extra = {
             "score": np.asarray(score, dtype=np.float32),
@@ -505,3 +506,55 @@ def make_atari(spec: AtariSpec, num_envs: int, seed: int | Sequence[int] | None 
         )
     check_game(spec.game, engine)
     return AtariVectorEnv(spec, num_envs, seed, engine)
+
+
+class AtariEnv(gym.Env):
+    """One Atari game as a Gymnasium Env (registered as `rewardlab/{Game}-v0`, `{Game}NoScore-v0` and
+    `{Game}BlurScore-v0` for the games with a known score region): the batched environment with N = 1, so the
+    frames and dynamics are the same. By default it is the evaluation protocol (full games, the game's points);
+    `train=True` gives episodic life and clipped rewards. `info` holds `score`, `game_over` and `lives`."""
+
+    metadata = {"render_modes": ["rgb_array"]}
+
+    def __init__(
+        self, game: str = "Breakout", variant: str = "plain", train: bool = False, render_mode: str | None = None
+    ):
+        self.batch = make_atari(AtariSpec(game, variant, train), 1, seed=None)
+        self.observation_space = self.batch.single_observation_space
+        self.action_space = self.batch.single_action_space
+        self.render_mode = render_mode
+        self._pending_reset = True
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        obs, _ = self.batch.reset(seed=[int(self.np_random.integers(0, 2**31 - 1))] if seed is not None else None)
+        self._pending_reset = False
+        return obs[0], {}
+
+    def step(self, action: Any):
+        if self._pending_reset:
+            raise RewardLabError("the episode has ended: call reset() before step()")
+        obs, rewards, term, trunc, infos = self.batch.step(np.asarray([int(action)]))
+        info = {k: infos[k][0].item() for k in ("score", "game_over", "lives")}
+        if term[0] or trunc[0]:  # the batch has started the next episode: hand back the last observation
+            obs = infos["final_obs"][0][None]
+            self._pending_reset = True
+        return obs[0], float(rewards[0]), bool(term[0]), bool(trunc[0]), info
+
+    def render(self) -> np.ndarray:
+        return self.batch.rgb[0]
+
+    def close(self) -> None:
+        self.batch.close()
+
+
+def register() -> None:
+    """Register `rewardlab/{Game}-v0` for the games with a known score region, with their NoScore and BlurScore
+    variants (the engine is imported when one is made, not here)."""
+    for game in GAMES:
+        for variant, suffix in (("plain", ""), ("noscore", "NoScore"), ("blurscore", "BlurScore")):
+            env_name = f"rewardlab/{game}{suffix}-v0"
+            if env_name not in gym.registry:
+                gym.register(
+                    env_name, entry_point="rewardlab.envs.atari:AtariEnv", kwargs={"game": game, "variant": variant}
+                )
