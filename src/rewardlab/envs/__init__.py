@@ -3,6 +3,8 @@
 
 from rewardlab.envs.atari import AtariEnv, AtariSpec, make_atari
 from rewardlab.envs.atari import register as register_atari
+from rewardlab.envs.coinrun import CoinRunEnv, CoinRunSpec, make_coinrun
+from rewardlab.envs.coinrun import register as register_coinrun
 from rewardlab.envs.four_rooms import BatchedFourRooms, FourRooms, FourRoomsEnv, four_rooms
 from rewardlab.envs.four_rooms import register as register_four_rooms
 from rewardlab.envs.maze import BatchedMaze, MazeEnv, env_id, register_mazes
@@ -17,12 +19,17 @@ register_tabular_mazes()
 register_four_rooms()
 register_mini_kitchen()
 register_atari()
+register_coinrun()
 
 __all__ = [
     "AtariEnv",
     "AtariSpec",
     "make_atari",
     "register_atari",
+    "CoinRunEnv",
+    "CoinRunSpec",
+    "make_coinrun",
+    "register_coinrun",
     "BatchedFourRooms",
     "VectorMiniKitchen",
     "MiniKitchenEnv",
