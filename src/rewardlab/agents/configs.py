@@ -280,8 +280,9 @@ class PPOConfig:
     vf_coef: float = param(0.5, help="value loss coefficient", min=0.0)
     policy: str = param(
         "MlpPolicy",
-        help="SB3 policy: MlpPolicy (tanh MLP of net_arch) or CnnPolicy (NatureCNN on image stacks, SB3's defaults)",
-        choices=("MlpPolicy", "CnnPolicy"),
+        help="SB3 policy: MlpPolicy (tanh MLP of net_arch), CnnPolicy (NatureCNN on image stacks, SB3's defaults) or "
+        "ImpalaCnnPolicy (the Procgen paper's IMPALA CNN, 16-32-32 residual stacks, 256 features)",
+        choices=("MlpPolicy", "CnnPolicy", "ImpalaCnnPolicy"),
     )
     net_arch: list[int] = param(
         default_factory=lambda: [64, 64],

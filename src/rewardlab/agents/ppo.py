@@ -25,9 +25,16 @@ def ppo_kwargs(cfg: PPOConfig) -> dict[str, Any]:
     """SB3 PPO's constructor arguments (other than policy, env and seed) for a config."""
     import torch
 
-    cnn = cfg.policy == "CnnPolicy"
+    if cfg.policy == "MlpPolicy":
+        policy, policy_kwargs = "MlpPolicy", {"net_arch": list(cfg.net_arch), "activation_fn": torch.nn.Tanh}
+    elif cfg.policy == "ImpalaCnnPolicy":
+        from rewardlab.agents.impala import ImpalaCNN
+
+        policy, policy_kwargs = "CnnPolicy", {"features_extractor_class": ImpalaCNN, "net_arch": []}
+    else:
+        policy, policy_kwargs = "CnnPolicy", {}
     return {
-        "policy": cfg.policy,
+        "policy": policy,
         "learning_rate": _schedule(cfg),
         "n_steps": cfg.n_steps,
         "batch_size": cfg.batch_size,
@@ -39,7 +46,7 @@ def ppo_kwargs(cfg: PPOConfig) -> dict[str, Any]:
         "vf_coef": cfg.vf_coef,
         "device": cfg.device,
         "verbose": 0,
-        "policy_kwargs": {} if cnn else {"net_arch": list(cfg.net_arch), "activation_fn": torch.nn.Tanh},
+        "policy_kwargs": policy_kwargs,
     }
 
 
