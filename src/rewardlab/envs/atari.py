@@ -514,7 +514,7 @@ class AtariEnv(gym.Env):
     frames and dynamics are the same. By default it is the evaluation protocol (full games, the game's points);
     `train=True` gives episodic life and clipped rewards. `info` holds `score`, `game_over` and `lives`."""
 
-    metadata = {"render_modes": ["rgb_array"]}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
 
     def __init__(
         self, game: str = "Breakout", variant: str = "plain", train: bool = False, render_mode: str | None = None

@@ -152,7 +152,7 @@ class CoinRunEnv(gym.Env):
     """One CoinRun game as a Gymnasium Env (`rewardlab/CoinRun-v0`, `rewardlab/CoinRunHard-v0`): the batched
     environment with N = 1. `info` holds `level_seed`, `success` and `elapsed`."""
 
-    metadata = {"render_modes": ["rgb_array"]}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
 
     def __init__(
         self, distribution: str = "easy", num_levels: int = 200, start_level: int = 0, render_mode: str | None = None
