@@ -255,7 +255,7 @@ class PPOConfig:
     """PPO settings; defaults are the maze settings of Michaud et al. (2020) (SB3 defaults elsewhere)."""
 
     total_timesteps: int = param(45_000, help="environment steps to train for", min=1)
-    n_envs: int = param(1, help="parallel environments (the paper used 1)", min=1)
+    n_envs: int = param(1, help="parallel environments (the maze paper: 1; the RL Zoo's Atari: 8)", min=1)
     learning_rate: float = param(1e-4, help="initial Adam learning rate", gt=0.0, max=1.0)
     lr_schedule: str = param(
         "linear", help="'linear' decays the learning rate to 0, 'constant' keeps it", choices=("linear", "constant")
