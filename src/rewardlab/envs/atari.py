@@ -45,7 +45,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rewardlab.envs.vector import SameStepVectorEnv, spawn_seeds
+from rewardlab.envs.vector import BatchOfOne, SameStepVectorEnv, spawn_seeds
 from rewardlab.errors import RewardLabError
 
 GAMES = ("Breakout", "Seaquest", "Pong", "SpaceInvaders", "Tennis")  # the games with a known score region
@@ -508,44 +508,18 @@ def make_atari(spec: AtariSpec, num_envs: int, seed: int | Sequence[int] | None 
     return AtariVectorEnv(spec, num_envs, seed, engine)
 
 
-class AtariEnv(gym.Env):
+class AtariEnv(BatchOfOne):
     """One Atari game as a Gymnasium Env (registered as `rewardlab/{Game}-v0`, `{Game}NoScore-v0` and
     `{Game}BlurScore-v0` for the games with a known score region): the batched environment with N = 1, so the
     frames and dynamics are the same. By default it is the evaluation protocol (full games, the game's points);
     `train=True` gives episodic life and clipped rewards. `info` holds `score`, `game_over` and `lives`."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
+    info_keys = ("score", "game_over", "lives")
 
     def __init__(
         self, game: str = "Breakout", variant: str = "plain", train: bool = False, render_mode: str | None = None
     ):
-        self.batch = make_atari(AtariSpec(game, variant, train), 1, seed=None)
-        self.observation_space = self.batch.single_observation_space
-        self.action_space = self.batch.single_action_space
-        self.render_mode = render_mode
-        self._pending_reset = True
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        obs, _ = self.batch.reset(seed=[int(self.np_random.integers(0, 2**31 - 1))] if seed is not None else None)
-        self._pending_reset = False
-        return obs[0], {}
-
-    def step(self, action: Any):
-        if self._pending_reset:
-            raise RewardLabError("the episode has ended: call reset() before step()")
-        obs, rewards, term, trunc, infos = self.batch.step(np.asarray([int(action)]))
-        info = {k: infos[k][0].item() for k in ("score", "game_over", "lives")}
-        if term[0] or trunc[0]:  # the batch has started the next episode: hand back the last observation
-            obs = infos["final_obs"][0][None]
-            self._pending_reset = True
-        return obs[0], float(rewards[0]), bool(term[0]), bool(trunc[0]), info
-
-    def render(self) -> np.ndarray:
-        return self.batch.rgb[0]
-
-    def close(self) -> None:
-        self.batch.close()
+        super().__init__(make_atari(AtariSpec(game, variant, train), 1, seed=None), render_mode)
 
 
 def register() -> None:

@@ -18,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rewardlab.envs.vector import SameStepVectorEnv, spawn_seeds
+from rewardlab.envs.vector import BatchOfOne, SameStepVectorEnv, spawn_seeds
 from rewardlab.errors import RewardLabError
 
 DISTRIBUTIONS = ("easy", "hard")
@@ -148,44 +148,16 @@ def make_coinrun(spec: CoinRunSpec, num_envs: int, seed: int | Sequence[int] | N
     return CoinRunVectorEnv(spec, num_envs, seed)
 
 
-class CoinRunEnv(gym.Env):
+class CoinRunEnv(BatchOfOne):
     """One CoinRun game as a Gymnasium Env (`rewardlab/CoinRun-v0`, `rewardlab/CoinRunHard-v0`): the batched
     environment with N = 1. `info` holds `level_seed`, `success` and `elapsed`."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
+    info_keys = ("level_seed", "success", "elapsed")
 
     def __init__(
         self, distribution: str = "easy", num_levels: int = 200, start_level: int = 0, render_mode: str | None = None
     ):
-        self.batch = make_coinrun(CoinRunSpec(distribution, num_levels, start_level), 1, seed=None)
-        self.observation_space = self.batch.single_observation_space
-        self.action_space = self.batch.single_action_space
-        self.render_mode = render_mode
-        self._pending_reset = True
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        super().reset(seed=seed)
-        if seed is not None:
-            self.batch._seed([int(self.np_random.integers(0, 2**31 - 1))])
-        obs, _ = self.batch.reset()
-        self._pending_reset = False
-        return obs[0], {}
-
-    def step(self, action: Any):
-        if self._pending_reset:
-            raise RewardLabError("the episode has ended: call reset() before step()")
-        obs, rewards, term, trunc, infos = self.batch.step(np.asarray([int(action)]))
-        info = {k: infos[k][0].item() for k in ("level_seed", "success", "elapsed")}
-        if term[0] or trunc[0]:
-            obs = infos["final_obs"][0][None]
-            self._pending_reset = True
-        return obs[0], float(rewards[0]), bool(term[0]), bool(trunc[0]), info
-
-    def render(self) -> np.ndarray:
-        return self.batch.render()[0]
-
-    def close(self) -> None:
-        self.batch.close()
+        super().__init__(make_coinrun(CoinRunSpec(distribution, num_levels, start_level), 1, seed=None), render_mode)
 
 
 def register() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
@@ -66,6 +67,43 @@ class SameStepVectorEnv(VectorEnv):
                 final[i], info[i] = final_obs[i], {}
             infos = {"final_obs": final, "_final_obs": done, "final_info": info, "_final_info": done}
         return obs, rewards, terminated, truncated, infos
+
+
+class BatchOfOne(gym.Env):
+    """A single Gymnasium Env that is a batched `SameStepVectorEnv` with N = 1 (so the dynamics live once): an
+    episode's end hands back its final observation and waits for `reset`; `info` holds the batch's `info_keys`."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
+    info_keys: tuple[str, ...] = ()
+
+    def __init__(self, batch: SameStepVectorEnv, render_mode: str | None = None):
+        self.batch = batch
+        self.observation_space = batch.single_observation_space
+        self.action_space = batch.single_action_space
+        self.render_mode = render_mode
+        self._pending_reset = True
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        obs, _ = self.batch.reset(seed=[int(self.np_random.integers(0, 2**31 - 1))] if seed is not None else None)
+        self._pending_reset = False
+        return obs[0], {}
+
+    def step(self, action: Any):
+        if self._pending_reset:
+            raise RewardLabError("the episode has ended: call reset() before step()")
+        obs, rewards, term, trunc, infos = self.batch.step(np.asarray([int(action)]))
+        info = {k: infos[k][0].item() for k in self.info_keys}
+        if term[0] or trunc[0]:  # the batch has started the next episode: hand back the last observation
+            obs = infos["final_obs"][0][None]
+            self._pending_reset = True
+        return obs[0], float(rewards[0]), bool(term[0]), bool(trunc[0]), info
+
+    def render(self) -> np.ndarray:
+        return self.batch.render()[0]
+
+    def close(self) -> None:
+        self.batch.close()
 
 
 def final_observations(obs: np.ndarray, infos: dict[str, Any]) -> np.ndarray:
