@@ -147,3 +147,14 @@ def curve_band(
     a = (1 - confidence) / 2
     lo, hi = np.percentile(per_point, [100 * a, 100 * (1 - a)], axis=0)
     return aggregate(y.T[:, :, None]), lo, hi
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """The Wilson score interval (95% by default) of a success rate from `successes` of `n` trials."""
+    if n <= 0 or not 0 <= successes <= n:
+        raise RewardLabError(f"a success rate needs 0 <= successes <= n and n > 0, got {successes} of {n}")
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))

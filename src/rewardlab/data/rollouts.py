@@ -60,7 +60,12 @@ def collect_transitions(env, act: ActFn, n: int) -> Transitions:
 
 
 def collect_trajectories(
-    env, act: ActFn, n: int, random_prob: float = 0.0, seed: int = 0
+    env,
+    act: ActFn,
+    n: int,
+    random_prob: float = 0.0,
+    seed: int = 0,
+    infos: dict[str, np.ndarray] | None = None,
 ) -> tuple[Transitions, np.ndarray]:
     """Collect exactly `n` transitions as time-ordered trajectories, with epsilon-random actions.
 
@@ -72,7 +77,8 @@ def collect_trajectories(
     ones cut by the end of collection are prefixes. Returns the transitions (s' is the final
     observation on episode ends, `dones` are the env's `terminated` flags) and int64 episode ids
     0, 1, 2, ... in order, so that i and i + 1 are consecutive steps of one trajectory exactly when
-    `episode[i] == episode[i + 1]`.
+    `episode[i] == episode[i + 1]`. With `infos`, a dict whose keys name per-environment entries of the env's
+    step infos (e.g. `level_seed`), each key's value is replaced by that entry per transition, in the same order.
     """
     if n < 1:
         raise RewardLabError(f"collect_trajectories needs n >= 1 transitions, got {n}")
@@ -84,6 +90,8 @@ def collect_trajectories(
     steps = -(-n // m)
     obs, _ = env.reset()
     cols: dict[str, list[np.ndarray]] = {"obs": [], "acts": [], "next_obs": [], "rewards": [], "dones": [], "ends": []}
+    keys = list(infos or ())
+    cols.update({f"info.{k}": [] for k in keys})
     for _ in range(steps):
         explore = rng.random(m) < random_prob
         random_actions = rng.integers(0, n_actions, size=m)
@@ -91,8 +99,8 @@ def collect_trajectories(
             actions = random_actions
         else:
             actions = np.where(explore, random_actions, np.asarray(act(obs)).reshape(m))
-        nxt, rewards, terminated, truncated, infos = env.step(actions)
-        final_obs = final_observations(nxt, infos)
+        nxt, rewards, terminated, truncated, step_infos = env.step(actions)
+        final_obs = final_observations(nxt, step_infos)
         for k, v in (
             ("obs", obs),
             ("acts", actions),
@@ -102,6 +110,10 @@ def collect_trajectories(
             ("ends", terminated | truncated),
         ):
             cols[k].append(np.array(v, copy=True))
+        for k in keys:
+            if k not in step_infos:
+                raise RewardLabError(f"the environment's step infos have no '{k}'")
+            cols[f"info.{k}"].append(np.array(step_infos[k], copy=True))
         obs = nxt
     # (steps, m, ...) -> environment-major (m * steps, ...), each stream in time order
     flat = {k: np.swapaxes(np.stack(v), 0, 1).reshape((m * steps,) + v[0].shape[1:]) for k, v in cols.items()}
@@ -110,4 +122,6 @@ def collect_trajectories(
     starts[1:] |= flat["ends"][:-1]
     episode = (np.cumsum(starts) - 1).astype(np.int64)
     t = Transitions(flat["obs"], flat["acts"], flat["next_obs"], flat["rewards"], flat["dones"].astype(bool))
+    for k in keys:
+        infos[k] = flat[f"info.{k}"][:n]
     return t.take(slice(0, n)), episode[:n]

@@ -56,8 +56,14 @@ class Transitions:
         return Transitions(self.obs[idx], acts, self.next_obs[idx], self.rewards[idx], self.dones[idx])
 
 
-def write_transitions(path: str | os.PathLike, splits: dict[str, Transitions], meta: dict[str, Any]) -> None:
-    """Write splits (e.g. train and test) and metadata to an HDF5 file, atomically.
+def write_transitions(
+    path: str | os.PathLike,
+    splits: dict[str, Transitions],
+    meta: dict[str, Any],
+    extras: dict[str, dict[str, np.ndarray]] | None = None,
+) -> int:
+    """Write splits (e.g. train and test) and metadata to an HDF5 file, atomically; `extras` adds per-transition
+    arrays to a split (e.g. episode ids, level seeds; read with `read_extras`). Returns the file's size in bytes.
 
     Callers decide about existing files (see `check_existing`); this function replaces `path` as a whole.
     """
@@ -78,7 +84,12 @@ def write_transitions(path: str | os.PathLike, splits: dict[str, Transitions], m
                     g.create_dataset("acts", data=np.asarray(t.acts))
                 g.create_dataset("rewards", data=np.asarray(t.rewards, dtype=np.float32))
                 g.create_dataset("dones", data=np.asarray(t.dones, dtype=bool))
+                for key, arr in ((extras or {}).get(name) or {}).items():
+                    if len(arr) != len(t) or key in g:
+                        raise RewardLabError(f"extra array '{key}' of split '{name}' clashes or has the wrong length")
+                    g.create_dataset(key, data=np.asarray(arr))
                 g.attrs["count"] = len(t)
+    return Path(path).stat().st_size
 
 
 def _open(path: str | os.PathLike):
@@ -139,6 +150,17 @@ def check_transitions(
                 raise RewardLabError(
                     f"dataset '{path}' has observations of shape {g['obs'].shape[1:]}, expected {tuple(obs_shape)}"
                 )
+
+
+def read_extras(path: str | os.PathLike, split: str, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per-transition arrays stored beside a split's transitions (`write_transitions(..., extras=)`)."""
+    with _open(path) as f:
+        if split not in f:
+            raise RewardLabError(f"dataset '{path}' has no '{split}' split (it has: {', '.join(f.keys())})")
+        missing = [k for k in names if k not in f[split]]
+        if missing:
+            raise RewardLabError(f"dataset '{path}' split '{split}' lacks {', '.join(missing)}; recreate it")
+        return {k: f[split][k][()] for k in names}
 
 
 def read_transitions(

@@ -127,15 +127,20 @@ def overlay(rgb: np.ndarray, saliency: np.ndarray, strength: float = 255.0) -> n
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def region_fraction(saliency: np.ndarray, region: tuple[int, int, int, int], shape: tuple[int, int] = SCREEN):
+def region_fraction(saliency: np.ndarray, region, shape: tuple[int, int] = SCREEN):
     """Saliency mass inside `region` (row0, row1, col0, col1; end-exclusive, screen coordinates) over the region's
-    share of the screen, for a map (S, S) or each of a batch (B, S, S): 1 means no preference for the region."""
+    share of the screen, for a map (S, S) or each of a batch (B, S, S): 1 means no preference for the region. For a
+    batch, `region` may also be one region per map (B, 4)."""
     up = upsample(saliency, shape)
     single = up.ndim == 2
     up = up[None] if single else up
-    r0, r1, c0, c1 = region
-    inside = up[:, r0:r1, c0:c1].sum(axis=(1, 2))
+    reg = np.broadcast_to(np.asarray(region, dtype=np.int64).reshape(-1, 4), (len(up), 4))
+    rows, cols = np.arange(shape[0]), np.arange(shape[1])
+    in_r = (rows[None] >= reg[:, :1]) & (rows[None] < reg[:, 1:2])  # (B, H)
+    in_c = (cols[None] >= reg[:, 2:3]) & (cols[None] < reg[:, 3:4])  # (B, W)
+    inside = np.einsum("bhw,bh,bw->b", up, in_r.astype(up.dtype), in_c.astype(up.dtype))
     total = up.sum(axis=(1, 2))
-    share = (r1 - r0) * (c1 - c0) / (shape[0] * shape[1])
-    frac = np.where(total > 0, inside / np.where(total > 0, total, 1) / share, np.nan)
+    share = in_r.sum(1) * in_c.sum(1) / (shape[0] * shape[1])
+    ok = (total > 0) & (share > 0)
+    frac = np.where(ok, inside / np.where(ok, total, 1) / np.where(ok, share, 1), np.nan)
     return float(frac[0]) if single else frac

@@ -70,3 +70,20 @@ def profile_plot(
     ax.fill_between(taus, low, high, alpha=0.2, color=line.get_color())
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("fraction of runs with score > tau")
+
+
+def save_video(frames: Sequence[np.ndarray], path: Path, fps: float = 30, scale: int = 1) -> Path:
+    """Write RGB frames (H, W, 3) uint8 as an H.264 MP4, atomically, each pixel repeated `scale` times per side (and
+    cropped to even sizes, as H.264 needs). Returns the path."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    with atomic_path(path, suffix=".mp4") as tmp:
+        w = imageio.get_writer(
+            tmp, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=1, pixelformat="yuv420p"
+        )
+        for f in frames:
+            f = np.repeat(np.repeat(np.asarray(f, dtype=np.uint8), scale, axis=0), scale, axis=1)
+            w.append_data(f[: f.shape[0] - f.shape[0] % 2, : f.shape[1] - f.shape[1] % 2])
+        w.close()
+    return path

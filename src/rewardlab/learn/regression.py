@@ -39,7 +39,8 @@ def predict_rewards(net: RewardNet, data: Transitions, device: str, batch: int =
         s = torch.as_tensor(data.obs[i : i + batch], device=device)
         a = None if data.acts is None else torch.as_tensor(data.acts[i : i + batch], device=device)
         s2 = torch.as_tensor(data.next_obs[i : i + batch], device=device)
-        out.append(net(s, a, s2, None).float().cpu().numpy())
+        d = torch.as_tensor(data.dones[i : i + batch], device=device)
+        out.append(net(s, a, s2, d).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
@@ -76,6 +77,7 @@ def train_regression(
     acts = None if train.acts is None else torch.as_tensor(train.acts, device=device)
     nxt = torch.as_tensor(train.next_obs, device=device)
     rew = torch.as_tensor(train.rewards, device=device)
+    dones = torch.as_tensor(train.dones, device=device)
     n = len(train)
     steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
     logger = MetricsLogger(out_dir)
@@ -88,7 +90,7 @@ def train_regression(
             bar = progress(range(steps_per_epoch), desc=f"reward model epoch {epoch + 1}/{cfg.epochs}")
             for b in bar:
                 idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-                pred = net(obs[idx], None if acts is None else acts[idx], nxt[idx], None)
+                pred = net(obs[idx], None if acts is None else acts[idx], nxt[idx], dones[idx])
                 loss = torch.nn.functional.mse_loss(pred, rew[idx], reduction=cfg.loss_reduction)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

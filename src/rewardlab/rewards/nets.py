@@ -149,6 +149,96 @@ class AtariRewardCNN(RewardNet):
         return self.frame_reward(torch.as_tensor(next_state))
 
 
+def build_cnn(
+    in_channels: int, hid_channels: tuple[int, ...], out_size: int = 1, kernel_size: int = 3, squeeze: bool = True
+) -> nn.Sequential:
+    """imitation's `networks.build_cnn`: for each width a conv (3x3, stride 1, 'same' padding) and ReLU, then global
+    average pooling, a linear layer to `out_size` and (for one output) a squeeze; its layer names (conv0, act0, ...,
+    avg_pool, flatten, dense_final) are imitation's, so state_dict keys match."""
+    from collections import OrderedDict
+
+    layers: dict[str, nn.Module] = {}
+    prev = int(in_channels)
+    for i, c in enumerate(hid_channels):
+        layers[f"conv{i}"] = nn.Conv2d(prev, int(c), kernel_size, stride=1, padding="same")
+        layers[f"act{i}"] = nn.ReLU()
+        prev = int(c)
+    layers["avg_pool"] = nn.AdaptiveAvgPool2d(1)
+    layers["flatten"] = nn.Flatten()
+    layers["dense_final"] = nn.Linear(prev, int(out_size))
+    if squeeze:
+        if out_size != 1:
+            raise RewardLabError("build_cnn: squeeze needs out_size=1")
+        layers["squeeze"] = nn.Flatten(0)
+    return nn.Sequential(OrderedDict(layers))
+
+
+@register_module("reward.cnn")
+class CnnRewardNet(RewardNet):
+    """imitation's `CnnRewardNet` on channel-first images (C, H, W) in [0, 255]: the used inputs (s and/or s') are
+    concatenated as channels, divided by 255 (imitation's preprocessing), and go through `build_cnn` with
+    `hid_channels`; with `use_action` the net has one output per action and the taken action's is the reward (as
+    imitation, for discrete actions); with `use_done` the outputs double, the second half for done transitions.
+    Actions are integer indices here (imitation feeds one-hot vectors after its own preprocessing)."""
+
+    def __init__(
+        self,
+        obs_shape: tuple[int, ...] = (3, 64, 64),
+        n_actions: int = 15,
+        use_state: bool = True,
+        use_action: bool = True,
+        use_next_state: bool = False,
+        use_done: bool = False,
+        hid_channels: tuple[int, ...] = (32, 32),
+    ):
+        self.obs_shape = tuple(int(x) for x in obs_shape)
+        if len(self.obs_shape) != 3:
+            raise RewardLabError(f"CnnRewardNet needs image observations (C, H, W), got shape {self.obs_shape}")
+        super().__init__(spaces.Box(0, 255, self.obs_shape, dtype=np.uint8), spaces.Discrete(int(n_actions)))
+        self.use_state, self.use_action = bool(use_state), bool(use_action)
+        self.use_next_state, self.use_done = bool(use_next_state), bool(use_done)
+        if not (self.use_state or self.use_next_state):
+            raise RewardLabError(
+                "CnnRewardNet must take the state or the next state as input (use_state or use_next_state)"
+            )
+        in_channels = self.obs_shape[0] * (int(self.use_state) + int(self.use_next_state))
+        out = (int(n_actions) if self.use_action else 1) * (2 if self.use_done else 1)
+        self.cnn = build_cnn(in_channels, tuple(int(c) for c in hid_channels), out, squeeze=out == 1)
+
+    def images(self, state: Any, next_state: Any) -> torch.Tensor:
+        """The CNN's input (B, C', H, W) in [0, 1]: the used observations concatenated as channels."""
+        parts = []
+        for use, x, name in ((self.use_state, state, "state"), (self.use_next_state, next_state, "next_state")):
+            if use:
+                if x is None:
+                    raise RewardLabError(f"this reward model uses the {name}; give it (a dataset that has it)")
+                x = torch.as_tensor(x)
+                if x.ndim != 4 or tuple(x.shape[1:]) != self.obs_shape:
+                    raise RewardLabError(
+                        f"CnnRewardNet expects {name} of shape (B, {', '.join(map(str, self.obs_shape))}), "
+                        f"got {tuple(x.shape)}"
+                    )
+                parts.append(x.float() / 255.0)
+        return torch.cat(parts, dim=1)
+
+    def forward(self, state, action, next_state, done):
+        out = self.cnn(self.images(state, next_state))
+        if not (self.use_action or self.use_done):
+            return out
+        n = len(out)
+        idx = torch.zeros(n, dtype=torch.long, device=out.device)
+        if self.use_action:
+            if action is None:
+                raise RewardLabError(
+                    "this reward model is R(s, a, ...): it needs the actions (a dataset that has them)"
+                )
+            idx = torch.as_tensor(action, device=out.device).long().reshape(n)
+        if self.use_done:
+            d = torch.zeros(n, device=out.device) if done is None else torch.as_tensor(done, device=out.device)
+            idx = idx + d.long().reshape(n) * (out.shape[1] // 2)
+        return out.gather(1, idx[:, None]).squeeze(1)
+
+
 # Files written before the one module format: {"kind": "rewardlab.reward_net", "spec": {"name": ..., ...}}.
 _LEGACY_NETS = {
     "maze_mlp": "reward.maze_mlp",

@@ -51,6 +51,22 @@ class MLPPotential(nn.Module):
         return self.net(state.float()).squeeze(-1)
 
 
+@register_module("potential.cnn")
+class CnnPotential(nn.Module):
+    """Phi(s) on images (C, H, W) in [0, 255]: imitation's `BasicPotentialCNN` (its `build_cnn`: 3x3 convs with ReLU,
+    global average pooling, a linear output) on s / 255."""
+
+    def __init__(self, obs_shape: tuple[int, ...] = (3, 64, 64), hid_channels: tuple[int, ...] = (32, 32)):
+        from rewardlab.rewards.nets import build_cnn
+
+        super().__init__()
+        self.obs_shape = tuple(int(x) for x in obs_shape)
+        self.net = build_cnn(self.obs_shape[0], tuple(int(c) for c in hid_channels))
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        return self.net(state.float() / 255.0)
+
+
 @register_module("reward.shaped")
 class ShapedRewardNet(RewardNetWrapper):
     """A frozen base reward, shifted by a learned constant c and shaped by a learned potential Phi."""

@@ -9,10 +9,10 @@ from typing import Any
 
 from rewardlab.core.study import Study
 from rewardlab.errors import RewardLabError
-from rewardlab.studies import atari, irrl_digits, irrl_skills, learned_rewards, preprocessing, ptgm
+from rewardlab.studies import atari, coinrun, irrl_digits, irrl_skills, learned_rewards, preprocessing, ptgm
 
 STUDIES: dict[str, Study] = {
-    m.study.name: m.study for m in (learned_rewards, preprocessing, irrl_digits, irrl_skills, ptgm, atari)
+    m.study.name: m.study for m in (learned_rewards, preprocessing, irrl_digits, irrl_skills, ptgm, atari, coinrun)
 }
 
 

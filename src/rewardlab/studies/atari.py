@@ -11,7 +11,6 @@ evaluated on the TRUE game score (the original's pipeline never ran end to end).
 from __future__ import annotations
 
 import functools
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 from rewardlab.agents.configs import PPOConfig
 from rewardlab.config import param
+from rewardlab.core.files import file_digest
 from rewardlab.core.runs import RunDir, write_json
 from rewardlab.core.study import Curve, SeedMode, Study
 from rewardlab.errors import RewardLabError
@@ -202,14 +202,6 @@ def _random_act(n_actions: int, seed: int) -> Any:
     return lambda obs: rng.integers(0, n_actions, size=len(obs))
 
 
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
 def _load_expert(cfg: AtariConfig, run: RunDir, game: str) -> Any:
     from rewardlab.agents.ppo import load_ppo
 
@@ -284,9 +276,7 @@ def step_expert(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
 
 def _video(model: Any, game: str, steps: int, seed: int, path: Path) -> str:
     """A short MP4 of the expert playing the full game (stochastic policy)."""
-    import imageio.v2 as imageio
-
-    from rewardlab.core.runs import atomic_path
+    from rewardlab.interpret.plots import save_video
 
     env = _venv(game, "plain", 1, seed, train=False)
     try:
@@ -298,11 +288,7 @@ def _video(model: Any, game: str, steps: int, seed: int, path: Path) -> str:
             frames.append(env.rgb[0].copy())
     finally:
         env.close()
-    with atomic_path(path, suffix=".mp4") as tmp:
-        w = imageio.get_writer(tmp, format="FFMPEG", fps=30, codec="libx264", macro_block_size=1)
-        for f in frames:
-            w.append_data(np.repeat(np.repeat(f, 2, axis=0), 2, axis=1))
-        w.close()
+    save_video(frames, path, fps=30, scale=2)
     return f"figures/{path.name}"
 
 
@@ -360,7 +346,7 @@ def step_dataset(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
                 "variant": variant,
                 "engine": cfg.engine,
                 "policy_checkpoint": f"expert/{game}/model.pt",
-                "policy_sha256": _digest(run.root / "expert" / game / "model.pt"),
+                "policy_sha256": file_digest(run.root / "expert" / game / "model.pt"),
                 "seed": cfg.seed,
                 "n_train": d.n_train,
                 "n_test": d.n_test,

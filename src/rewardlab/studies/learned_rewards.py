@@ -8,7 +8,6 @@ reward -- evaluated on the TRUE reward (the original's broken step, fixed).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import numpy as np
 
 from rewardlab.agents.configs import PPOConfig
 from rewardlab.config import param
+from rewardlab.core.files import file_digest
 from rewardlab.core.runs import RunDir, resolve_device, write_json
 from rewardlab.core.study import Arg, Curve, SeedMode, Study
 from rewardlab.envs.maze import SIZE, env_id, variant_of
@@ -170,14 +170,6 @@ def _check_dataset(path: str, cfg: LearnedRewardsConfig) -> None:
     check_transitions(path, ("train", "test"), env_id=cfg.expert.env, obs_shape=(SIZE, SIZE))
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
-
-
 # ----------------------------------------------------------------------------- steps
 
 
@@ -228,7 +220,7 @@ def _dataset_meta(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
     return {
         "env_id": cfg.expert.env,
         "policy_checkpoint": str(policy.resolve()),
-        "policy_sha256": _file_digest(policy),
+        "policy_sha256": file_digest(policy),
         "seed": cfg.seed,
         "n_train": cfg.dataset.n_train,
         "n_test": cfg.dataset.n_test,
