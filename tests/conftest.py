@@ -153,3 +153,40 @@ def sweep_run(tmp_path_factory) -> Path:
     rc = main(["sweep", "irrl-skills", *SWEEP_TINY, SWEEP_GRID, "--seeds", "0-1", "--out", str(out)])
     assert rc == 1  # some runs failed: exit code 1, after every other run finished
     return out
+
+
+COINRUN_TINY = [
+    "expert.ppo.total_timesteps=1024",
+    "expert.ppo.n_envs=8",
+    "expert.ppo.n_steps=64",
+    "expert.ppo.batch_size=256",
+    "expert.ppo.checkpoint_every=512",
+    "expert.eval_episodes=8",
+    "expert.video_steps=20",
+    "rollouts.n_train=500",
+    "rollouts.n_test=200",
+    "rollouts.n_unseen=200",
+    "rollouts.n_envs=8",
+    "reward_model.hid_channels=[8,16]",
+    "reward_model.epochs=2",
+    "interpret.channels=4",
+    "interpret.featvis_steps=8",
+    "interpret.examples=3",
+    "interpret.nmf_factors=2",
+    "interpret.frames=200",
+    "interpret.saliency_frames=2",
+    "interpret.measure_frames=8",
+    "preprocess.n_transitions=300",
+    "preprocess.hid_channels=[4]",
+    "preprocess.curve_episodes=1",
+]
+
+
+@pytest.fixture(scope="session")
+def coinrun_run(tmp_path_factory) -> Path:
+    """The coinrun study end to end through the CLI at toy size."""
+    from rewardlab.cli import main
+
+    out = tmp_path_factory.mktemp("coinrun") / "tiny"
+    assert main(["coinrun", "run", "--preset", "fast", "--out", str(out), *COINRUN_TINY]) == 0
+    return out

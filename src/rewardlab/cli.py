@@ -157,6 +157,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise RewardLabError(f"'{root}' exists and is not a directory; choose another --out")
     t0 = time.time()
     lines = ["# rewardlab demo", "", f"Every study's `{args.preset}` preset, run by `rewardlab demo`.", ""]
+    for name, study in STUDIES.items():  # every study's settings (and what they need installed) before any runs
+        StudyRun.open(study, root / name, args.preset, study.demo_overrides(), dry_run=True)
     for name, study in STUDIES.items():
         overrides = study.demo_overrides()
         sr = StudyRun.open(study, root / name, args.preset, overrides, dry_run=args.dry_run)

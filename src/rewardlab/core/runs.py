@@ -52,17 +52,19 @@ def _jsonable(x: Any) -> Any:
         return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        return x.item()
     if isinstance(x, np.ndarray):
-        return x.tolist()
+        return _jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return None  # JSON has no NaN or infinity: an undefined figure is null
     if isinstance(x, Path):
         return str(x)
     return x
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON atomically (numpy scalars and arrays converted)."""
+    """Write JSON atomically (numpy scalars and arrays converted; NaN and infinity written as null)."""
     write_text(path, json.dumps(_jsonable(data), indent=2) + "\n")
 
 

@@ -146,7 +146,10 @@ class CoinRunConfig:
     preprocess: CoinRunPreprocessConfig = param(default_factory=CoinRunPreprocessConfig, help="preprocessing")
 
     def validate(self) -> None:
-        """A device torch knows."""
+        """envpool's Procgen present (one line naming the install command), a device torch knows."""
+        from rewardlab.envs.coinrun import check_procgen
+
+        check_procgen()
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise RewardLabError(f"device={self.device!r} is not allowed; choose auto, cpu or cuda")
 
