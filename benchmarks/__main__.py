@@ -5,7 +5,17 @@ from __future__ import annotations
 import importlib
 import sys
 
-NAMES = ["maze_env", "learned_rewards_fast", "preprocessing", "irrl_digits", "irrl_skills", "ptgm", "sweep", "atari"]
+NAMES = [
+    "maze_env",
+    "learned_rewards_fast",
+    "preprocessing",
+    "irrl_digits",
+    "irrl_skills",
+    "ptgm",
+    "sweep",
+    "atari",
+    "coinrun",
+]
 
 
 def main(argv: list[str]) -> int:

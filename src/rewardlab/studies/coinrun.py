@@ -564,35 +564,148 @@ def step_interpret(cfg: CoinRunConfig, run: RunDir) -> dict[str, Any]:
 
 
 def _coin_measures(cfg: CoinRunConfig, run: RunDir, fn: Any, frames: np.ndarray, data: Any, device: str, figs: list):
-    """Gradient and occlusion saliency on coin and other frames (a figure)."""
+    """Gradient and occlusion saliency on coin and other frames (a figure), and what the model looks at, measured:
+    occlusion mass in the coin's and the agent's boxes, and the reward before and after counterfactual edits."""
     import torch
 
-    from rewardlab.interpret.occlusion import occlusion_saliency, overlay
+    from rewardlab.envs.coinrun import find_agent, find_coin, move_agent_to, paint_out
+    from rewardlab.interpret.occlusion import occlusion_saliency, overlay, region_fraction
     from rewardlab.interpret.plots import plt, save_figure
     from rewardlab.interpret.saliency import gradient_saliency
 
     it = cfg.interpret
     coin = data.rewards > 0
+    rgb = frames[:, -3:]  # the frame the coin is searched in: s' (or s for R(s))
+    boxes, found = find_coin(rgb)
+    agent, _ = find_agent(rgb)
+
+    @torch.no_grad()
+    def reward(x: np.ndarray) -> np.ndarray:
+        out = [fn(torch.as_tensor(x[i : i + 512], device=device).float()).cpu().numpy() for i in range(0, len(x), 512)]
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+    def edited(img: np.ndarray, new_rgb: np.ndarray) -> np.ndarray:
+        out = img.copy()
+        out[:, -3:] = new_rgb
+        return out
+
+    res: dict[str, Any] = {"coin_found": {"coin transitions": float(found[coin].mean()) if coin.any() else None}}
+    groups = {
+        "coin transitions": np.flatnonzero(coin & found),
+        "coin in view, not reached": np.flatnonzero(~coin & found),
+    }
+    ratio: dict[str, Any] = {}
+    for name, idx in groups.items():
+        idx = idx[: it.measure_frames]
+        if len(idx) == 0:
+            ratio[name] = None
+            continue
+        sal = occlusion_saliency(fn, frames[idx], device=device)
+        ratio[name] = {
+            "coin_box": float(np.nanmean(region_fraction(sal, boxes[idx], shape=(64, 64)))),
+            "agent_box": float(np.nanmean(region_fraction(sal, agent[idx], shape=(64, 64)))),
+            "frames": int(len(idx)),
+        }
+    res["coin_saliency_ratio"] = ratio
+    cf: dict[str, Any] = {}
+    idx = groups["coin transitions"][: it.measure_frames]
+    if len(idx):
+        painted, ok = paint_out(rgb[idx], boxes[idx])
+        before, after = reward(frames[idx][ok]), reward(edited(frames[idx][ok], painted[ok]))
+        cf["coin painted out (coin transitions)"] = _delta(before, after)
+    idx = groups["coin in view, not reached"][: it.measure_frames]
+    if len(idx):
+        moved, _, ok = move_agent_to(rgb[idx], agent[idx], boxes[idx])
+        before, after = reward(frames[idx][ok]), reward(edited(frames[idx][ok], moved[ok]))
+        cf["agent moved next to the coin (coin in view)"] = _delta(before, after)
+        painted, ok = paint_out(rgb[idx], boxes[idx])
+        before, after = reward(frames[idx][ok]), reward(edited(frames[idx][ok], painted[ok]))
+        cf["coin painted out (coin in view, not reached)"] = _delta(before, after)
+    res["counterfactual"] = cf
+    res["findings"] = _findings(ratio, cf)
+    # the figure: occlusion (green) and gradient saliency on coin and other frames
     chosen = np.concatenate([np.flatnonzero(coin)[: it.saliency_frames], np.flatnonzero(~coin)[: it.saliency_frames]])
     x = frames[chosen]
     occ = occlusion_saliency(fn, x, device=device)
     grad = gradient_saliency(fn, torch.as_tensor(x, device=device)).cpu().numpy()
-    pred = fn(torch.as_tensor(x, device=device).float()).detach().cpu().numpy()
+    pred = reward(x)
     cols = len(chosen)
     fig, axes = plt.subplots(2, cols, figsize=(1.7 * cols, 3.6), squeeze=False)
     for j in range(cols):
-        rgb = x[j, -3:].transpose(1, 2, 0)
-        axes[0, j].imshow(overlay(rgb, occ[j]))
+        axes[0, j].imshow(overlay(x[j, -3:].transpose(1, 2, 0), occ[j]))
+        if found[chosen[j]]:
+            r0, r1, c0, c1 = boxes[chosen[j]]
+            axes[0, j].add_patch(plt.Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0, r1 - r0, fill=False, ec="red", lw=0.8))
         axes[0, j].set_title(f"r={data.rewards[chosen[j]]:.0f}, R={pred[j]:.2f}", fontsize=8)
         axes[1, j].imshow(grad[j].sum(0), cmap="magma")
         for a in axes[:, j]:
             a.set_xticks([])
             a.set_yticks([])
-    axes[0, 0].set_ylabel("occlusion saliency\n(green)", fontsize=8)
+    axes[0, 0].set_ylabel("occlusion saliency\n(green; coin box red)", fontsize=8)
     axes[1, 0].set_ylabel("|dR/dx|", fontsize=8)
     fig.suptitle("CoinRun: what the learned reward looks at (r: true reward, R: predicted)")
     figs.append(save_figure(fig, run.figures / "saliency.png"))
-    return {}
+    figs.append(_edits_figure(run, fn, frames, rgb, boxes, agent, groups, reward, edited))
+    return res
+
+
+def _delta(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
+    """The reward before and after an edit, over the edited frames."""
+    return {
+        "frames": int(len(before)),
+        "before": float(before.mean()) if len(before) else None,
+        "after": float(after.mean()) if len(after) else None,
+        "mean_change": float((after - before).mean()) if len(before) else None,
+        "share_above_half_coin_before": float((before > COIN / 2).mean()) if len(before) else None,
+        "share_above_half_coin_after": float((after > COIN / 2).mean()) if len(after) else None,
+    }
+
+
+def _findings(ratio: dict[str, Any], cf: dict[str, Any]) -> dict[str, str]:
+    """The measures in words, for the report."""
+    out = {}
+    for name, r in ratio.items():
+        if r:
+            out[f"occlusion saliency, {name}"] = (
+                f"{r['coin_box']:.2f}x its share of the frame inside the coin's box, {r['agent_box']:.2f}x inside the "
+                f"agent's box (1 = no preference; {r['frames']} frames)"
+            )
+    for name, d in cf.items():
+        if d["frames"]:
+            out[name] = (
+                f"mean predicted reward {d['before']:.2f} -> {d['after']:.2f} over {d['frames']} frames; above half "
+                f"the coin's reward: {d['share_above_half_coin_before']:.0%} -> {d['share_above_half_coin_after']:.0%}"
+            )
+    return out
+
+
+def _edits_figure(run, fn, frames, rgb, boxes, agent, groups, reward, edited) -> Path:
+    """A few frames before and after each counterfactual edit, with the predicted reward."""
+    from rewardlab.envs.coinrun import move_agent_to, paint_out
+    from rewardlab.interpret.plots import plt, save_figure
+
+    rows = []
+    idx = groups["coin transitions"][:4]
+    if len(idx):
+        rows.append(("coin painted out", idx, paint_out(rgb[idx], boxes[idx])[0]))
+    idx = groups["coin in view, not reached"][:4]
+    if len(idx):
+        rows.append(("agent moved to the coin", idx, move_agent_to(rgb[idx], agent[idx], boxes[idx])[0]))
+    cols = max([len(r[1]) for r in rows], default=1) * 2
+    fig, axes = plt.subplots(max(1, len(rows)), cols, figsize=(1.5 * cols, 1.8 * max(1, len(rows))), squeeze=False)
+    for a in axes.flat:
+        a.set_xticks([])
+        a.set_yticks([])
+    for i, (name, idx, new) in enumerate(rows):
+        r0, r1 = reward(frames[idx]), reward(edited(frames[idx], new))
+        for j in range(len(idx)):
+            axes[i, 2 * j].imshow(rgb[idx[j]].transpose(1, 2, 0))
+            axes[i, 2 * j].set_title(f"R={r0[j]:.2f}", fontsize=8)
+            axes[i, 2 * j + 1].imshow(new[j].transpose(1, 2, 0))
+            axes[i, 2 * j + 1].set_title(f"edited: R={r1[j]:.2f}", fontsize=8)
+        axes[i, 0].set_ylabel(name, fontsize=8)
+    fig.suptitle("CoinRun: counterfactual edits and the learned reward (R) before and after")
+    return save_figure(fig, run.figures / "counterfactuals.png")
 
 
 @study.step(
