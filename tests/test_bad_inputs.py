@@ -30,6 +30,7 @@ RUNS = {
     "irrl-skills": "irrl_skills_run",
     "ptgm": "ptgm_run",
     "atari": "atari_run",
+    "coinrun": "coinrun_run",
 }
 
 

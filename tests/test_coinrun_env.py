@@ -9,19 +9,14 @@ from rewardlab.envs.coinrun import COIN_REWARD, CoinRunSpec, check_procgen, make
 from rewardlab.errors import RewardLabError
 
 
-def _procgen_missing() -> str | None:
-    try:
-        check_procgen()
-    except RewardLabError as e:
-        return str(e)
-    return None
+@pytest.fixture
+def procgen():
+    from conftest import require_procgen
+
+    require_procgen()
 
 
-needs_procgen = pytest.mark.skipif(_procgen_missing() is not None, reason=str(_procgen_missing()))
-
-
-@needs_procgen
-def test_episodes_end_at_the_coin_with_the_final_frame_and_a_fresh_level():
+def test_episodes_end_at_the_coin_with_the_final_frame_and_a_fresh_level(procgen):
     env = make_coinrun(CoinRunSpec(num_levels=0), 8, seed=0)
     assert env.single_observation_space.shape == (3, 64, 64) and env.single_action_space.n == 15
     obs, _ = env.reset()
@@ -40,8 +35,7 @@ def test_episodes_end_at_the_coin_with_the_final_frame_and_a_fresh_level():
     env.close()
 
 
-@needs_procgen
-def test_same_seed_same_frames_and_one_level_repeats():
+def test_same_seed_same_frames_and_one_level_repeats(procgen):
     a, b = (make_coinrun(CoinRunSpec(num_levels=1, start_level=7), 2, seed=5) for _ in range(2))
     oa, _ = a.reset()
     ob, _ = b.reset()
@@ -57,8 +51,7 @@ def test_same_seed_same_frames_and_one_level_repeats():
     assert levels == {7}
 
 
-@needs_procgen
-def test_registered_single_env_passes_gymnasiums_checker():
+def test_registered_single_env_passes_gymnasiums_checker(procgen):
     import gymnasium as gym
     from gymnasium.utils.env_checker import check_env
 

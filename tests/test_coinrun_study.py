@@ -13,6 +13,14 @@ from rewardlab.studies import STUDIES
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(autouse=True)
+def _procgen(request):
+    if request.node.name != "test_missing_qt_runtime_is_one_line_before_anything_is_written":
+        from conftest import require_procgen
+
+        require_procgen()
+
+
 def test_every_step_ran_and_wrote_what_it_promises(coinrun_run):
     s = json.loads((coinrun_run / "summary.json").read_text())
     assert set(s["success_rate"]) == {"expert_train", "expert_unseen", "random_train", "random_unseen"}

@@ -39,6 +39,8 @@ MODES = {
     "rewardlab ptgm run --preset paper --out runs/ptgm/300k rl.env_steps=300000 rl.critic_layers=2": "dry",
     "rewardlab atari run --preset fast --out runs/atari/fast": "dry",
     "rewardlab atari run --preset paper --out runs/atari/paper": "dry",
+    "rewardlab coinrun run --preset fast --out runs/coinrun/fast": "dry",
+    "rewardlab coinrun run --preset paper --out runs/coinrun/paper": "dry",
     # runs on the learned-rewards run made before the safe format in tests/data/legacy_runs.tar.xz
     "rewardlab learned-rewards dataset --redo --trust-pickle --out runs/old-run": "run",
 }
