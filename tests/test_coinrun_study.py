@@ -198,3 +198,15 @@ def test_paper_and_cpu_presets_have_the_published_settings():
     cpu = STUDIES["coinrun"].resolve("cpu")
     assert (cpu.distribution, cpu.num_levels, cpu.expert.ppo.total_timesteps) == ("easy", 200, 1_000_000)
     assert cpu.rollouts.n_train + cpu.rollouts.n_test == 50_000 and cpu.reward_model.epochs == 10
+
+
+def test_coin_share_draws_that_share_of_rewarding_samples_and_zero_is_a_permutation():
+    from rewardlab.learn.regression import _epoch_order
+
+    r = np.zeros(1000, dtype=np.float32)
+    r[:10] = 10.0
+    order = _epoch_order(r, 0.25, torch.Generator().manual_seed(0)).numpy()
+    assert len(order) == 1000 and (r[order] != 0).mean() == 0.25
+    assert len(set(order[r[order] == 0])) == 750  # the others without replacement
+    plain = _epoch_order(r, 0.0, torch.Generator().manual_seed(0)).numpy()
+    assert sorted(plain.tolist()) == list(range(1000))  # the original's plain shuffling

@@ -145,13 +145,14 @@ def preprocess_adam(
     seed: int = 0,
     actions: np.ndarray | None = None,
     desc: str = "preprocess",
+    device: str | torch.device = "cpu",
 ) -> ShapedRewardNet:
     """Train shift and potential with Adam on `objective`: `epochs` over shuffled minibatches of `batch_size`
-    transitions (sparse objectives) or adjacent pairs (smooth objectives). For linear and MLP potentials;
-    tabular problems use `preprocess_tabular_adam`."""
+    transitions (sparse objectives) or adjacent pairs (smooth objectives), each minibatch moved to `device`. For
+    linear, MLP and CNN potentials; tabular problems use `preprocess_tabular_adam`."""
     check_objective(objective)
     torch.manual_seed(seed)
-    shaped = ShapedRewardNet(base, potential, gamma)
+    shaped = ShapedRewardNet(base, potential, gamma).to(device)
     opt = torch.optim.Adam([p for p in shaped.parameters() if p.requires_grad], lr=cfg.lr)
     s, s2 = torch.as_tensor(obs), torch.as_tensor(next_obs)
     d = torch.as_tensor(dones, dtype=torch.float32)
@@ -166,12 +167,10 @@ def preprocess_adam(
         perm = torch.randperm(n, generator=g)
         for b in progress(range(0, n, cfg.batch_size), desc=desc):
             idx = perm[b : b + cfg.batch_size]
-            if smooth:
-                flat = pr[idx].reshape(-1)
-                r = shaped(s[flat], None if a is None else a[flat], s2[flat], d[flat])
-                loss = objective_value(r, objective, torch.arange(len(flat)).reshape(-1, 2))
-            else:
-                loss = objective_value(shaped(s[idx], None if a is None else a[idx], s2[idx], d[idx]), objective)
+            rows = pr[idx].reshape(-1) if smooth else idx
+            r = shaped(*(None if x is None else x[rows].to(device) for x in (s, a, s2, d)))
+            pairs_b = torch.arange(len(rows), device=r.device).reshape(-1, 2) if smooth else None
+            loss = objective_value(r, objective, pairs_b)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -44,6 +44,20 @@ def predict_rewards(net: RewardNet, data: Transitions, device: str, batch: int =
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
 
+def _epoch_order(rewards: np.ndarray, rewarding_share: float, g: torch.Generator) -> torch.Tensor:
+    """The sample order of one epoch: a permutation, or a shuffled draw with `rewarding_share` rewarding samples."""
+    n = len(rewards)
+    hot = torch.as_tensor(np.flatnonzero(rewards != 0))
+    cold = torch.as_tensor(np.flatnonzero(rewards == 0))
+    if rewarding_share <= 0 or len(hot) == 0 or len(cold) == 0:
+        return torch.randperm(n, generator=g)
+    k = int(round(rewarding_share * n))
+    pick_hot = hot[torch.randint(len(hot), (k,), generator=g)]
+    pick_cold = cold[torch.randperm(len(cold), generator=g)[: n - k]] if n - k <= len(cold) else cold
+    both = torch.cat([pick_hot, pick_cold])
+    return both[torch.randperm(len(both), generator=g)]
+
+
 def train_regression(
     net: RewardNet,
     train: Transitions,
@@ -53,9 +67,14 @@ def train_regression(
     seed: int,
     device: str,
     meta: dict[str, Any] | None = None,
+    rewarding_share: float = 0.0,
 ) -> dict[str, float]:
     """Train `net` by MSE regression; checkpoint each epoch in `out_dir/checkpoints/` and resume from the
-    last one. Writes `out_dir/model.pt` at the end and returns the final train/test MSE figures."""
+    last one. Writes `out_dir/model.pt` at the end and returns the final train/test MSE figures.
+
+    With `rewarding_share` > 0, each epoch (of as many samples as the training set) draws that share from the
+    transitions with a nonzero reward, with replacement, and the rest from the others: for rewards so sparse
+    that plain shuffling rarely shows one (0: plain shuffling, as the original)."""
     if len(train) == 0:
         raise RewardLabError("the training set is empty; create a dataset with n_train > 0")
     net.to(device)
@@ -85,7 +104,7 @@ def train_regression(
         for epoch in range(start_epoch, cfg.epochs):
             net.train()
             g = torch.Generator().manual_seed(seed * 1000 + epoch)
-            perm = torch.randperm(n, generator=g).to(device)
+            perm = _epoch_order(train.rewards, rewarding_share, g).to(device)
             total = 0.0
             bar = progress(range(steps_per_epoch), desc=f"reward model epoch {epoch + 1}/{cfg.epochs}")
             for b in bar:

@@ -84,6 +84,13 @@ class CoinRunRewardModelConfig:
     batch_size: int = param(128, help="minibatch size", min=1)
     epochs: int = param(100, help="passes over the training transitions", min=1)
     loss_reduction: str = param("mean", help="MSE reduction over a batch", choices=("sum", "mean"))
+    coin_share: float = param(
+        0.0,
+        help="share of each epoch drawn from coin transitions, with replacement (0: plain shuffling, the original's; "
+        "about 1% of transitions reach the coin)",
+        min=0.0,
+        max=0.9,
+    )
 
     def validate(self) -> None:
         """The net needs s or s'."""
@@ -413,7 +420,9 @@ def step_reward_model(cfg: CoinRunConfig, run: RunDir) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     net = _net(cfg)
     t0 = time.time()
-    rep = train_regression(net, train, test, cfg.reward_model, run.step_dir("reward_model"), cfg.seed, device)
+    out = run.step_dir("reward_model")
+    m = cfg.reward_model
+    rep = train_regression(net, train, test, m, out, cfg.seed, device, rewarding_share=m.coin_share)
     rep["train_seconds"] = time.time() - t0
     for name, data in (("test", test), ("unseen", unseen)):
         rep[name] = coin_scores(net, data, device)
@@ -752,7 +761,7 @@ def step_preprocess(cfg: CoinRunConfig, run: RunDir) -> dict[str, Any]:
         torch.manual_seed(cfg.seed + k)
         t0 = time.time()
         shaped = preprocess_adam(
-            base.cpu() if device == "cpu" else base,
+            base,
             train.obs,
             train.next_obs,
             train.dones,
@@ -764,6 +773,7 @@ def step_preprocess(cfg: CoinRunConfig, run: RunDir) -> dict[str, Any]:
             seed=cfg.seed + k,
             actions=train.acts,
             desc=f"preprocess ({objective})",
+            device=device,
         )
         save_module(out / f"{objective}.pt", shaped, {"objective": objective})
         r = predict_rewards(shaped, test, device, 512)
