@@ -587,6 +587,16 @@ def _coin_measures(cfg: CoinRunConfig, run: RunDir, fn: Any, frames: np.ndarray,
     rgb = frames[:, -3:]  # the frame the coin is searched in: s' (or s for R(s))
     boxes, found = find_coin(rgb)
     agent, _ = find_agent(rgb)
+    if cfg.distribution == "easy" and coin.any():
+        # at the coin the agent covers it: search the agent's box too (easy levels have one theme, a beige agent;
+        # hard levels' yellow agents carry the coin's gold, so there the agent's box stays out of the search)
+        b, f = find_coin(rgb[coin], ignore=np.zeros((int(coin.sum()), 4), dtype=np.int64))
+        boxes[coin], found[coin] = b, f
+    where, where_found = boxes.copy(), found.copy()  # where the coin is, for the saliency measure
+    if cfg.reward_model.use_next_state and coin.any():
+        # in s' of a coin transition the agent mostly hides the coin; the step before shows it beside the agent, and
+        # the camera follows the agent, so the coin's box in s marks where it is collected in s'
+        where[coin], where_found[coin] = find_coin(data.obs[coin])
 
     @torch.no_grad()
     def reward(x: np.ndarray) -> np.ndarray:
@@ -603,33 +613,42 @@ def _coin_measures(cfg: CoinRunConfig, run: RunDir, fn: Any, frames: np.ndarray,
         "coin transitions": np.flatnonzero(coin & found),
         "coin in view, not reached": np.flatnonzero(~coin & found),
     }
+    located = {
+        "coin transitions": np.flatnonzero(coin & where_found),
+        "coin in view, not reached": groups["coin in view, not reached"],
+    }
+    res["coin_located"] = {k: int(len(v)) for k, v in located.items()}
     ratio: dict[str, Any] = {}
-    for name, idx in groups.items():
+    for name, idx in located.items():
         idx = idx[: it.measure_frames]
         if len(idx) == 0:
             ratio[name] = None
             continue
         sal = occlusion_saliency(fn, frames[idx], device=device)
         ratio[name] = {
-            "coin_box": float(np.nanmean(region_fraction(sal, boxes[idx], shape=(64, 64)))),
+            "coin_box": float(np.nanmean(region_fraction(sal, where[idx], shape=(64, 64)))),
             "agent_box": float(np.nanmean(region_fraction(sal, agent[idx], shape=(64, 64)))),
             "frames": int(len(idx)),
         }
     res["coin_saliency_ratio"] = ratio
+    # the model's own scale: its mean reward on coin transitions minus that on the others (edits are measured in it)
+    pred_all = reward(frames)
+    gap = float(pred_all[coin].mean() - pred_all[~coin].mean()) if coin.any() and (~coin).any() else float("nan")
+    res["coin_gap"] = gap
     cf: dict[str, Any] = {}
     idx = groups["coin transitions"][: it.measure_frames]
     if len(idx):
         painted, ok = paint_out(rgb[idx], boxes[idx])
         before, after = reward(frames[idx][ok]), reward(edited(frames[idx][ok], painted[ok]))
-        cf["coin painted out (coin transitions)"] = _delta(before, after)
+        cf["coin painted out (coin transitions)"] = _delta(before, after, gap)
     idx = groups["coin in view, not reached"][: it.measure_frames]
     if len(idx):
         moved, _, ok = move_agent_to(rgb[idx], agent[idx], boxes[idx])
         before, after = reward(frames[idx][ok]), reward(edited(frames[idx][ok], moved[ok]))
-        cf["agent moved next to the coin (coin in view)"] = _delta(before, after)
+        cf["agent moved next to the coin (coin in view)"] = _delta(before, after, gap)
         painted, ok = paint_out(rgb[idx], boxes[idx])
         before, after = reward(frames[idx][ok]), reward(edited(frames[idx][ok], painted[ok]))
-        cf["coin painted out (coin in view, not reached)"] = _delta(before, after)
+        cf["coin painted out (coin in view, not reached)"] = _delta(before, after, gap)
     res["counterfactual"] = cf
     res["findings"] = _findings(ratio, cf)
     # the figure: occlusion (green) and gradient saliency on coin and other frames
@@ -658,15 +677,20 @@ def _coin_measures(cfg: CoinRunConfig, run: RunDir, fn: Any, frames: np.ndarray,
     return res
 
 
-def _delta(before: np.ndarray, after: np.ndarray) -> dict[str, float]:
-    """The reward before and after an edit, over the edited frames."""
+def _delta(before: np.ndarray, after: np.ndarray, gap: float) -> dict[str, Any]:
+    """The reward before and after an edit, over the edited frames; the change also as a share of `gap` (the
+    model's mean reward on coin transitions minus that on the others: 1 = as if the frame became a coin transition)."""
+    if len(before) == 0:
+        return {"frames": 0}
+    change = float((after - before).mean())
     return {
         "frames": int(len(before)),
-        "before": float(before.mean()) if len(before) else None,
-        "after": float(after.mean()) if len(after) else None,
-        "mean_change": float((after - before).mean()) if len(before) else None,
-        "share_above_half_coin_before": float((before > COIN / 2).mean()) if len(before) else None,
-        "share_above_half_coin_after": float((after > COIN / 2).mean()) if len(after) else None,
+        "before": float(before.mean()),
+        "after": float(after.mean()),
+        "mean_change": change,
+        "change_over_coin_gap": change / gap if np.isfinite(gap) and gap != 0 else None,
+        "share_above_half_coin_before": float((before > COIN / 2).mean()),
+        "share_above_half_coin_after": float((after > COIN / 2).mean()),
     }
 
 
@@ -681,9 +705,9 @@ def _findings(ratio: dict[str, Any], cf: dict[str, Any]) -> dict[str, str]:
             )
     for name, d in cf.items():
         if d["frames"]:
-            out[name] = (
-                f"mean predicted reward {d['before']:.2f} -> {d['after']:.2f} over {d['frames']} frames; above half "
-                f"the coin's reward: {d['share_above_half_coin_before']:.0%} -> {d['share_above_half_coin_after']:.0%}"
+            rel = d["change_over_coin_gap"]
+            out[name] = f"mean predicted reward {d['before']:.3g} -> {d['after']:.3g} over {d['frames']} frames" + (
+                f", a change of {rel:+.2f} times the model's coin-vs-other gap" if rel is not None else ""
             )
     return out
 
