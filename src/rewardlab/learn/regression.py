@@ -15,8 +15,10 @@ from rewardlab.errors import RewardLabError
 from rewardlab.learn.configs import RegressionConfig  # noqa: F401
 from rewardlab.rewards.nets import RewardNet
 
+PREDICT_BATCH = 256  # transitions per forward pass when predicting: small enough for full-resolution CNNs
 
-def mse_report(net: RewardNet, data: Transitions, device: str, batch: int = 4096) -> dict[str, float]:
+
+def mse_report(net: RewardNet, data: Transitions, device: str, batch: int = PREDICT_BATCH) -> dict[str, float]:
     """Per-sample MSE overall, on rewarding transitions (r != 0) and on the others, plus their counts."""
     preds = predict_rewards(net, data, device, batch)
     err = (preds - data.rewards) ** 2
@@ -31,7 +33,7 @@ def mse_report(net: RewardNet, data: Transitions, device: str, batch: int = 4096
 
 
 @torch.no_grad()
-def predict_rewards(net: RewardNet, data: Transitions, device: str, batch: int = 4096) -> np.ndarray:
+def predict_rewards(net: RewardNet, data: Transitions, device: str, batch: int = PREDICT_BATCH) -> np.ndarray:
     """The net's predicted rewards (N,) for a transition set."""
     net.eval()
     out = []

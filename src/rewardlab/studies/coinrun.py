@@ -107,6 +107,9 @@ class CoinRunInterpretConfig:
     featvis_steps: int = param(512, help="Adam steps of feature visualisation", min=1)
     examples: int = param(6, help="dataset examples per channel, factor and reward", min=1)
     nmf_factors: int = param(4, help="LayerNMF factors", min=1)
+    nmf_frames: int = param(
+        500, help="frames (of `frames`) whose activations LayerNMF factorises (64 channels x 64 x 64 each)", min=2
+    )
     frames: int = param(4000, help="rollout frames (test and unseen) searched for examples and factorised", min=16)
     saliency_frames: int = param(6, help="frames per class (coin / no coin) in the saliency figure", min=1)
     measure_frames: int = param(200, help="coin frames over which the coin measures are taken", min=1)
@@ -448,8 +451,8 @@ def coin_scores(net: Any, data: Any, device: str) -> dict[str, float]:
 
     from rewardlab.learn.regression import mse_report, predict_rewards
 
-    rep = mse_report(net, data, device, batch=512)
-    pred = predict_rewards(net, data, device, 512)
+    rep = mse_report(net, data, device)
+    pred = predict_rewards(net, data, device)
     coin = data.rewards > 0
     both = 0 < coin.sum() < len(coin)
     rep["auroc"] = float(roc_auc_score(coin, pred)) if both else float("nan")
@@ -547,7 +550,8 @@ def step_interpret(cfg: CoinRunConfig, run: RunDir) -> dict[str, Any]:
     figs.append(fv.plot_dataset_examples(ex_lo, run.figures / "examples_reward_bottom.png"))
     figs.append(fv.plot_dataset_examples(ex_ch, run.figures / "examples_channels.png", units=chans))
     # LayerNMF: a few factors of the layer's activations over the frames, shown the RL-Vision way
-    acts = fv.layer_activations(fn, net, it.layer, frames)
+    sub = np.sort(rng.choice(len(frames), size=min(it.nmf_frames, len(frames)), replace=False))
+    acts = fv.layer_activations(fn, net, it.layer, frames[sub])  # (n, C, 64, 64) float32: 1 MB a frame at 64 channels
     k = min(it.nmf_factors, acts.shape[1])
     nmf = fv.layer_nmf(acts, k, seed=cfg.seed)
     errors = {str(j): fv.layer_nmf(acts, j, seed=cfg.seed).error for j in sorted({1, max(1, k // 2)} - {k})}
@@ -555,8 +559,10 @@ def step_interpret(cfg: CoinRunConfig, run: RunDir) -> dict[str, Any]:
     vis_f = fv.visualise(
         fn, net, fv.direction_objective(it.layer, nmf.directions), shape, steps=steps, seed=cfg.seed, device=device
     )
-    figs.append(fv.plot_layer_nmf(vis_f, fv.factor_examples(nmf, frames, k=it.examples), run.figures / "layer_nmf.png"))
-    res["layer_nmf"] = {"factors": k, "relative_error": errors}
+    figs.append(
+        fv.plot_layer_nmf(vis_f, fv.factor_examples(nmf, frames[sub], k=it.examples), run.figures / "layer_nmf.png")
+    )
+    res["layer_nmf"] = {"factors": k, "frames": int(len(sub)), "relative_error": errors}
     del acts
     # saliency and the coin measures
     res.update(_coin_measures(cfg, run, fn, frames, data, device, figs))
@@ -600,7 +606,7 @@ def _coin_measures(cfg: CoinRunConfig, run: RunDir, fn: Any, frames: np.ndarray,
 
     @torch.no_grad()
     def reward(x: np.ndarray) -> np.ndarray:
-        out = [fn(torch.as_tensor(x[i : i + 512], device=device).float()).cpu().numpy() for i in range(0, len(x), 512)]
+        out = [fn(torch.as_tensor(x[i : i + 256], device=device).float()).cpu().numpy() for i in range(0, len(x), 256)]
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
     def edited(img: np.ndarray, new_rgb: np.ndarray) -> np.ndarray:
@@ -771,7 +777,7 @@ def step_preprocess(cfg: CoinRunConfig, run: RunDir) -> dict[str, Any]:
     test = _read(cfg, run, "test")
     test_episode = read_extras(_rollouts(run), "test", ["episode"])["episode"]
     test_pairs = trajectory_pairs(test_episode)
-    learned = predict_rewards(base, test, device, 512)
+    learned = predict_rewards(base, test, device)
     scale = float(np.abs(learned).max()) or 1.0
 
     def measures(r: np.ndarray) -> dict[str, float]:
@@ -800,7 +806,7 @@ def step_preprocess(cfg: CoinRunConfig, run: RunDir) -> dict[str, Any]:
             device=device,
         )
         save_module(out / f"{objective}.pt", shaped, {"objective": objective})
-        r = predict_rewards(shaped, test, device, 512)
+        r = predict_rewards(shaped, test, device)
         res[objective] = {**measures(r), "seconds": time.time() - t0}
         rewards[f"shaped: {objective}"] = r
     res["figures"] = [_curves_figure(run, rewards, test_episode, p.curve_episodes)]
