@@ -225,6 +225,7 @@ def test_every_list_is_non_empty_unless_empty_means_something():
         ("preprocessing", "mountain_car.expert.net_arch"),
         ("atari", "expert.ppo.net_arch"),  # the MlpPolicy's widths; the CnnPolicy does not use them
         ("atari", "retrain.ppo.net_arch"),
+        ("coinrun", "expert.ppo.net_arch"),  # the same
     }
     seen = set()
     for name, study in STUDIES.items():
