@@ -189,6 +189,12 @@ def progress(iterable: Any = None, total: int | None = None, desc: str = "", **k
     return tqdm(iterable, total=total, desc=desc, disable=disable, dynamic_ncols=True, leave=False, **kw)
 
 
+def check_device_name(device: str, key: str = "device") -> None:
+    """Refuse, without importing torch, a device setting other than auto, cpu, cuda or cuda:N (configs' validate)."""
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise RewardLabError(f"{key}={device!r} is not allowed; choose auto, cpu or cuda")
+
+
 def resolve_device(device: str) -> str:
     """'auto' becomes 'cuda' when a GPU is present, else 'cpu'; other names are checked."""
     import torch

@@ -136,8 +136,9 @@ class AtariConfig:
         extra = [g for g in self.retrain.games if g not in self.games]
         if extra:
             raise RewardLabError(f"retrain.games: {extra[0]} is not in games ({', '.join(self.games)})")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise RewardLabError(f"device={self.device!r} is not allowed; choose auto, cpu or cuda")
+        from rewardlab.core.runs import check_device_name
+
+        check_device_name(self.device)
 
 
 study = Study(
@@ -166,13 +167,6 @@ def _spaces(game: str) -> tuple[Any, Any]:
         return env.single_observation_space, env.single_action_space
     finally:
         env.close()
-
-
-def _act_fn(model: Any, deterministic: bool = False) -> Any:
-    def act(obs: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict(obs, deterministic=deterministic)[0]).reshape(len(obs))
-
-    return act
 
 
 def play_games(act: Any, game: str, variant: str, games: int, seed: int, n_envs: int = 8) -> np.ndarray:
@@ -227,7 +221,7 @@ def _variants(cfg: AtariConfig) -> list[str]:
 @study.step("expert", uses=["seed", "games", "engine", "expert"])
 def step_expert(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
     """Train a PPO expert per game and evaluate it on full games (true score), against a random policy."""
-    from rewardlab.agents.ppo import train_ppo
+    from rewardlab.agents.ppo import policy_act_fn, train_ppo
     from rewardlab.envs.atari import check_engine
     from rewardlab.envs.vec import BatchedVecEnv
 
@@ -247,7 +241,11 @@ def step_expert(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
             desc=f"{game} expert",
             eval_every=e.eval_every,
             evaluate=(
-                (lambda m, g=game, s=seed: {"true_score": float(play_games(_act_fn(m), g, "plain", 5, s + 7).mean())})
+                (
+                    lambda m, g=game, s=seed: {
+                        "true_score": float(play_games(policy_act_fn(m, False), g, "plain", 5, s + 7).mean())
+                    }
+                )
                 if e.eval_every
                 else None
             ),
@@ -255,7 +253,7 @@ def step_expert(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
         )
         venv.close()
         train_seconds = time.time() - t0
-        scores = play_games(_act_fn(model), game, "plain", e.eval_games, seed + 20_000)
+        scores = play_games(policy_act_fn(model, False), game, "plain", e.eval_games, seed + 20_000)
         n_actions = int(model.action_space.n)
         rand = play_games(_random_act(n_actions, seed), game, "plain", e.eval_games, seed + 30_000)
         res[game] = {
@@ -276,13 +274,14 @@ def step_expert(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
 
 def _video(model: Any, game: str, steps: int, seed: int, path: Path) -> str:
     """A short MP4 of the expert playing the full game (stochastic policy)."""
+    from rewardlab.agents.ppo import policy_act_fn
     from rewardlab.interpret.plots import save_video
 
     env = _venv(game, "plain", 1, seed, train=False)
     try:
         obs, _ = env.reset()
         frames = [env.rgb[0].copy()]
-        act = _act_fn(model)
+        act = policy_act_fn(model, False)
         for _ in range(steps):
             obs, *_ = env.step(act(obs))
             frames.append(env.rgb[0].copy())
@@ -301,6 +300,7 @@ def _video(model: Any, game: str, steps: int, seed: int, path: Path) -> str:
 def step_dataset(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
     """Class-balanced frames of each game from the stochastic expert, and the same frames with the score region
     masked (the NoScore control: identical states, no score)."""
+    from rewardlab.agents.ppo import policy_act_fn
     from rewardlab.core.runs import progress
     from rewardlab.data.frames import balanced_frames, write_frames
 
@@ -308,7 +308,7 @@ def step_dataset(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
     res: dict[str, Any] = {}
     for k, game in enumerate(cfg.games):
         model = _load_expert(cfg, run, game)
-        act = _act_fn(model)
+        act = policy_act_fn(model, False)
         res[game] = {}
         for variant in ["plain"]:
             path = run.step_dir("dataset") / game / f"{variant}.h5"
@@ -589,12 +589,13 @@ def _timeseries_figure(cfg, run, game, net, k, device) -> str:
     reward events marked (the paper's atari-noscore-timeseries)."""
     import torch
 
+    from rewardlab.agents.ppo import policy_act_fn
     from rewardlab.interpret.occlusion import occlusion_saliency, overlay
     from rewardlab.interpret.plots import plt, save_figure
 
     it = cfg.interpret
     model = _load_expert(cfg, run, game)
-    act = _act_fn(model)
+    act = policy_act_fn(model, False)
     env = _venv(game, "noscore" if cfg.dataset.noscore else "plain", 1, cfg.seed + 50_000 + k, train=False)
     preds, events = [], []
     try:
@@ -638,7 +639,7 @@ def _timeseries_figure(cfg, run, game, net, k, device) -> str:
 )
 def step_retrain(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
     """PPO on the learned reward and on the true clipped reward, per game and seed, scored on full games."""
-    from rewardlab.agents.ppo import load_ppo, train_ppo
+    from rewardlab.agents.ppo import load_ppo, policy_act_fn, train_ppo
     from rewardlab.envs.vec import BatchedVecEnv
     from rewardlab.rewards.wrappers import LearnedRewardVecEnv
 
@@ -667,7 +668,7 @@ def step_retrain(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
                         trust_pickle=run.trust_pickle,
                     )
                 venv.close()
-                sc = play_games(_act_fn(model), game, "plain", r.eval_games, seed + 99)
+                sc = play_games(policy_act_fn(model, False), game, "plain", r.eval_games, seed + 99)
                 write_json(out / "score.json", {"scores": sc.tolist(), "mean": float(sc.mean())})
                 scores.append(float(sc.mean()))
             res[game][reward] = {"score_mean": float(np.mean(scores)), "per_seed": scores}

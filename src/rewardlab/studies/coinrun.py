@@ -160,8 +160,9 @@ class CoinRunConfig:
         from rewardlab.envs.coinrun import check_procgen
 
         check_procgen()
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise RewardLabError(f"device={self.device!r} is not allowed; choose auto, cpu or cuda")
+        from rewardlab.core.runs import check_device_name
+
+        check_device_name(self.device)
 
 
 study = Study(
@@ -202,13 +203,6 @@ def _spaces() -> tuple[Any, Any]:
     from rewardlab.envs.coinrun import N_ACTIONS, SIZE
 
     return spaces.Box(0, 255, (3, SIZE, SIZE), dtype=np.uint8), spaces.Discrete(N_ACTIONS)
-
-
-def _act_fn(model: Any, deterministic: bool = False) -> Any:
-    def act(obs: np.ndarray) -> np.ndarray:
-        return np.asarray(model.predict(obs, deterministic=deterministic)[0]).reshape(len(obs))
-
-    return act
 
 
 def _random_act(seed: int) -> Any:
@@ -287,7 +281,7 @@ def _read(cfg: CoinRunConfig, run: RunDir, split: str) -> Any:
 @study.step("expert", uses=["seed", "distribution", "num_levels", "start_level", "expert"])
 def step_expert(cfg: CoinRunConfig, run: RunDir) -> dict[str, Any]:
     """Train the PPO expert; success rates of expert and random policy on training and unseen levels."""
-    from rewardlab.agents.ppo import train_ppo
+    from rewardlab.agents.ppo import policy_act_fn, train_ppo
     from rewardlab.envs.coinrun import check_procgen
     from rewardlab.envs.vec import BatchedVecEnv
 
@@ -305,7 +299,11 @@ def step_expert(cfg: CoinRunConfig, run: RunDir) -> dict[str, Any]:
             desc="CoinRun expert",
             eval_every=e.eval_every,
             evaluate=(
-                (lambda m: {"success_train": success_rate(cfg, _act_fn(m), 64, cfg.seed + 7, False)["rate"]})
+                (
+                    lambda m: {
+                        "success_train": success_rate(cfg, policy_act_fn(m, False), 64, cfg.seed + 7, False)["rate"]
+                    }
+                )
                 if e.eval_every
                 else None
             ),
@@ -314,7 +312,7 @@ def step_expert(cfg: CoinRunConfig, run: RunDir) -> dict[str, Any]:
     finally:
         venv.close()
     res: dict[str, Any] = {"timesteps": int(model.num_timesteps), "train_seconds": time.time() - t0}
-    for who, act in (("expert", _act_fn(model)), ("random", _random_act(cfg.seed + 1))):
+    for who, act in (("expert", policy_act_fn(model, False)), ("random", _random_act(cfg.seed + 1))):
         for levels, unseen in (("train", False), ("unseen", True)):
             res[f"{who}_{levels}"] = success_rate(cfg, act, e.eval_episodes, cfg.seed + 20_000 + unseen, unseen)
     res["beats_random"] = {
@@ -331,13 +329,14 @@ def step_expert(cfg: CoinRunConfig, run: RunDir) -> dict[str, Any]:
 
 def _video(cfg: CoinRunConfig, model: Any, steps: int, seed: int, path: Path) -> str:
     """A short MP4 of the expert (stochastic policy) on training levels."""
+    from rewardlab.agents.ppo import policy_act_fn
     from rewardlab.interpret.plots import save_video
 
     env = _venv(cfg, 1, seed)
     try:
         obs, _ = env.reset()
         frames = [obs[0].transpose(1, 2, 0).copy()]
-        act = _act_fn(model)
+        act = policy_act_fn(model, False)
         for _ in range(steps):
             obs, *_ = env.step(act(obs))
             frames.append(obs[0].transpose(1, 2, 0).copy())
@@ -358,11 +357,12 @@ def step_rollouts(cfg: CoinRunConfig, run: RunDir) -> dict[str, Any]:
 
     The stochastic policy plays; training-level trajectories are split by episode into train and test; level seeds
     and episode ids are kept beside each transition."""
+    from rewardlab.agents.ppo import policy_act_fn
     from rewardlab.data.rollouts import collect_trajectories
     from rewardlab.data.transitions import write_transitions
 
     r = cfg.rollouts
-    act = _act_fn(_load_expert(cfg, run))
+    act = policy_act_fn(_load_expert(cfg, run), False)
     splits, extras, res = {}, {}, {}
     t0 = time.time()
     for name, n, unseen, off in (("train", r.n_train + r.n_test, False, 1), ("unseen", r.n_unseen, True, 2)):

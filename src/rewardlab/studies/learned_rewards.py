@@ -98,8 +98,9 @@ class LearnedRewardsConfig:
         variant_of(self.expert.env)
         for e in self.retrain.envs:
             variant_of(e)
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise RewardLabError(f"device={self.device!r} is not allowed; choose auto, cpu or cuda")
+        from rewardlab.core.runs import check_device_name
+
+        check_device_name(self.device)
 
 
 study = Study(
