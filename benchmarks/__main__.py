@@ -15,6 +15,7 @@ NAMES = [
     "sweep",
     "atari",
     "coinrun",
+    "compare",
 ]
 
 

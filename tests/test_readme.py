@@ -41,6 +41,9 @@ MODES = {
     "rewardlab atari run --preset paper --out runs/atari/paper": "dry",
     "rewardlab coinrun run --preset fast --out runs/coinrun/fast": "dry",
     "rewardlab coinrun run --preset paper --out runs/coinrun/paper": "dry",
+    "rewardlab compare true:goal true:goal-dense true:path --env rewardlab/EmptyMaze10-v0 "
+    "--out runs/compare/maze.json": "run",
+    "rewardlab compare true:unshaped true:dense --env rewardlab/ShapedMountainCar-unshaped-v0 --method dard": "run",
     # runs on the learned-rewards run made before the safe format in tests/data/legacy_runs.tar.xz
     "rewardlab learned-rewards dataset --redo --trust-pickle --out runs/old-run": "run",
 }

@@ -1,6 +1,6 @@
-"""The `rewardlab` command, built from the study registry: `demo`, `sweep`, `report`, and per study `run`, one
-subcommand per declared step, `status` and `print-config`. Building it imports no torch, numba or SB3: a step
-imports what it needs when it runs."""
+"""The `rewardlab` command, built from the study registry: `demo`, `sweep`, `report`, `compare`, and per study
+`run`, one subcommand per declared step, `status` and `print-config`. Building it imports no torch, numba or SB3: a
+step imports what it needs when it runs."""
 
 from __future__ import annotations
 
@@ -224,6 +224,68 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """EPIC or DARD distances between reward nets (files, or `true:NAME` for the environment's own reward)."""
+    from rewardlab.interpret.distances import compare_rewards, env_kind, true_reward
+    from rewardlab.rewards.io import load_reward
+
+    if len(args.rewards) < 2:
+        raise RewardLabError(f"compare needs at least two rewards, got {len(args.rewards)}; give two or more files")
+    env_kind(args.env)
+    if args.samples < 2:
+        raise RewardLabError(f"--samples must be at least 2, got {args.samples}")
+    nets = [
+        true_reward(args.env, r.removeprefix("true:"))
+        if r.startswith("true:") and not Path(r).exists()
+        else load_reward(r, trust_pickle=args.trust_pickle)
+        for r in args.rewards
+    ]
+    stems = [r if r.startswith("true:") else Path(r).stem for r in args.rewards]
+    names = stems if len(set(stems)) == len(stems) else list(args.rewards)
+    out = Path(args.out) if args.out else None
+    if out is not None and out.is_dir():
+        raise RewardLabError(f"--out '{out}' is a directory; give a JSON file name such as {out / 'compare.json'}")
+    if args.dry_run:
+        from rewardlab.interpret.distances import check_spaces
+
+        check_spaces(nets, names, args.env)
+        mode = "exact" if env_kind(args.env)[0] == "maze" else f"sampled ({args.samples} transitions)"
+        print(
+            f"dry run: {args.method.upper()} distances of {len(nets)} rewards on {args.env}, {mode}; nothing is written"
+        )
+        if out is not None:
+            print(f"  would write {out}" + (f" and {out.with_suffix('.png')}" if len(nets) > 2 else ""))
+        return 0
+    res = compare_rewards(nets, args.env, args.method, samples=args.samples, seed=args.seed, names=names)
+    what = args.method.upper()
+    print(f"{what} distance on {args.env} ({res['mode']}; coverage: {res['coverage']}; gamma {res['gamma']})")
+    d, lo, hi = res["distance"], res["ci_low"], res["ci_high"]
+    ci = f"{100 * res['confidence']:.0f}% bootstrap interval" if lo is not None else ""
+    if len(nets) == 2:
+        print(f"{names[0]} vs {names[1]}: {d[0, 1]:.4f}" + (f"  ({ci} {lo[0, 1]:.4f} to {hi[0, 1]:.4f})" if ci else ""))
+    else:
+        width = max(8, *(len(n) for n in names))
+        print(" " * width + "".join(f"  {n:>{width}}" for n in names))
+        for i, n in enumerate(names):
+            print(f"{n:<{width}}" + "".join(f"  {v:>{width}.4f}" for v in d[i]))
+        if ci:
+            print(f"({ci}s in the JSON file)" if out is not None else f"({ci}s: give --out FILE.json)")
+    if out is not None:
+        from rewardlab.core.runs import write_json
+
+        res["files"] = list(args.rewards)
+        if len(nets) > 2:
+            from rewardlab.interpret.distances import distance_heatmap
+
+            png = distance_heatmap(
+                d, names, out.with_suffix(".png"), f"{what} distance, {args.env}", f"{what} distance"
+            )
+            res["heatmap"] = str(png)
+        write_json(out, res)
+        print(f"written: {out}" + (f" and {res['heatmap']}" if "heatmap" in res else ""))
+    return 0
+
+
 def _trust_pickle(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--trust-pickle",
@@ -296,6 +358,28 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--output", default=None, help="HTML file to write (default: DIR/report.html)")
     _dry_run(rp)
     rp.set_defaults(func=cmd_report, overrides=None)
+
+    cp = sub.add_parser(
+        "compare",
+        help="EPIC or DARD distance between reward functions (0: same up to shaping and scale; 1: opposite)",
+        description="Pairwise EPIC (Gleave et al. 2021) or DARD (Wulfe et al. 2022) distances between saved reward "
+        "nets, or `true:NAME` for the environment's own reward (mazes: true:goal, true:path-dense, ...; mountain car: "
+        "true:unshaped, true:dense, ...). Exact on the tabular mazes; sampled on the shaped mountain car (coverage: "
+        "states uniform over the observation box, uniform actions, the car's dynamics), with a bootstrap 95% "
+        "interval. Prints the distance (two rewards) or the matrix; --out writes JSON, and a heatmap PNG beside it for "
+        "three or more rewards.",
+    )
+    cp.add_argument("rewards", nargs="*", metavar="REWARD", help="two or more reward files (or true:NAME)")
+    cp.add_argument("--env", required=True, help="environment id, e.g. rewardlab/EmptyMaze10-v0")
+    cp.add_argument("--method", default="epic", choices=["epic", "dard"], help="distance (default: epic)")
+    cp.add_argument(
+        "--samples", type=int, default=4096, help="coverage transitions when sampled (default: 4096; exact: unused)"
+    )
+    cp.add_argument("--seed", type=int, default=0, help="seed of the samples and the bootstrap (default: 0)")
+    cp.add_argument("--out", default=None, help="JSON file to write (and FILE.png, the heatmap, for 3+ rewards)")
+    _trust_pickle(cp)
+    _dry_run(cp)
+    cp.set_defaults(func=cmd_compare, overrides=None)
 
     for name, study in STUDIES.items():
         sp = sub.add_parser(
