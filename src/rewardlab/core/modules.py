@@ -66,6 +66,8 @@ def register_module(kind: str) -> Callable[[type], type]:
                 default = dataclasses.field(default_factory=lambda d=p.default: type(d)(d))
             fields.append((name, hints.get(name, Any), default))
         cls.Config = dataclasses.make_dataclass(f"{cls.__name__}Config", fields)
+        # found again by pickle (imitation saves reward nets with torch.save; an exported net holds a rewardlab net)
+        cls.Config.__module__, cls.Config.__qualname__ = cls.__module__, f"{cls.__qualname__}.Config"
 
         @functools.wraps(init)
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:

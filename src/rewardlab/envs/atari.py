@@ -36,7 +36,6 @@ kernel renormalised at the region's edges so that only the region's own pixels a
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -45,6 +44,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from rewardlab.core.runs import one_blas_thread
 from rewardlab.envs.vector import BatchOfOne, SameStepVectorEnv, spawn_seeds
 from rewardlab.errors import RewardLabError
 
@@ -166,22 +166,6 @@ def gaussian_matrix(n: int, sigma: float = BLUR_SIGMA, truncate: float = 4.0) ->
     return (k / k.sum(1, keepdims=True)).astype(np.float32)
 
 
-_BLAS_CONTROLLER: list[Any] = []
-
-
-def _one_blas_thread():
-    """A context limiting numpy's BLAS to one thread (threadpoolctl; nothing if it is missing)."""
-    if not _BLAS_CONTROLLER:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            _BLAS_CONTROLLER.append(ThreadpoolController())
-        except ImportError:
-            _BLAS_CONTROLLER.append(None)
-    ctrl = _BLAS_CONTROLLER[0]
-    return contextlib.nullcontext() if ctrl is None else ctrl.limit(limits=1, user_api="blas")
-
-
 class FramePipeline:
     """The batched preprocessing of raw RGB frames (M, 3, 210, 160) uint8 (channels first, as envpool gives them):
     the variant's score mask in place, then grayscale, 84x84 area resize and rounding to (M, 84, 84) uint8."""
@@ -242,7 +226,7 @@ class FramePipeline:
     def __call__(self, raw: np.ndarray) -> np.ndarray:
         """Mask `raw` in place and return its 84x84 grayscale frames (BLAS on one thread: the emulator's threads
         use the cores, and a multi-threaded BLAS beside them is several times slower on small matrices)."""
-        with _one_blas_thread():
+        with one_blas_thread():
             self.mask(raw)
             return self.downsample(raw)
 

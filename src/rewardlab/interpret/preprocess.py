@@ -5,17 +5,20 @@ trained to make r' sparse or smooth. Shaping never changes which policies are op
 same behaviour as r. Objectives (batch means): sparse_l1 |r'|, sparse_log log(1+|r'|), smooth_l1
 |r'_i - r'_j|, smooth_log log(1+|r'_i - r'_j|) over adjacent pairs (i, j).
 
-Tabular L1 objectives are also solved exactly as linear programs (`solve_lp`, scipy's HiGHS).
+Tabular and linear-potential L1 objectives are also solved exactly (`solve_lp`, `solve_lp_features`: HiGHS, with a
+canonical tie-break among the optimal r', so that every shaping of a reward preprocesses to the same r').
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import numpy as np
 import torch
 
-from rewardlab.core.runs import progress
+from rewardlab.core.runs import one_blas_thread, progress
 from rewardlab.errors import RewardLabError
 from rewardlab.interpret.configs import OBJECTIVES, PreprocessConfig, check_objective  # noqa: F401
 from rewardlab.rewards.nets import RewardNet
@@ -186,8 +189,10 @@ def solve_lp(
     gamma: float,
     objective: str,
     pairs: np.ndarray | None = None,
+    tie_break: str = "canonical",
 ) -> dict[str, Any]:
-    """Globally optimal tabular shaping for sparse_l1 or smooth_l1 as a linear program (HiGHS).
+    """Globally optimal tabular shaping for sparse_l1 or smooth_l1 as a linear program (HiGHS), with the canonical
+    tie-break of `solve_lp_features` (so r' is the same for every shaping of r).
 
     Returns phi (n_states,), shift, the optimal objective value and the shaped rewards r'.
     """
@@ -204,7 +209,7 @@ def solve_lp(
         ),
         shape=(m, n_states + 1),
     )
-    res = solve_lp_features(r, F, objective, pairs)
+    res = solve_lp_features(r, F, objective, pairs, tie_break)
     x = res.pop("theta")
     return {"phi": x[:n_states], "shift": float(x[n_states]), **res}
 
@@ -217,39 +222,162 @@ def linear_features(obs: np.ndarray, next_obs: np.ndarray, dones: np.ndarray, ga
     return np.hstack([gamma * nd * x2 - x, gamma * nd * one - one, -one])
 
 
-def solve_lp_features(r: np.ndarray, F: Any, objective: str, pairs: np.ndarray | None = None) -> dict[str, Any]:
-    """Minimise the sparse_l1 or smooth_l1 objective of r' = r + F theta over theta exactly (HiGHS LP).
+def _quiet_highs() -> Any:
+    """A silent `highspy.Highs` (its first construction in a process prints a banner on the C-level stdout)."""
+    import highspy
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    h.silent()
+    return h
+
+
+def _l1_dual(M: Any, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, float]:
+    """min over theta of mean|M theta + b| + c . theta, solved as its dual LP (HiGHS simplex):
+    max b . lam s.t. M' lam = -c, |lam| <= 1/k. The dual has one row per parameter (not two per term, as the
+    primal), so it is small and quick; theta is read from its row duals. Returns theta and mean|M theta + b|."""
+    import highspy
+    from scipy import sparse
+
+    k, nv = M.shape
+    A = sparse.csc_matrix(M.T)
+    A.sort_indices()
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = k, nv
+    lp.col_cost_ = -np.asarray(b, dtype=float)
+    lp.col_lower_, lp.col_upper_ = np.full(k, -1.0), np.full(k, 1.0)  # lam * k: the sum's dual, better scaled
+    lp.row_lower_ = lp.row_upper_ = -k * np.asarray(c, dtype=float)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = A.indptr, A.indices, A.data
+    h = _quiet_highs()
+    for name in ("primal_feasibility_tolerance", "dual_feasibility_tolerance"):
+        h.setOptionValue(name, 1e-10)
+    h.passModel(lp)
+    h.run()
+    status = h.getModelStatus()
+    if status != highspy.HighsModelStatus.kOptimal:
+        raise RewardLabError(f"the preprocessing LP failed: HiGHS says {h.modelStatusToString(status)}")
+    # the primal vertex, exactly: the terms whose dual is basic (strictly inside its bounds) are 0 at the optimum
+    # (complementary slackness), one per parameter; the row duals carry it too, but only to the solver's tolerance
+    basic = np.flatnonzero(np.asarray(h.getBasis().col_status) == highspy.HighsBasisStatus.kBasic)
+    theta = -np.asarray(h.getSolution().row_dual)
+    if len(basic) == nv:
+        MB = M[basic].toarray() if hasattr(M, "toarray") else np.asarray(M)[basic]
+        theta = np.linalg.solve(MB, -np.asarray(b, dtype=float)[basic])
+    return theta, float(np.abs(M @ theta + b).mean())
+
+
+TIE_BREAKS = ("canonical", "none")
+TIE_BREAK_SEED = 20220327
+TIE_BREAK_WEIGHT = 1e-6
+
+
+def solve_lp_features(
+    r: np.ndarray, F: Any, objective: str, pairs: np.ndarray | None = None, tie_break: str = "canonical"
+) -> dict[str, Any]:
+    """Minimise the sparse_l1 or smooth_l1 objective of r' = r + F theta over theta exactly (HiGHS); see `_solve_l1`
+    (the tie-break); numpy's BLAS on one thread (its small least-squares problems run ~40x faster so on 2 busy
+    cores)."""
+    with one_blas_thread():
+        return _solve_l1(r, F, objective, pairs, tie_break)
+
+
+def _solve_l1(r: np.ndarray, F: Any, objective: str, pairs: np.ndarray | None, tie_break: str) -> dict[str, Any]:
+    """Minimise the sparse_l1 or smooth_l1 objective of r' = r + F theta over theta exactly (HiGHS).
 
     Any shaping whose potential is linear in its parameters fits: tabular (one-hot F) or linear potentials
-    (`linear_features`). Variables: theta and one slack t per transition (sparse) or pair (smooth); minimise
-    mean(t) subject to -t <= r' <= t (or the pair difference). Returns theta, the optimum and r'.
+    (`linear_features`). The L1 objectives have many optimal r' (smooth_l1 above all), and which one a solver
+    returns depends on its input, so a reward and a shaped copy of it could preprocess differently. With
+    `tie_break="canonical"` the answer is a function of the shaping class {r + F theta} alone:
+      1. r is replaced by its least-squares residual r0 = r - F F^+ r (the same affine set, so the same problem;
+         r and every r + F theta0 give the same r0 up to rounding);
+      2. an LP finds the optimum v;
+      3. among the optimal r', the one minimising a fixed generic linear function w . r' (w drawn once from a fixed
+         seed, so it depends on the number of transitions alone; for smooth_l1 it sums to 0, and r' is centred,
+         since the objective ignores constants): the LP with w . r' added at a weight small enough that the optimum
+         stays v (checked; the weight shrinks until it does). Its solution is unique: one vertex of the optimal set.
+    `tie_break="none"` returns step 2's solution for r as given (the behaviour before the tie-break). Each LP is
+    solved in its dual form. Returns theta, the optimum and r'.
     """
     from scipy import sparse
-    from scipy.optimize import linprog
 
     if objective not in ("sparse_l1", "smooth_l1"):
         raise RewardLabError(f"only sparse_l1 and smooth_l1 are linear programs, not {objective}")
-    F = sparse.csr_matrix(F)
+    if tie_break not in TIE_BREAKS:
+        raise RewardLabError(f"unknown tie_break '{tie_break}'; choose one of {', '.join(TIE_BREAKS)}")
+    F = sparse.csr_matrix(F, dtype=float)
     r = np.asarray(r, dtype=float)
+    m, nv = F.shape
+    canonical = tie_break == "canonical"
+    theta0 = _lstsq(F, -r) if canonical else np.zeros(nv)
+    base = r + F @ theta0
     if objective == "sparse_l1":
-        M, b = F, r
+        D = sparse.identity(m, format="csr")
     else:
         if pairs is None or len(pairs) == 0:
             raise RewardLabError("smooth_l1 needs adjacent pairs of transitions")
-        M, b = (F[pairs[:, 0]] - F[pairs[:, 1]]).tocsr(), r[pairs[:, 0]] - r[pairs[:, 1]]
-    k, nv = M.shape
-    eye = sparse.identity(k, format="csr")
-    # M x + b <= t  ->  M x - t <= -b ;  -(M x + b) <= t  ->  -M x - t <= b
-    A_ub = sparse.vstack([sparse.hstack([M, -eye]), sparse.hstack([-M, -eye])], format="csr")
-    b_ub = np.concatenate([-b, b])
-    cost = np.concatenate([np.zeros(nv), np.full(k, 1.0 / k)])
-    unused = np.asarray(abs(M).sum(0)).ravel() == 0  # e.g. the shift in pair differences: pin it to 0
-    bounds = [(0, 0) if u else (None, None) for u in unused] + [(0, None)] * k
-    res = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs")
-    if res.status != 0:
-        raise RewardLabError(f"the preprocessing LP failed: {res.message}")
-    theta = res.x[:nv]
-    return {"theta": theta, "objective": float(res.fun), "shaped": r + F @ theta}
+        k_ = len(pairs)
+        D = sparse.csr_matrix(
+            (np.r_[np.ones(k_), -np.ones(k_)], (np.r_[np.arange(k_), np.arange(k_)], np.r_[pairs[:, 0], pairs[:, 1]])),
+            shape=(k_, m),
+        )
+    M, b = (D @ F).tocsr(), D @ base
+    # keep a largest independent set of M's columns (pivoted QR): the rest move r' only along directions the
+    # objective ignores (a constant potential against the shift; constants, for smooth_l1), and would leave the
+    # dual LP with dependent rows
+    cols = _independent_columns(M)
+    Mi, Fi = M[:, cols], F[:, cols]
+    th, value = _l1_dual(Mi, b, np.zeros(len(cols)))
+    if canonical:
+        w = np.random.default_rng(TIE_BREAK_SEED).standard_normal(m)
+        if objective == "smooth_l1":
+            w -= w.mean()
+        c = Fi.T @ w  # w . r' = w . base + c . theta
+        scale = TIE_BREAK_WEIGHT / max(np.abs(c).max(), 1e-300)
+        for _ in range(6):
+            th2, val = _l1_dual(Mi, b, scale * c)
+            if val <= value + 1e-9 * max(1.0, abs(value)):
+                th, value = th2, val
+                break
+            scale *= 1e-2
+        else:
+            raise RewardLabError("the preprocessing LP's tie-break did not keep the optimum; use tie_break='none'")
+    theta = np.zeros(nv)
+    theta[cols] = th
+    theta = theta0 + theta
+    shaped = r + F @ theta
+    if canonical and objective == "smooth_l1":
+        shaped = shaped - shaped.mean()  # the objective ignores constants: report the centred r' (shift absorbs it)
+        theta = _lstsq(F, shaped - r)
+        shaped = r + F @ theta
+    return {"theta": theta, "objective": value, "shaped": shaped}
+
+
+def _independent_columns(M: Any) -> np.ndarray:
+    """Indices of a largest linearly independent set of M's columns (pivoted QR, relative tolerance 1e-10)."""
+    from scipy.linalg import qr
+
+    dense = M.toarray() if hasattr(M, "toarray") else np.asarray(M)
+    R, piv = qr(dense, mode="r", pivoting=True)
+    diag = np.abs(np.diag(R))
+    rank = int((diag > 1e-10 * max(diag.max(initial=0.0), 1e-300)).sum())
+    return np.sort(piv[:rank])
+
+
+def _lstsq(F: Any, b: np.ndarray) -> np.ndarray:
+    """The minimum-norm least-squares solution x of F x = b (dense for small F, else LSQR to 1e-14)."""
+    from scipy.sparse.linalg import lsqr
+
+    if F.shape[0] * F.shape[1] <= 20_000_000:
+        return np.linalg.lstsq(F.toarray(), b, rcond=None)[0]
+    return lsqr(F, b, atol=1e-14, btol=1e-14, iter_lim=100_000)[0]
 
 
 def linear_net_from_lp(base: RewardNet, obs_dim: int, gamma: float, theta: np.ndarray) -> ShapedRewardNet:

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
 from rewardlab.core.modules import register_module
-from rewardlab.rewards.nets import RewardNet, RewardNetWrapper
+from rewardlab.rewards.nets import (
+    RewardNet,
+    RewardNetWrapper,
+    build_cnn,
+    build_mlp,
+    flat_dim,
+    preprocess_input,
+    space_from_config,
+)
 
 
 @register_module("potential.tabular")
@@ -54,17 +64,45 @@ class MLPPotential(nn.Module):
 @register_module("potential.cnn")
 class CnnPotential(nn.Module):
     """Phi(s) on images (C, H, W) in [0, 255]: imitation's `BasicPotentialCNN` (its `build_cnn`: 3x3 convs with ReLU,
-    global average pooling, a linear output) on s / 255."""
+    global average pooling, a linear output) on s / 255; with `hwc_format` images are (H, W, C), transposed first."""
 
-    def __init__(self, obs_shape: tuple[int, ...] = (3, 64, 64), hid_channels: tuple[int, ...] = (32, 32)):
-        from rewardlab.rewards.nets import build_cnn
-
+    def __init__(
+        self,
+        obs_shape: tuple[int, ...] = (3, 64, 64),
+        hid_channels: tuple[int, ...] = (32, 32),
+        hwc_format: bool = False,
+    ):
         super().__init__()
-        self.obs_shape = tuple(int(x) for x in obs_shape)
-        self.net = build_cnn(self.obs_shape[0], tuple(int(c) for c in hid_channels))
+        self.obs_shape, self.hwc_format = tuple(int(x) for x in obs_shape), bool(hwc_format)
+        self.net = build_cnn(self.obs_shape[-1 if self.hwc_format else 0], tuple(int(c) for c in hid_channels))
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
-        return self.net(state.float() / 255.0)
+        state = torch.as_tensor(state)
+        return self.net((state.permute(0, 3, 1, 2) if self.hwc_format else state).float() / 255.0)
+
+
+@register_module("potential.basic_mlp")
+class BasicPotentialMLP(nn.Module):
+    """Phi(s): imitation's `BasicPotentialMLP`, an MLP (`build_mlp`, flattened input) on the observation
+    preprocessed as imitation does (Discrete one-hot, images / 255); the space is a `space_config` record."""
+
+    def __init__(
+        self,
+        observation_space: dict[str, Any],
+        hid_sizes: tuple[int, ...] = (32, 32),
+        activation: str = "relu",
+        dropout: float = 0.0,
+        normalize_input: bool = False,
+        normalize_images: bool = True,
+    ):
+        super().__init__()
+        self.observation_space = space_from_config(observation_space)
+        self.normalize_images = bool(normalize_images)
+        size = flat_dim(self.observation_space)
+        self.mlp = build_mlp(size, tuple(hid_sizes), 1, activation, dropout, True, normalize_input)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        return self.mlp(preprocess_input(state, self.observation_space, self.normalize_images))
 
 
 @register_module("reward.shaped")
