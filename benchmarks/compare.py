@@ -6,6 +6,7 @@ CNN reward on 3x64x64 images. Medians of a few repetitions after a warm-up; run 
 from __future__ import annotations
 
 import argparse
+import time
 
 import numpy as np
 
@@ -108,7 +109,37 @@ def cnn(n: int, m: int, repeats: int) -> None:
     sampled("cnn", nets, obs, acts, m, repeats, reward="CnnRewardNet 3x64x64, hid (32, 32)", rewards=2, batch_size=512)
 
 
-# Preprocessing LP with tie-break against without: to be added here (a function, and its call in `main`).
+def lp_tie_break(n: int) -> None:
+    """The preprocessing LP with its canonical tie-break against without, on the same n random rewards and random
+    shaped copies per maze: time per solve and the largest difference between the two copies' r' (centred for
+    smooth_l1, whose objective ignores constants)."""
+    from rewardlab.envs.tabular_maze import GAMMA, MAZES
+    from rewardlab.interpret.preprocess import solve_lp, tabular_pairs
+
+    for name in ("EmptyMaze4", "KeyMaze6", "EmptyMaze10", "KeyMaze10"):
+        spec = MAZES[name]
+        s, _, s2 = spec.all_transitions()
+        d, pairs = np.zeros(len(s), dtype=bool), tabular_pairs(s, s2)
+        for obj in ("sparse_l1", "smooth_l1"):
+            for tb in ("canonical", "none"):
+                rng = np.random.default_rng(0)
+                gap, secs = 0.0, 0.0
+                for _ in range(n):
+                    R = rng.normal(size=(spec.n_states, spec.n_states))
+                    phi = rng.normal(scale=3.0, size=spec.n_states)
+                    r = R[s, s2]
+                    t0 = time.perf_counter()
+                    a, b = (
+                        solve_lp(x, s, s2, d, spec.n_states, GAMMA, obj, pairs, tie_break=tb)["shaped"]
+                        for x in (r, r + GAMMA * phi[s2] - phi[s] - rng.normal())
+                    )
+                    secs += time.perf_counter() - t0
+                    if obj == "smooth_l1":
+                        a, b = a - a.mean(), b - b.mean()
+                    gap = max(gap, float(np.abs(a - b).max()))
+                conf = {"maze": name, "objective": obj, "tie_break": tb, "rewards": n, "transitions": len(s)}
+                emit(NAME, "lp_seconds_per_solve", secs / (2 * n), "s", **conf)
+                emit(NAME, "lp_shaping_gap", gap, "max |r1 - r2|", **conf)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -118,12 +149,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=3, help="timed repetitions after one warm-up")
     p.add_argument("--mlp", default="2048,128", help="coverage transitions, canonical samples for the MLP reward")
     p.add_argument("--cnn", default="64,8", help="coverage transitions, canonical samples for the CNN reward")
+    p.add_argument("--lp-rewards", type=int, default=100, help="random rewards per maze for the LP tie-break")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default: 1, the project's default)")
     args = p.parse_args(argv)
     set_torch_threads(args.threads)
     tabular(args.repeats)
     mlp(*(int(x) for x in args.mlp.split(",")), args.repeats)
     cnn(*(int(x) for x in args.cnn.split(",")), args.repeats)
+    lp_tie_break(args.lp_rewards)
 
 
 if __name__ == "__main__":

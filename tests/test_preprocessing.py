@@ -202,3 +202,45 @@ def test_bad_inputs():
         learn_tabular_reward(spec.next_state, np.zeros((16, 16)), PreferenceConfig(comparisons=10, epochs=1))
     with pytest.raises(RewardLabError, match="only sparse_l1 and smooth_l1"):
         solve_lp(np.zeros(3), np.zeros(3, int), np.zeros(3, int), np.zeros(3, bool), 1, GAMMA, "sparse_log")
+
+
+def _shaping_pairs(name: str, n: int, seed: int):
+    """n random rewards on a maze's transitions with a random potential-shaped (and shifted) copy of each."""
+    spec, s, _, s2, d, pairs = maze(name)
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        R = rng.normal(size=(spec.n_states, spec.n_states))
+        phi = rng.normal(scale=3.0, size=spec.n_states)
+        r = R[s, s2]
+        yield spec, s, s2, d, pairs, r, r + GAMMA * phi[s2] - phi[s] - rng.normal()
+
+
+@pytest.mark.parametrize("objective", ["sparse_l1", "smooth_l1"])
+@pytest.mark.parametrize("name,n", [("EmptyMaze4", 100), ("KeyMaze6", 100), ("EmptyMaze10", 100), ("KeyMaze10", 20)])
+def test_lp_tie_break_makes_every_shaping_preprocess_alike(objective, name, n):
+    """Random rewards and random shaped copies preprocess to the same r' (1e-8), at the LP's optimum: the L1
+    objectives have many optima and the tie-break picks one that depends on the shaping class alone. (100 per maze,
+    20 on KeyMaze10 to keep the suite short; `python -m benchmarks compare` runs 100 on every maze.)"""
+    for spec, s, s2, d, pairs, r, r2 in _shaping_pairs(name, n, seed=1):
+        a, b = (solve_lp(x, s, s2, d, spec.n_states, GAMMA, objective, pairs) for x in (r, r2))
+        assert np.abs(a["shaped"] - b["shaped"]).max() < 1e-8
+        assert a["objective"] == pytest.approx(b["objective"], abs=1e-9)
+        # the reported optimum is the objective of the returned r', and the untie-broken solve finds the same optimum
+        pr = torch.as_tensor(pairs)
+        assert objective_value(torch.as_tensor(a["shaped"]), objective, pr).item() == pytest.approx(a["objective"])
+        plain = solve_lp(r, s, s2, d, spec.n_states, GAMMA, objective, pairs, tie_break="none")
+        assert plain["objective"] == pytest.approx(a["objective"], abs=1e-9)
+        # r' is a shaping of r: the LP's own potential and shift reproduce it
+        phi, c = a["phi"], a["shift"]
+        assert np.abs(r - c + GAMMA * phi[s2] - phi[s] - a["shaped"]).max() < 1e-8
+
+
+def test_lp_without_tie_break_differs_on_smooth():
+    """The reason for the tie-break: without it, smooth_l1 returns different optimal r' for shaped copies."""
+    gaps = []
+    for spec, s, s2, d, pairs, r, r2 in _shaping_pairs("EmptyMaze10", 3, seed=2):
+        a, b = (solve_lp(x, s, s2, d, spec.n_states, GAMMA, "smooth_l1", pairs, tie_break="none") for x in (r, r2))
+        gaps.append(np.abs((a["shaped"] - a["shaped"].mean()) - (b["shaped"] - b["shaped"].mean())).max())
+    assert max(gaps) > 1e-3
+    with pytest.raises(RewardLabError, match="unknown tie_break"):
+        solve_lp(r, s, s2, d, spec.n_states, GAMMA, "sparse_l1", tie_break="lexicographic")

@@ -264,13 +264,9 @@ def _l1_dual(M: Any, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, float]:
     status = h.getModelStatus()
     if status != highspy.HighsModelStatus.kOptimal:
         raise RewardLabError(f"the preprocessing LP failed: HiGHS says {h.modelStatusToString(status)}")
-    # the primal vertex, exactly: the terms whose dual is basic (strictly inside its bounds) are 0 at the optimum
-    # (complementary slackness), one per parameter; the row duals carry it too, but only to the solver's tolerance
-    basic = np.flatnonzero(np.asarray(h.getBasis().col_status) == highspy.HighsBasisStatus.kBasic)
-    theta = -np.asarray(h.getSolution().row_dual)
-    if len(basic) == nv:
-        MB = M[basic].toarray() if hasattr(M, "toarray") else np.asarray(M)[basic]
-        theta = np.linalg.solve(MB, -np.asarray(b, dtype=float)[basic])
+    # the primal solution is the row duals y: a basic term i has zero reduced cost, -b_i - M_i . y = 0, so
+    # M_i . y + b_i = 0 (the optimal vertex; HiGHS computes y from its basis factorisation)
+    theta = np.asarray(h.getSolution().row_dual, dtype=float)
     return theta, float(np.abs(M @ theta + b).mean())
 
 
