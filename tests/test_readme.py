@@ -44,6 +44,9 @@ MODES = {
     "rewardlab compare true:goal true:goal-dense true:path --env rewardlab/EmptyMaze10-v0 "
     "--out runs/compare/maze.json": "run",
     "rewardlab compare true:unshaped true:dense --env rewardlab/ShapedMountainCar-unshaped-v0 --method dard": "run",
+    "rewardlab preprocess true:path-random --env rewardlab/KeyMaze10-v0 --objective smooth_l1 "
+    "--out runs/compare/key.pt": "run",
+    "rewardlab compare runs/compare/key.pt true:path --env rewardlab/KeyMaze10-v0": "run",
     # runs on the learned-rewards run made before the safe format in tests/data/legacy_runs.tar.xz
     "rewardlab learned-rewards dataset --redo --trust-pickle --out runs/old-run": "run",
 }

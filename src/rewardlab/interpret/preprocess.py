@@ -398,3 +398,86 @@ def shaped_net_from_lp(base: RewardNet, n_states: int, gamma: float, phi: np.nda
     with torch.no_grad():
         net.shift.fill_(shift)
     return net.eval()
+
+
+def coverage_transitions(env_id: str, samples: int, seed: int = 0, horizon: int = 16) -> dict[str, np.ndarray]:
+    """Transitions to preprocess a reward on, for an environment `rewardlab compare` knows: on a tabular maze every
+    (s, a, s') once (the study's choice); on the shaped mountain car `samples` transitions in short random-action
+    trajectories of `horizon` steps from states uniform over the observation box (so smooth objectives have
+    consecutive pairs). Keys obs, acts, next_obs, dones (all False: these envs never terminate) and pairs."""
+    from rewardlab.interpret.distances import env_kind, mountain_car_transition
+
+    kind, info = env_kind(env_id)
+    if kind == "maze":
+        s, a, s2 = info.all_transitions()
+        return {"obs": s, "acts": a, "next_obs": s2, "dones": np.zeros(len(s), bool), "pairs": tabular_pairs(s, s2)}
+    from rewardlab.envs.mountain_car import OBS_HIGH, OBS_LOW
+
+    rng = np.random.default_rng(seed)
+    n = max(1, -(-int(samples) // horizon))
+    x = rng.uniform(OBS_LOW, OBS_HIGH, size=(n, 2)).astype(np.float32)
+    obs, acts, nxt = [], [], []
+    for _ in range(horizon):  # one batched step of every trajectory per iteration
+        a = rng.integers(0, 3, n)
+        x2 = mountain_car_transition(x, a)
+        obs.append(x), acts.append(a), nxt.append(x2)
+        x = x2
+    # time-major -> trajectory-major, so trajectory_pairs sees each trajectory's steps in order
+    o, a, o2 = (np.stack(v, 1).reshape(n * horizon, *np.shape(v[0])[1:]) for v in (obs, acts, nxt))
+    episode = np.repeat(np.arange(n), horizon)
+    return {"obs": o, "acts": a, "next_obs": o2, "dones": np.zeros(len(o), bool), "pairs": trajectory_pairs(episode)}
+
+
+def preprocess_reward(
+    net: RewardNet, env_id: str, objective: str, samples: int = 20_000, seed: int = 0, gamma: float | None = None
+) -> tuple[ShapedRewardNet, dict[str, Any]]:
+    """Preprocess any reward net (a file's, imitation's converted) on an environment `rewardlab compare` knows:
+    the L1 objectives exactly (an LP with the canonical tie-break: a tabular potential on the mazes, a linear one
+    on mountain car), the log objectives with Adam (tabular or MLP potential). Returns the shaped net and what
+    was done (objective before and after, transitions, method)."""
+    from rewardlab.interpret.distances import env_kind
+
+    check_objective(objective)
+    kind, info = env_kind(env_id)
+    if gamma is None:
+        from rewardlab.envs.mountain_car import GAMMA as MC_GAMMA
+        from rewardlab.envs.tabular_maze import GAMMA as MAZE_GAMMA
+
+        gamma = MAZE_GAMMA if kind == "maze" else MC_GAMMA
+    data = coverage_transitions(env_id, samples, seed)
+    s, a, s2, d, pairs = (data[k] for k in ("obs", "acts", "next_obs", "dones", "pairs"))
+    net = net.eval()
+    r = np.asarray(net.predict(s, a, s2, d), dtype=float)
+    pr = torch.as_tensor(pairs)
+    before = float(objective_value(torch.as_tensor(r), objective, pr))
+    cfg = PreprocessConfig()
+    if objective in ("sparse_l1", "smooth_l1"):
+        if kind == "maze":
+            res = solve_lp(r, s, s2, d, info.n_states, gamma, objective, pairs)
+            shaped = shaped_net_from_lp(net, info.n_states, gamma, res["phi"], res["shift"])
+            method = "exact LP, tabular potential (canonical tie-break)"
+        else:
+            res = solve_lp_features(r, linear_features(s, s2, d, gamma), objective, pairs)
+            shaped = linear_net_from_lp(net, int(np.prod(s.shape[1:])), gamma, res["theta"])
+            method = "exact LP, linear potential (canonical tie-break)"
+    else:
+        if kind == "maze":  # the study's tabular setting: full-batch steps
+            n = len(pairs) if objective.startswith("smooth") else len(s)
+            cfg = PreprocessConfig(epochs=cfg.tabular_steps, batch_size=max(n, 2))
+        pot = make_potential("tabular" if kind == "maze" else "mlp", info.n_states if kind == "maze" else 2, cfg)
+        shaped = preprocess_adam(net, s, s2, d, pairs, objective, pot, gamma, cfg, seed=seed, actions=a)
+        method = (
+            f"Adam ({cfg.tabular_steps} full-batch steps, lr {cfg.lr}), tabular potential"
+            if kind == "maze"
+            else f"Adam ({cfg.epochs} epochs of batch {cfg.batch_size}, lr {cfg.lr}), MLP potential"
+        )
+    after = float(objective_value(torch.as_tensor(shaped.predict(s, a, s2, d), dtype=torch.float64), objective, pr))
+    return shaped, {
+        "env": env_id,
+        "objective": objective,
+        "method": method,
+        "transitions": int(len(s)),
+        "gamma": float(gamma),
+        "objective_before": before,
+        "objective_after": after,
+    }
