@@ -11,6 +11,7 @@ import torch
 from rewardlab.core.modules import save_module
 from rewardlab.envs.mountain_car import OBS_HIGH, OBS_LOW
 from rewardlab.envs.tabular_maze import GAMMA, MAZES, reward_table
+from rewardlab.errors import RewardLabError
 from rewardlab.interpret import distances as D
 from rewardlab.rewards.mountain_car import MountainCarRewardNet
 from rewardlab.rewards.nets import RewardNetWrapper
@@ -238,3 +239,38 @@ def test_compare_bad_inputs_are_one_line_with_exit_code_2(cli, reward_files, tmp
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("rewardlab: error:") and expect in err, err
     assert not (tmp_path / "bad.json").exists()
+
+
+class _MazeReward:
+    """A maze reward on grids: scale * [agent on a goal in s'] + gamma Phi(s') - Phi(s), Phi = the agent's row."""
+
+    def __init__(self, scale=1.0, shaped=False, gamma=0.97):
+        self.scale, self.shaped, self.gamma = scale, shaped, gamma
+
+    def predict(self, s, a, s2, done):
+        from rewardlab.envs.maze import AGENT, GOAL
+
+        phi = lambda x: np.argwhere(x == AGENT)[:, 1].astype(float) if self.shaped else 0.0  # noqa: E731
+        return self.scale * ((s2 == GOAL).sum((1, 2)) == 0) + self.gamma * phi(s2) - phi(s)
+
+
+def test_maze_epic_is_exact_for_the_true_reward_shaped_and_negated():
+    from rewardlab.data.rollouts import collect_transitions
+    from rewardlab.envs.maze import BatchedMaze
+    from rewardlab.interpret.maze import maze_epic
+
+    data = collect_transitions(BatchedMaze(4, "CoinFlipGoal", seeds=0), lambda o: np.zeros(len(o), int), 200)
+    nets = [_MazeReward(), _MazeReward(3.0, shaped=True), _MazeReward(-1.0)]
+    d = maze_epic(nets, "CoinFlipGoal", 0.97, data)
+    assert d["n_states"] == 162 and d["expert_transitions"] == 200 and d["expert_distinct_transitions"] < 200
+    for cov in ("expert", "uniform"):
+        assert d[cov][0, 1] < 1e-12 and d[cov][0, 2] < 1e-12 and abs(d[cov][0, 3] - 1.0) < 1e-12
+    data.acts = None  # an older dataset without actions: the same numbers for rewards that ignore the action
+    d2 = maze_epic(nets, "CoinFlipGoal", 0.97, data)
+    assert np.allclose(d2["expert"], d["expert"], atol=1e-12)
+    no_goal = data.take(np.flatnonzero(data.rewards == 0))  # the true reward is constant on these: undefined
+    d3 = maze_epic(nets, "CoinFlipGoal", 0.97, no_goal)
+    assert d3["expert"] is None and np.allclose(d3["uniform"], d["uniform"])
+    assert "expert" not in maze_epic(nets, "TwoGoals", 0.97)
+    with pytest.raises(RewardLabError, match="too many for exact EPIC"):
+        maze_epic(nets, "RandomGoal", 0.97, data)

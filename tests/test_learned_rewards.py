@@ -32,6 +32,15 @@ def test_fast_pipeline_learns(fast_run):
         for reward in ("learned", "true"):
             assert 0.0 <= s[f"{env}_{reward}_reward_final_true_return"] <= 1.0
     assert s["CoinFlipGoal_true_reward_final_true_return"] >= 0.9  # true-reward agents learn the task
+    # exact EPIC to the true reward: a test MSE near 0, yet far from the true reward off the expert's transitions
+    for k in ("expert", "uniform"):
+        assert 0.0 <= s[f"reward_model_epic_to_true_{k}"] <= 1.0
+        assert 0.0 <= s[f"reward_model_epic_between_seeds_{k}"] <= 1.0
+    assert s["reward_model_epic_to_true_uniform"] > s["reward_model_epic_to_true_expert"] > 0.05
+    assert 0.0 <= s["reward_model_epic_to_true_uniform_TwoGoals"] <= 1.0
+    d = json.loads((fast_run / "distances" / "result.json").read_text())
+    assert d["n_states"] == 162 and d["expert_transitions"] == 2500 and d["second_seed_test_mse"] < 0.01
+    assert (fast_run / "distances" / "second_seed" / "model.pt").exists()
     for fig in (
         "reward_saliency",
         "counterfactual_probes",
@@ -43,6 +52,7 @@ def test_fast_pipeline_learns(fast_run):
         assert (fast_run / "figures" / f"{fig}.pdf").exists()
     report = (fast_run / "report.md").read_text()
     assert "figures/reward_saliency.png" in report and "retrain_TwoGoals.png" in report
+    assert "## Reward distances (EPIC)" in report
     with h5py.File(fast_run / "dataset" / "transitions.h5") as f:
         assert f["train/obs"].dtype == "uint8" and f["train/obs"].shape == (5000, 11, 11)
         assert f["test/obs"].shape == (2500, 11, 11)

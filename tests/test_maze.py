@@ -207,3 +207,25 @@ def test_draw_grid_agent_over_goal():
     goals[1, 1] = True
     g = draw_grid(np.array([1, 1]), goals)
     assert g[1, 1] == AGENT and not (g == GOAL).any()
+
+
+@pytest.mark.parametrize("variant", ["CoinFlipGoal", "TwoGoals", "FixedGoal"])
+def test_enumerated_states_step_like_the_maze(variant):
+    from rewardlab.envs.maze import maze_states, state_indices
+
+    grids, next_state, on_goal = maze_states(variant)
+    n = len(grids)
+    assert len(np.unique(grids.reshape(n, -1), axis=0)) == n  # one observation per state
+    assert on_goal.sum() == (1 if variant == "FixedGoal" else 2)
+    env = MazeEnv(variant)
+    rng = np.random.default_rng(0)
+    for i in rng.choice(n, 12, replace=False):
+        for a in range(4):
+            agent = tuple(int(x) for x in np.argwhere(grids[i] == AGENT)[0])
+            goals = [tuple(g) for g in np.argwhere(grids[i] == GOAL)] + ([agent] if on_goal[i] else [])
+            env.reset(seed=0, options={"agent": agent, "goals": goals})
+            obs, r, *_ = env.step(a)
+            assert (grids[next_state[i, a]] == obs).all() and r == float(on_goal[next_state[i, a]])
+    assert (state_indices(grids, grids[::-1]) == np.arange(n)[::-1]).all()
+    with pytest.raises(RewardLabError, match="not a state of this maze"):
+        state_indices(grids, draw_grid(np.array([[5, 5]]), np.zeros((1, 11, 11), bool)))

@@ -21,6 +21,13 @@ def test_fast_preset_summary(preprocessing_run):
             assert set(block) == {"sparse_l1", "sparse_log", "smooth_l1", "smooth_log"}
             for obj, m in block.items():
                 assert m["policy_preserved"], (maze, key, obj)
+                # every output, LP and Adam alike, is its input shaped by a potential and shifted: EPIC sees no change
+                assert m["epic_to_input"] < 1e-6, (maze, key, obj)
+                assert abs(m["epic_to_true_after"] - m["epic_to_true_before"]) < 1e-6, (maze, key, obj)
+                if key.endswith("/true"):  # the shaped ground truths are shapings of the unshaped one
+                    assert m["epic_to_true_before"] < 1e-6
+                else:  # preferences from 1,000 comparisons do not pin the reward down, least of all off the dynamics
+                    assert 0.1 < m["epic_to_true_before"] < 1.0
             if key.endswith("/true"):
                 # exact LP: the four shapings of one base reward preprocess to the same r'
                 assert block["sparse_l1"]["invariance_gap_after"] < 1e-6
@@ -31,6 +38,7 @@ def test_fast_preset_summary(preprocessing_run):
     assert "goal/learned" in tab["EmptyMaze4"]
     report = (preprocessing_run / "report.md").read_text()
     assert "heatmap_KeyMaze10_path_true.png" in report
+    assert "| EPIC to input | EPIC to truth before → after |" in report and "n/a" not in report
     for maze in MAZES:
         assert (preprocessing_run / "figures" / f"heatmap_{maze}_goal_true.png").stat().st_size > 20_000
 
@@ -61,6 +69,13 @@ def test_mountain_car_part(preprocessing_run):
     for shaping in ("unshaped", "dense", "antidense"):
         assert r["per_shaping"][shaping]["sparse_l1"]["solver"] == "lp"
     assert r["per_shaping"]["random"]["sparse_l1"]["potential"] == "mlp"
+    # sampled EPIC (float32 nets): the outputs are shapings of their inputs, the inputs shapings of the unshaped reward
+    assert r["epic"]["samples"] == 1024 and "uniform over the observation box" in r["epic"]["coverage"]
+    for obj, x in m.items():
+        assert x["epic_to_input"] < 1e-4, obj
+        assert x["epic_to_true_before"] < 1e-4 and x["epic_to_true_after"] < 1e-4, obj
+    lo, hi = r["per_shaping"]["random"]["sparse_l1"]["epic_to_true_ci"]
+    assert 0.0 <= lo <= r["per_shaping"]["random"]["sparse_l1"]["epic_to_true"] <= hi < 1e-4
     assert (preprocessing_run / "figures" / "mountain_car_curves.png").stat().st_size > 20_000
     net, meta = load_module(preprocessing_run / "mountain_car" / "models" / "dense.sparse_l1.pt")
     assert meta["solver"] == "lp"

@@ -108,6 +108,52 @@ def render_grid(grid: np.ndarray, cell: int = 16) -> np.ndarray:
     return np.repeat(np.repeat(COLORS[np.asarray(grid, dtype=np.int64)], cell, axis=0), cell, axis=1)
 
 
+GOAL_DRAWS = {
+    "CoinFlipGoal": (0.25, 0.75),
+    "NonTerminating": (0.25, 0.75),
+    "FixedGoal": (0.0,),
+    "TwoGoals": (0.0,),
+    "RandomGoal": tuple((np.arange(len(FREE_CELLS)) + 0.5) / len(FREE_CELLS)),
+}
+
+
+def maze_states(variant: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every state of a variant, enumerated: (value grids (n, 11, 11) uint8, next-state indices (n, 4) under each
+    action, whether the agent stands on a goal (n,)); state g * 81 + i has goal configuration g (those a reset can
+    draw) and the agent at free cell i (row-major), the goal under the agent included."""
+    if variant not in VARIANTS:
+        raise RewardLabError(f"unknown maze variant '{variant}'; choose one of {', '.join(VARIANTS)}")
+    goals = _goals_from_draw(variant, np.asarray(GOAL_DRAWS[variant]))
+    n_goals, n_cells = len(goals), len(FREE_CELLS)
+    cell_of = np.full((SIZE, SIZE), -1, dtype=np.int64)
+    cell_of[FREE_CELLS[:, 0], FREE_CELLS[:, 1]] = np.arange(n_cells)
+    g, c = np.divmod(np.arange(n_goals * n_cells), n_cells)
+    agent = FREE_CELLS[c]
+    new = agent[:, None, :] + MOTIONS[None]
+    moved = cell_of[new[..., 0], new[..., 1]]
+    next_state = g[:, None] * n_cells + np.where(moved >= 0, moved, c[:, None])
+    on_goal = goals[g, agent[:, 0], agent[:, 1]]
+    return draw_grid(agent, goals[g]), next_state, on_goal
+
+
+def state_indices(grids: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """The index in `grids` (n, 11, 11) of each observation in `obs` (m, 11, 11), or a RewardLabError naming one
+    that is none of them."""
+    n = len(grids)
+    rows = np.concatenate([grids, obs]).reshape(n + len(obs), -1)
+    _, inverse = np.unique(rows, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    lookup = np.full(int(inverse.max()) + 1, -1, dtype=np.int64)
+    lookup[inverse[:n]] = np.arange(n)
+    idx = lookup[inverse[n:]]
+    if (idx < 0).any():
+        raise RewardLabError(
+            f"observation {int(np.flatnonzero(idx < 0)[0])} is not a state of this maze (another variant's grid?); "
+            "use transitions of the maze the states were enumerated for"
+        )
+    return idx
+
+
 class MazeEnv(gym.Env):
     """One EmptyMaze-10x10 maze (see the module docstring for the exact semantics)."""
 

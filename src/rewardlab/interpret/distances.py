@@ -171,6 +171,30 @@ def reward_tensor(net: Any, n_states: int, n_actions: int, terminal: np.ndarray 
     return r.reshape(n_states, n_actions, n_states)
 
 
+def observation_reward_tensor(
+    nets: Sequence[Any],
+    states: np.ndarray,
+    n_actions: int,
+    terminal: np.ndarray | None = None,
+    batch_size: int = 16384,
+) -> np.ndarray:
+    """R[k, i, a, j] (K, n, n_actions, n) float64 of K reward nets on every triple of n enumerated state
+    observations `states` (n, ...) and integer actions, by batched `predict`; done = terminal[j] (all False when
+    None)."""
+    states = np.asarray(states)
+    n = len(states)
+    done = np.zeros(n, dtype=bool) if terminal is None else np.asarray(terminal, dtype=bool)
+    if done.shape != (n,):
+        raise RewardLabError(f"terminal must be one flag per state ({n}), got shape {done.shape}")
+    flat = np.arange(n * n_actions * n)
+    out = np.empty((len(nets), flat.size))
+    with _evaluating(nets):
+        for i in range(0, flat.size, batch_size):
+            s, a, s2 = np.unravel_index(flat[i : i + batch_size], (n, n_actions, n))
+            out[:, i : i + batch_size] = _predict_all(nets, states[s], a, states[s2], done[s2])
+    return out.reshape(len(nets), n, n_actions, n)
+
+
 def _check_table(r: np.ndarray) -> np.ndarray:
     r = np.asarray(r, dtype=np.float64)
     if r.ndim != 3 or r.shape[0] != r.shape[2]:

@@ -7,13 +7,27 @@ The probes test the paper's hypothesis that a regressed maze reward rewards "no 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from rewardlab.data.transitions import Transitions
-from rewardlab.envs.maze import ACTION_NAMES, CORNERS, FREE_CELLS, LAYOUT, MOTIONS, SIZE, WALL, draw_grid, render_grid
+from rewardlab.envs.maze import (
+    ACTION_NAMES,
+    CORNERS,
+    FREE_CELLS,
+    GOAL_DRAWS,
+    LAYOUT,
+    MOTIONS,
+    SIZE,
+    WALL,
+    draw_grid,
+    maze_states,
+    render_grid,
+    state_indices,
+)
+from rewardlab.errors import RewardLabError
 from rewardlab.interpret.plots import plt, save_figure
 from rewardlab.interpret.saliency import gradient_saliency
 from rewardlab.rewards.nets import MazeRewardMLP
@@ -204,3 +218,71 @@ def policy_saliency_figure(model: Any, states: np.ndarray, path: Path) -> Path:
         ax.set_yticks([])
     fig.suptitle("Policy saliency |d logit(action) / d obs| of the expert")
     return save_figure(fig, path)
+
+
+MAX_EPIC_STATES = 400  # exact EPIC evaluates every (s, a, s'): 4 n^2 rewards per net (RandomGoal's 6,561 states: 172M)
+
+
+def epic_states(variant: str) -> int:
+    """How many states exact EPIC on a maze variant enumerates (goal configurations x 81 agent cells)."""
+    return len(GOAL_DRAWS[variant]) * len(FREE_CELLS)
+
+
+def _distances(canon: np.ndarray, weights: np.ndarray) -> np.ndarray | None:
+    """Pairwise Pearson distances under `weights`, or None where a reward is constant (up to shaping) there."""
+    from rewardlab.interpret.distances import distance_matrix
+
+    try:
+        return distance_matrix(canon, weights)
+    except RewardLabError:  # e.g. transitions that never reach a goal: the true reward does not vary on them
+        return None
+
+
+def _expert_coverage(grids: np.ndarray, next_state: np.ndarray, data: Transitions) -> np.ndarray:
+    """Weights over (s, a, s') (n, 4, n): how often each transition occurs in `data`."""
+    n = len(grids)
+    s, s2 = state_indices(grids, data.obs), state_indices(grids, data.next_obs)
+    if data.acts is None:  # an older dataset: spread each transition over the actions that make it
+        hits = next_state[s] == s2[:, None]
+        if not hits.any(1).all():
+            raise RewardLabError(
+                "the transitions do not follow this maze's dynamics; use transitions of the same variant"
+            )
+        rows, acts = np.nonzero(hits)
+        weight = 1.0 / hits.sum(1)[rows]
+        s, s2 = s[rows], s2[rows]
+    else:
+        acts, weight = np.asarray(data.acts, dtype=np.int64).reshape(-1), np.ones(len(s))
+    if (next_state[s, acts] != s2).any():
+        raise RewardLabError("the transitions do not follow this maze's dynamics; use transitions of the same variant")
+    return np.bincount((s * 4 + acts) * n + s2, weights=weight, minlength=n * 4 * n).reshape(n, 4, n)
+
+
+def maze_epic(nets: Sequence[Any], variant: str, gamma: float, data: Transitions | None = None) -> dict[str, Any]:
+    """Exact EPIC distances (K+1, K+1) between a maze's true reward (index 0: 1 when the agent stands on a goal in
+    s') and K reward nets, canonicalised over every state (D_S uniform over all of them, D_A uniform over the 4
+    actions), under two coverages: `uniform` (every state and action once, s' by the dynamics) and, given `data`,
+    `expert` (the frequencies of its (s, a, s')); None where a reward is constant up to shaping on the coverage."""
+    from rewardlab.interpret.distances import epic_canonical, observation_reward_tensor
+
+    n = epic_states(variant)
+    if n > MAX_EPIC_STATES:
+        raise RewardLabError(
+            f"{variant} has {n} states, too many for exact EPIC over every (s, a, s') (at most {MAX_EPIC_STATES}); "
+            "compare rewards on a maze with fewer goal configurations"
+        )
+    grids, next_state, on_goal = maze_states(variant)
+    learned = observation_reward_tensor(nets, grids, 4, on_goal)
+    true = np.broadcast_to(on_goal.astype(np.float64)[None, None, :], learned.shape[1:])
+    canon = np.stack([epic_canonical(r, gamma) for r in (true, *learned)])
+    uniform = np.zeros((n, 4, n))
+    uniform[np.arange(n)[:, None], np.arange(4)[None, :], next_state] = 1.0
+    out: dict[str, Any] = {"uniform": _distances(canon, uniform), "n_states": n}
+    if data is not None:
+        expert = _expert_coverage(grids, next_state, data)
+        out.update(
+            expert=_distances(canon, expert),
+            expert_transitions=int(len(data)),
+            expert_distinct_transitions=int((expert > 0).sum()),
+        )
+    return out

@@ -3,7 +3,9 @@
 Reproduces Michaud, Gleave & Russell (2020), "Understanding Learned Reward Functions" (arXiv 2012.05862):
 a PPO expert on EmptyMaze-10x10-CoinFlipGoal, a (s, s', r) dataset from its stochastic policy, an MLP
 reward model regressed on it, saliency maps and counterfactual probes, and PPO retrained on the learned
-reward -- evaluated on the TRUE reward (the original's broken step, fixed).
+reward -- evaluated on the TRUE reward (the original's broken step, fixed). Beside the test MSE, the model's exact
+EPIC distance to the true reward under the expert's transitions and under a uniform coverage of the maze, and to a
+second model regressed from another seed (the `distances` step).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from rewardlab.learn.configs import RegressionConfig
 NAME = "learned-rewards"
 COINFLIP = env_id("CoinFlipGoal")
 TWOGOALS = env_id("TwoGoals")
+SECOND_SEED_OFFSET = 5_000  # the second reward model's seed is the run's plus this, clear of the other derived seeds
 
 
 @dataclass
@@ -328,6 +331,110 @@ def _load_reward_model(cfg: LearnedRewardsConfig, run: RunDir, device: str = "cp
     return net  # type: ignore[return-value]
 
 
+def _reward_model_dataset(run: RunDir) -> Path:
+    """The dataset the reward-model step was trained on: its `--dataset` when given, else the run's own."""
+    from rewardlab.core.study import read_record
+
+    rec = read_record(run.root) or {}
+    given = rec.get("steps", {}).get("reward-model", {}).get("args", {}).get("dataset")
+    return Path(given) if given else run.root / "dataset" / "transitions.h5"
+
+
+def _distances_apply(cfg: LearnedRewardsConfig) -> str | None:
+    """Why the distances step does not apply to this config, or None."""
+    from rewardlab.interpret.maze import MAX_EPIC_STATES, epic_states
+
+    n = epic_states(variant_of(cfg.expert.env))
+    if n > MAX_EPIC_STATES:
+        return f"exact EPIC enumerates every (s, a, s'); {cfg.expert.env} has {n} states (at most {MAX_EPIC_STATES})"
+    return None
+
+
+@study.step(
+    "distances",
+    uses=["seed", "reward_model", "expert"],
+    after=["reward-model"],
+    reads=["reward_model/model.pt"],
+    applies=_distances_apply,
+)
+def step_distances(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
+    """Exact EPIC of the reward model to the true reward (expert, uniform coverage) and to a second seed's model."""
+    import torch
+
+    from rewardlab.data.transitions import read_transitions
+    from rewardlab.envs.maze import GOAL_DRAWS, VARIANTS
+    from rewardlab.interpret.maze import MAX_EPIC_STATES, epic_states, maze_epic
+    from rewardlab.learn.regression import train_regression
+    from rewardlab.rewards.nets import MazeRewardMLP
+
+    net = _load_reward_model(cfg, run)
+    path = _reward_model_dataset(run)
+    train = read_transitions(path, "train", env_id=cfg.expert.env, obs_shape=(SIZE, SIZE))
+    test = read_transitions(path, "test", env_id=cfg.expert.env, obs_shape=(SIZE, SIZE))
+    device = resolve_device(cfg.device)
+    seed2 = cfg.seed + SECOND_SEED_OFFSET
+    torch.manual_seed(seed2)
+    net2 = MazeRewardMLP(**reward_net_config(cfg))
+    t0 = time.time()
+    second = train_regression(
+        net2,
+        train,
+        test,
+        cfg.reward_model,
+        run.step_dir("distances") / "second_seed",
+        seed=seed2,
+        device=device,
+        meta={"env_id": cfg.expert.env, "dataset": str(path.resolve()), "seed": seed2},
+    )
+    train_seconds = time.time() - t0
+    t0 = time.time()
+    nets, variant = [net, net2.to("cpu")], variant_of(cfg.expert.env)
+    d = maze_epic(nets, variant, cfg.expert.ppo.gamma, test)
+    pick = lambda m, i, j: None if m is None else float(m[i, j])  # noqa: E731
+    # the same models on the other mazes' states (uniform coverage): on TwoGoals "no goal visible in s'" is not the
+    # true reward, as it is on CoinFlipGoal's states
+    others = {
+        v: pick(maze_epic(nets, v, cfg.expert.ppo.gamma)["uniform"], 0, 1)
+        for v in VARIANTS
+        if GOAL_DRAWS[v] != GOAL_DRAWS[variant] and epic_states(v) <= MAX_EPIC_STATES
+    }
+    res = {
+        "epic_to_true_expert": pick(d["expert"], 0, 1),
+        "epic_to_true_uniform": pick(d["uniform"], 0, 1),
+        "epic_between_seeds_expert": pick(d["expert"], 1, 2),
+        "epic_between_seeds_uniform": pick(d["uniform"], 1, 2),
+        "second_seed_epic_to_true_expert": pick(d["expert"], 0, 2),
+        "second_seed_epic_to_true_uniform": pick(d["uniform"], 0, 2),
+        "epic_to_true_uniform_other_mazes": others,
+        "second_seed": seed2,
+        "second_seed_test_mse": second["test_mse"],
+        "second_seed_test_mse_rewarding": second["test_mse_rewarding"],
+        "second_seed_checkpoint": "distances/second_seed/model.pt",
+        "gamma": cfg.expert.ppo.gamma,
+        "n_states": d["n_states"],
+        "expert_transitions": d["expert_transitions"],
+        "expert_distinct_transitions": d["expert_distinct_transitions"],
+        "coverage": {
+            "canonicalisation": "exact over every state (goal configuration x agent cell), D_S uniform over them, "
+            "D_A uniform over the 4 actions",
+            "expert": "the frequencies of the test split's (s, a, s') (the expert's stochastic policy); null when "
+            "they never reach a goal (the true reward is then constant on them)",
+            "uniform": "every (state, action) once, s' by the maze's dynamics",
+        },
+        "dataset": str(path),
+        "train_seconds": train_seconds,
+        "epic_seconds": time.time() - t0,
+    }
+    run.update_summary(
+        reward_model_epic_to_true_expert=res["epic_to_true_expert"],
+        reward_model_epic_to_true_uniform=res["epic_to_true_uniform"],
+        reward_model_epic_between_seeds_expert=res["epic_between_seeds_expert"],
+        reward_model_epic_between_seeds_uniform=res["epic_between_seeds_uniform"],
+        **{f"reward_model_epic_to_true_uniform_{v}": x for v, x in others.items()},
+    )
+    return res
+
+
 @study.step(
     "interpret",
     uses=["seed", "interpret"],
@@ -494,6 +601,38 @@ def step_report(cfg: LearnedRewardsConfig, run: RunDir) -> Path:
         "",
         f"Test reward variance (the MSE of the best constant predictor): {f(rm.get('test_reward_variance'))}.",
         "",
+    ]
+    dist = run.step_result("distances")
+    if dist:
+        g = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+        others = ", ".join(f"{v} {g(x)}" for v, x in dist.get("epic_to_true_uniform_other_mazes", {}).items())
+        lines += [
+            "## Reward distances (EPIC)",
+            "",
+            f"Exact EPIC (Gleave et al. 2021), gamma {dist['gamma']}, over all {dist['n_states']} states (every goal "
+            "configuration x agent cell): canonicalised with D_S uniform over the states and D_A uniform over the "
+            "4 actions; the Pearson distance taken under two coverages: *expert*, the frequencies of the test "
+            f"split's {dist['expert_transitions']} transitions ({dist['expert_distinct_transitions']} distinct), "
+            "and *uniform*, every (state, action) once with s' by the dynamics. 0: the same reward up to potential "
+            "shaping, a positive scale and a constant; 1: opposite. A test MSE near 0 beside a large "
+            "uniform-coverage distance is the paper's point, measured: low error on the expert's transitions does "
+            "not make the reward the true one.",
+            "",
+            "| reward model | test MSE | EPIC to true, expert coverage | EPIC to true, uniform coverage |",
+            "|---|---|---|---|",
+            f"| seed {cfg.seed} (the run's) | {f(rm.get('test_mse'))} | {g(dist['epic_to_true_expert'])} | "
+            f"{g(dist['epic_to_true_uniform'])} |",
+            f"| seed {dist['second_seed']} (second) | {f(dist['second_seed_test_mse'])} | "
+            f"{g(dist['second_seed_epic_to_true_expert'])} | {g(dist['second_seed_epic_to_true_uniform'])} |",
+            "",
+            f"Between the two seeds' models: {g(dist['epic_between_seeds_expert'])} (expert coverage), "
+            f"{g(dist['epic_between_seeds_uniform'])} (uniform coverage). The run's model on the other mazes' "
+            f"states, uniform coverage: {others or 'none'} (on TwoGoals, where a goal stays visible when the "
+            'agent reaches the other one, "no goal visible in s\'" is not the true reward). n/a: a reward constant '
+            "up to shaping on that coverage (transitions that never reach a goal).",
+            "",
+        ]
+    lines += [
         "## Interpretation",
         "",
         "![reward saliency](figures/reward_saliency.png)",

@@ -3,8 +3,11 @@
 Reproduces Jenner & Gleave (2022), "Preprocessing Reward Functions for Interpretability" (arXiv 2203.13553):
 potential shaping r' = r - c + gamma*Phi(s') - Phi(s) trained to make a reward sparse or smooth without
 changing its optimal policies. Beyond the original: tabular L1 objectives solved exactly by linear
-programming, interpretability measured (sparsity, smoothness, shaping invariance, optimal policy preserved),
-and correct shaping of the antidense/random tables (the original's only behind `legacy_shaping=true`).
+programming, interpretability measured (sparsity, smoothness, shaping invariance, optimal policy preserved,
+EPIC distance of each output to its input and of input and output to the ground truth), and correct shaping of the
+antidense/random tables (the original's only behind `legacy_shaping=true`). EPIC is exact on the mazes (D_S, D_A
+and the coverage uniform over all (s, a, s')) and sampled on the mountain car (coverage states uniform over the
+observation box, s' by the dynamics; `MC_EPIC_SAMPLES` transitions, `MC_EPIC_CANONICAL` canonical samples).
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ from rewardlab.interpret.metrics import invariance_gap, same_optimal_policy, smo
 from rewardlab.learn.configs import PreferenceConfig
 
 NAME = "preprocessing"
+# Sampled EPIC on the mountain car: coverage transitions and canonical samples (the MLP potentials make each net's
+# (coverage + canonical) x canonical grid of rewards the cost; 1,024 x 128 keeps it to a few seconds a shaping).
+MC_EPIC_SAMPLES = 1024
+MC_EPIC_CANONICAL = 128
 
 
 @dataclass
@@ -148,9 +155,18 @@ def _models(cfg: PreprocessingConfig, spec: MazeSpec) -> dict[tuple[str, str, st
     return out
 
 
+def _epic_canonical(table: np.ndarray, gamma: float) -> np.ndarray:
+    """EPIC's canonical form (n, n) of a tabular maze reward R[s, s'] over every (s, s'): D_S uniform over all
+    states; the reward ignores the action, so D_A (uniform over the 5) drops out."""
+    from rewardlab.interpret.distances import epic_canonical
+
+    return epic_canonical(np.asarray(table, dtype=np.float64)[:, None, :], gamma)[:, 0, :]
+
+
 def preprocess_maze(cfg: PreprocessingConfig, run: RunDir, maze: str) -> dict[str, Any]:
-    """Preprocess every reward model of one maze with every objective; save models, measure, plot."""
+    """Preprocess every reward model of one maze with every objective; save models, measure (EPIC included), plot."""
     from rewardlab.core.modules import save_module
+    from rewardlab.interpret.distances import pearson_distance
     from rewardlab.interpret.heatmaps import action_rewards, heatmap_grid
     from rewardlab.interpret.preprocess import preprocess_tabular_adam, shaped_net_from_lp, solve_lp, tabular_pairs
     from rewardlab.rewards.tabular import TabularRewardNet
@@ -200,9 +216,11 @@ def preprocess_maze(cfg: PreprocessingConfig, run: RunDir, maze: str) -> dict[st
     # metrics
     per_model: dict[str, Any] = {}
     summary: dict[str, Any] = {}
+    true_canon = {r: _epic_canonical(reward_table(spec, r, "unshaped"), cfg.gamma) for r in cfg.tabular.rewards}
     for i, (src, reward, shaping) in enumerate(keys):
         scale = float(np.abs(raw[i]).max()) or 1.0
         entry = {}
+        input_canon = _epic_canonical(models[(src, reward, shaping)], cfg.gamma)
         for obj, res in results.items():
             r = res["shaped"][i]
             shaped_table = (
@@ -211,12 +229,15 @@ def preprocess_maze(cfg: PreprocessingConfig, run: RunDir, maze: str) -> dict[st
                 + cfg.gamma * res["phi"][i][None, :]
                 - res["phi"][i][:, None]
             )
+            canon = _epic_canonical(shaped_table, cfg.gamma)
             entry[obj] = {
                 **sparsity(r, scale),
                 "smoothness": smoothness(r, pairs),
                 "policy_preserved": same_optimal_policy(
                     spec.next_state, models[(src, reward, shaping)], shaped_table, cfg.gamma
                 ),
+                "epic_to_input": pearson_distance(canon, input_canon),
+                "epic_to_true": pearson_distance(canon, true_canon[reward]),
             }
         per_model[f"{reward}/{shaping}/{src}"] = entry
     for src in sorted({k[0] for k in keys}):
@@ -239,6 +260,9 @@ def preprocess_maze(cfg: PreprocessingConfig, run: RunDir, maze: str) -> dict[st
                         [results[obj]["shaped"][i] for i in idx], center=obj.startswith("smooth")
                     ),
                     "policy_preserved": all(x["policy_preserved"] for x in after),
+                    "epic_to_input": max(x["epic_to_input"] for x in after),
+                    "epic_to_true_before": mean(before, "epic_to_true"),
+                    "epic_to_true_after": mean(after, "epic_to_true"),
                 }
             summary[f"{reward}/{src}"] = block
             cols = ["unmodified"] + list(cfg.preprocess.objectives)
@@ -279,7 +303,7 @@ def step_tabular(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
     applies=lambda cfg: None if cfg.mountain_car.enabled else "mountain_car.enabled is false",
 )
 def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
-    """Shaped mountain car: PPO expert, mixed rollouts, every shaping preprocessed with every objective."""
+    """Shaped mountain car: PPO expert, mixed rollouts, every shaping preprocessed with every objective, EPIC."""
     import torch
 
     from rewardlab.agents.ppo import load_ppo, policy_act_fn, train_ppo
@@ -334,6 +358,7 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
     curves: dict[tuple[str, str], np.ndarray] = {}
     per_shaping: dict[str, Any] = {}
     timings: dict[str, float] = {}
+    epic_coverage = ""
     for shaping in mc.shapings:
         base = MountainCarRewardNet(shaping, cfg.gamma)
         kind = mc.potential if mc.potential != "auto" else ("mlp" if shaping == "random" else "linear")
@@ -391,6 +416,17 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
         with torch.no_grad():
             for name, net in nets.items():
                 curves[(shaping, name)] = (base if net is None else net)(cs, None, cs2, None).numpy()
+        t1 = time.perf_counter()
+        epic = _mc_epic(cfg, shaping, base, [nets[o] for o in cfg.preprocess.objectives])
+        timings[f"{shaping}/epic"] = time.perf_counter() - t1
+        for j, name in enumerate(["unmodified", *cfg.preprocess.objectives]):
+            entry[name].update(
+                epic_to_input=float(epic["distance"][1, j + 1]),
+                epic_to_input_ci=[float(epic["ci_low"][1, j + 1]), float(epic["ci_high"][1, j + 1])],
+                epic_to_true=float(epic["distance"][0, j + 1]),
+                epic_to_true_ci=[float(epic["ci_low"][0, j + 1]), float(epic["ci_high"][0, j + 1])],
+            )
+        epic_coverage = epic["coverage"]
         per_shaping[shaping] = entry
     summary = {}
     for obj in cfg.preprocess.objectives:
@@ -406,6 +442,9 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
                 [shaped_r[s][obj] for s in mc.shapings], center=obj.startswith("smooth")
             ),
             "policy_preserved": True,  # potential shaping by construction (no tabular value iteration here)
+            "epic_to_input": max(per_shaping[s][obj]["epic_to_input"] for s in mc.shapings),
+            "epic_to_true_before": float(np.mean([per_shaping[s]["unmodified"]["epic_to_true"] for s in mc.shapings])),
+            "epic_to_true_after": float(np.mean([per_shaping[s][obj]["epic_to_true"] for s in mc.shapings])),
         }
     _reward_curves(
         mc.shapings, ["unmodified"] + list(cfg.preprocess.objectives), curves, run.figures / "mountain_car_curves.png"
@@ -419,10 +458,38 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
         "transitions": len(data),
         "pairs": int(len(pairs)),
         "seconds": timings,
+        "epic": {
+            "coverage": epic_coverage,
+            "samples": MC_EPIC_SAMPLES,
+            "canonical_samples": MC_EPIC_CANONICAL,
+            "confidence": 0.95,
+            "seed": cfg.seed,
+            "true_reward": "the unshaped mountain car reward",
+        },
         "figures": ["figures/mountain_car_curves.png"],
     }
     run.update_summary(mountain_car=summary, mountain_car_expert_success_rate=stats["success_rate"])
     return res
+
+
+def _mc_epic(cfg: PreprocessingConfig, shaping: str, base: Any, outputs: list[Any]) -> dict[str, Any]:
+    """Sampled EPIC (`compare_rewards`) of [the unshaped true reward, the input `base`, *outputs] on the shaped
+    mountain car, with its bootstrap interval: coverage states uniform over the observation box, actions uniform,
+    s' by the dynamics; canonical samples D_S uniform over the box, D_A uniform."""
+    from rewardlab.envs.mountain_car import mc_env_id
+    from rewardlab.interpret.distances import compare_rewards
+    from rewardlab.rewards.mountain_car import MountainCarRewardNet
+
+    nets = [MountainCarRewardNet("unshaped", cfg.gamma), base, *outputs]
+    return compare_rewards(
+        nets,
+        mc_env_id(shaping),
+        "epic",
+        samples=MC_EPIC_SAMPLES,
+        canonical_samples=MC_EPIC_CANONICAL,
+        seed=cfg.seed,
+        gamma=cfg.gamma,
+    )
 
 
 def _reward_curves(shapings: list[str], cols: list[str], curves: dict[tuple[str, str], np.ndarray], path: Any) -> Any:
@@ -455,6 +522,13 @@ def _reward_curves(shapings: list[str], cols: list[str], curves: dict[tuple[str,
     return save_figure(fig, path)
 
 
+def _epic_cells(m: dict[str, Any]) -> str:
+    """The two EPIC cells of a report row ('n/a' for a run made before the distances were measured)."""
+    if "epic_to_input" not in m:
+        return "n/a | n/a"
+    return f"{m['epic_to_input']:.2g} | {m['epic_to_true_before']:.3f} → {m['epic_to_true_after']:.3f}"
+
+
 @study.step("report", cached=False)
 def step_report(cfg: PreprocessingConfig, run: RunDir) -> Any:
     """Write `report.md` with every figure and number of the run."""
@@ -470,7 +544,15 @@ def step_report(cfg: PreprocessingConfig, run: RunDir) -> Any:
         "Smoothness: mean |r'_i - r'_j| over adjacent transition pairs (lower is smoother). Invariance gap: "
         "the largest difference between the preprocessed versions of the four shapings of one base reward "
         "(0 means preprocessing undid the shaping completely; smooth objectives compared mean-centred). "
-        "Policy preserved: value iteration gives the same optimal actions before and after, in every state.",
+        "Policy preserved: value iteration gives the same optimal actions before and after, in every state. "
+        "EPIC (Gleave et al. 2021; 0: the same reward up to potential shaping, a positive scale and a constant, 1: "
+        "opposite): *to input* is the distance of r' to the reward it was made from (about 0: preprocessing is "
+        "shaping; the largest over the shapings), *to truth* that of r and of r' to the unshaped ground-truth base "
+        "reward (the mean over the shapings; equal before and after when preprocessing is shaping). On the mazes "
+        "exact, over all (s, a, s'): D_S uniform over every state, D_A uniform, coverage uniform over all triples, "
+        "what `rewardlab compare` computes on the saved models. A reward learned from preferences is 0 (never "
+        "trained) on the transitions the maze cannot make, which all-triples EPIC counts too; DARD "
+        "(`rewardlab compare --method dard`) evaluates only transitions the dynamics allow.",
         "",
     ]
     for maze, blocks in s.get("tabular", {}).items():
@@ -480,8 +562,9 @@ def step_report(cfg: PreprocessingConfig, run: RunDir) -> Any:
             lines += [
                 f"### {reward} reward, {'ground truth' if src == 'true' else 'learned from preferences'}",
                 "",
-                "| objective | sparsity before → after | mean abs | smoothness | invariance gap | policy preserved |",
-                "|---|---|---|---|---|---|",
+                "| objective | sparsity before → after | mean abs | smoothness | invariance gap | policy preserved "
+                "| EPIC to input | EPIC to truth before → after |",
+                "|---|---|---|---|---|---|---|---|",
             ]
             for obj, m in block.items():
                 lines.append(
@@ -489,7 +572,7 @@ def step_report(cfg: PreprocessingConfig, run: RunDir) -> Any:
                     f"{m['mean_abs_before']:.3g} → {m['mean_abs_after']:.3g} | "
                     f"{m['smoothness_before']:.3g} → {m['smoothness_after']:.3g} | "
                     f"{m['invariance_gap_before']:.3g} → {m['invariance_gap_after']:.3g} | "
-                    f"{'yes' if m['policy_preserved'] else 'NO'} |"
+                    f"{'yes' if m['policy_preserved'] else 'NO'} | {_epic_cells(m)} |"
                 )
             lines += ["", f"![{maze} {key}](figures/heatmap_{maze}_{reward}_{src}.png)", ""]
     mc = run.step_result("mountain_car")
@@ -502,15 +585,26 @@ def step_report(cfg: PreprocessingConfig, run: RunDir) -> Any:
             "transitions with expert and random actions mixed; smoothness pairs are consecutive steps of one "
             "trajectory.",
             "",
-            "| objective | sparsity before → after | mean abs | smoothness | invariance gap |",
-            "|---|---|---|---|---|",
+        ]
+        if "epic" in mc:
+            e = mc["epic"]
+            lines += [
+                f"EPIC sampled (`compare_rewards`, seed {e['seed']}) against {e['true_reward']}: "
+                f"{e['samples']} coverage transitions, {e['coverage']}; per-shaping values with "
+                f"{e['confidence']:.0%} bootstrap intervals in `mountain_car/result.json`.",
+                "",
+            ]
+        lines += [
+            "| objective | sparsity before → after | mean abs | smoothness | invariance gap | EPIC to input "
+            "| EPIC to truth before → after |",
+            "|---|---|---|---|---|---|---|",
         ]
         for obj, m in mc["summary"].items():
             lines.append(
                 f"| {obj} | {m['sparsity_before']:.3f} → {m['sparsity_after']:.3f} | "
                 f"{m['mean_abs_before']:.3g} → {m['mean_abs_after']:.3g} | "
                 f"{m['smoothness_before']:.3g} → {m['smoothness_after']:.3g} | "
-                f"{m['invariance_gap_before']:.3g} → {m['invariance_gap_after']:.3g} |"
+                f"{m['invariance_gap_before']:.3g} → {m['invariance_gap_after']:.3g} | {_epic_cells(m)} |"
             )
         lines += ["", "![mountain car reward curves](figures/mountain_car_curves.png)", ""]
     path = run.root / "report.md"
