@@ -71,6 +71,74 @@ def _mc_expert_ppo() -> PPOConfig:
     )
 
 
+def _learned_agent_ppo() -> PPOConfig:
+    return PPOConfig(
+        total_timesteps=100_000,
+        n_envs=8,
+        n_steps=256,
+        batch_size=256,
+        n_epochs=10,
+        learning_rate=3e-4,
+        lr_schedule="constant",
+        gamma=0.99,
+        gae_lambda=0.95,
+        ent_coef=0.01,
+    )
+
+
+@dataclass
+class McPreferenceConfig:
+    """imitation's `PreferenceComparisons` on the mountain car, its agent (SB3 PPO) trained alongside the reward."""
+
+    total_comparisons: int = param(1_000, help="synthetic comparisons in all (preferences from the true reward)", min=1)
+    iterations: int = param(10, help="rounds of agent training, comparison gathering and reward training", min=1)
+    fragment_length: int = param(50, help="steps per trajectory fragment", min=1)
+    transition_oversampling: float = param(1.0, help="agent transitions sampled per fragment transition", min=1.0)
+    initial_comparison_frac: float = param(
+        0.1, help="share of comparisons gathered before the first round", gt=0.0, max=1.0
+    )
+    exploration_frac: float = param(0.05, help="share of fragments from a random policy", min=0.0, max=1.0)
+    reward_epochs: int = param(3, help="reward training epochs per round", min=1)
+    reward_hidden: list[int] = param(default_factory=lambda: [32, 32], help="reward MLP widths", min=1)
+    agent: PPOConfig = param(
+        default_factory=_learned_agent_ppo, help="the agent (PPO; its total_timesteps is the agent's budget)"
+    )
+
+
+@dataclass
+class McAirlConfig:
+    """imitation's AIRL on the mountain car: a `BasicShapedRewardNet` against a PPO generator, from expert demos."""
+
+    demo_timesteps: int = param(5_000, help="transitions of the study's PPO expert in the demonstrations", min=1)
+    demo_batch_size: int = param(1_024, help="expert (and generator) samples per discriminator batch", min=1)
+    disc_updates_per_round: int = param(4, help="discriminator updates per generator round", min=1)
+    reward: str = param(
+        "base",
+        help="the reward kept: base (g(s, s'), AIRL's `reward_test`, the disentangled reward) or shaped "
+        "(f = g + gamma h(s') - h(s), its `reward_train`)",
+        choices=("base", "shaped"),
+    )
+    reward_hidden: list[int] = param(default_factory=lambda: [32], help="reward (g) MLP widths", min=1)
+    potential_hidden: list[int] = param(default_factory=lambda: [32, 32], help="potential (h) MLP widths", min=1)
+    gen: PPOConfig = param(
+        default_factory=_learned_agent_ppo, help="the generator (PPO; its total_timesteps is AIRL's budget)"
+    )
+
+
+@dataclass
+class LearnedMcConfig:
+    """Learned mountain-car rewards (imitation's preference comparisons and AIRL), each preprocessed."""
+
+    enabled: bool = param(False, help="learn and preprocess the rewards (needs imitation)")
+    methods: list[str] = param(
+        default_factory=lambda: ["preferences", "airl"],
+        help="which learned rewards: preferences, airl",
+        choices=("preferences", "airl"),
+    )
+    preferences: McPreferenceConfig = param(default_factory=McPreferenceConfig, help="preference comparisons")
+    airl: McAirlConfig = param(default_factory=McAirlConfig, help="AIRL")
+
+
 @dataclass
 class MountainCarStudyConfig:
     """Shaped mountain car: a PPO expert, mixed expert/random rollouts, continuous preprocessing."""
@@ -92,6 +160,9 @@ class MountainCarStudyConfig:
         choices=("auto", "linear", "mlp"),
     )
     curve_episodes: int = param(5, help="expert episodes in the reward-against-time figure", min=1)
+    learned: LearnedMcConfig = param(
+        default_factory=LearnedMcConfig, help="learned rewards (imitation's preference comparisons and AIRL)"
+    )
 
 
 @dataclass
@@ -127,6 +198,16 @@ class PreprocessingConfig:
         for s in self.tabular.shapings + self.mountain_car.shapings:
             if s not in SHAPINGS:
                 raise RewardLabError(f"unknown shaping '{s}'; choose one of {', '.join(SHAPINGS)}")
+        if self.mountain_car.enabled and self.mountain_car.learned.enabled:
+            import importlib.util
+
+            if importlib.util.find_spec("imitation") is None:
+                from rewardlab.rewards.io import IMITATION_INSTALL
+
+                raise RewardLabError(
+                    "mountain_car.learned.enabled needs the imitation package (preference comparisons and AIRL); "
+                    f"install it with: {IMITATION_INSTALL}, or set mountain_car.learned.enabled=false"
+                )
 
 
 study = Study(
@@ -304,21 +385,11 @@ def step_tabular(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
 )
 def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
     """Shaped mountain car: PPO expert, mixed rollouts, every shaping preprocessed with every objective, EPIC."""
-    import torch
-
     from rewardlab.agents.ppo import load_ppo, policy_act_fn, train_ppo
-    from rewardlab.core.modules import save_module
     from rewardlab.data.rollouts import collect_trajectories
     from rewardlab.envs.mountain_car import BatchedMountainCar, reached_goal_stats
     from rewardlab.envs.vec import BatchedVecEnv
-    from rewardlab.interpret.preprocess import (
-        linear_features,
-        linear_net_from_lp,
-        make_potential,
-        preprocess_adam,
-        solve_lp_features,
-        trajectory_pairs,
-    )
+    from rewardlab.interpret.preprocess import trajectory_pairs
     from rewardlab.rewards.mountain_car import MountainCarRewardNet
 
     mc = cfg.mountain_car
@@ -352,8 +423,6 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
     pairs = trajectory_pairs(episode)
     curve_env = BatchedMountainCar(1, "unshaped", seeds=cfg.seed + 3)
     curve, _ = collect_trajectories(curve_env, act, 200 * mc.curve_episodes, random_prob=0.0)
-    s_t, s2_t = torch.as_tensor(data.obs), torch.as_tensor(data.next_obs)
-    d_t = torch.zeros(len(data))
     shaped_r: dict[str, dict[str, np.ndarray]] = {}
     curves: dict[tuple[str, str], np.ndarray] = {}
     per_shaping: dict[str, Any] = {}
@@ -362,71 +431,9 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
     for shaping in mc.shapings:
         base = MountainCarRewardNet(shaping, cfg.gamma)
         kind = mc.potential if mc.potential != "auto" else ("mlp" if shaping == "random" else "linear")
-        with torch.no_grad():
-            raw = base(s_t, None, s2_t, None).numpy()
-        scale = float(np.abs(raw).max()) or 1.0
-        nets = {"unmodified": None}
-        shaped_r[shaping] = {"unmodified": raw}
-        entry = {"unmodified": {**sparsity(raw, scale), "smoothness": smoothness(raw, pairs)}}
-        for obj in cfg.preprocess.objectives:
-            t1 = time.perf_counter()
-            no_done = np.zeros(len(data), bool)
-            if kind == "linear" and obj.endswith("l1") and cfg.preprocess.l1_solver == "lp":
-                lp = solve_lp_features(raw, linear_features(data.obs, data.next_obs, no_done, cfg.gamma), obj, pairs)
-                net = linear_net_from_lp(base, 2, cfg.gamma, lp["theta"])
-                solver = "lp"
-            else:
-                net = preprocess_adam(
-                    base,
-                    data.obs,
-                    data.next_obs,
-                    no_done,
-                    pairs,
-                    obj,
-                    make_potential(kind, (2,), cfg.preprocess),
-                    cfg.gamma,
-                    cfg.preprocess,
-                    seed=cfg.seed,
-                    desc=f"mountain car {shaping} {obj}",
-                )
-                solver = "adam"
-            timings[f"{shaping}/{obj}"] = time.perf_counter() - t1
-            nets[obj] = net
-            with torch.no_grad():
-                r = net(s_t, None, s2_t, d_t).numpy()
-            shaped_r[shaping][obj] = r
-            entry[obj] = {**sparsity(r, scale), "smoothness": smoothness(r, pairs), "potential": kind, "solver": solver}
-            save_module(
-                out / "models" / f"{shaping}.{obj}.pt",
-                net,
-                {
-                    "env": f"ShapedMountainCar-{shaping}",
-                    "objective": obj,
-                    "potential": kind,
-                    "solver": solver,
-                    "gamma": cfg.gamma,
-                },
-            )
-        save_module(
-            out / "models" / f"{shaping}.unmodified.pt",
-            base,
-            {"env": f"ShapedMountainCar-{shaping}", "objective": "unmodified", "gamma": cfg.gamma},
+        entry, epic_coverage = _mc_preprocess(
+            cfg, out, shaping, shaping, base, kind, data, pairs, curve, shaped_r, curves, timings
         )
-        cs, cs2 = torch.as_tensor(curve.obs), torch.as_tensor(curve.next_obs)
-        with torch.no_grad():
-            for name, net in nets.items():
-                curves[(shaping, name)] = (base if net is None else net)(cs, None, cs2, None).numpy()
-        t1 = time.perf_counter()
-        epic = _mc_epic(cfg, shaping, base, [nets[o] for o in cfg.preprocess.objectives])
-        timings[f"{shaping}/epic"] = time.perf_counter() - t1
-        for j, name in enumerate(["unmodified", *cfg.preprocess.objectives]):
-            entry[name].update(
-                epic_to_input=float(epic["distance"][1, j + 1]),
-                epic_to_input_ci=[float(epic["ci_low"][1, j + 1]), float(epic["ci_high"][1, j + 1])],
-                epic_to_true=float(epic["distance"][0, j + 1]),
-                epic_to_true_ci=[float(epic["ci_low"][0, j + 1]), float(epic["ci_high"][0, j + 1])],
-            )
-        epic_coverage = epic["coverage"]
         per_shaping[shaping] = entry
     summary = {}
     for obj in cfg.preprocess.objectives:
@@ -468,8 +475,209 @@ def step_mountain_car(cfg: PreprocessingConfig, run: RunDir) -> dict[str, Any]:
         },
         "figures": ["figures/mountain_car_curves.png"],
     }
-    run.update_summary(mountain_car=summary, mountain_car_expert_success_rate=stats["success_rate"])
+    extra = {}
+    if mc.learned.enabled:
+        learned = _mc_learned(cfg, run, out, expert, data, pairs, curve, timings)
+        res["learned"] = learned
+        res["figures"].append("figures/mountain_car_learned_curves.png")
+        extra["mountain_car_learned"] = learned["summary"]
+    run.update_summary(mountain_car=summary, mountain_car_expert_success_rate=stats["success_rate"], **extra)
     return res
+
+
+LEARNED_LABELS = {
+    "preferences": "preference comparisons (imitation, agent trained alongside)",
+    "airl": "AIRL (imitation)",
+}
+
+
+def _mc_learned(
+    cfg: PreprocessingConfig,
+    run: RunDir,
+    out: Any,
+    expert: Any,
+    data: Any,
+    pairs: np.ndarray,
+    curve: Any,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """Learn mountain-car rewards with imitation (preference comparisons, AIRL from `expert`), convert them to
+    rewardlab nets and preprocess each like the shaped rewards; a learned reward already saved is reused."""
+    import json
+
+    from rewardlab.agents.ppo import policy_act_fn
+    from rewardlab.core.modules import load_module, save_module
+    from rewardlab.core.runs import write_json
+    from rewardlab.envs.mountain_car import BatchedMountainCar, mc_env_id, reached_goal_stats
+
+    mc = cfg.mountain_car
+    lc = mc.learned
+    env_id = mc_env_id("unshaped")
+    kind = mc.potential if mc.potential != "auto" else "linear"
+    shaped_r: dict[str, dict[str, np.ndarray]] = {}
+    curves: dict[tuple[str, str], np.ndarray] = {}
+    per_method: dict[str, Any] = {}
+    summary: dict[str, Any] = {}
+    for method in lc.methods:
+        mdir = out / "learned" / method
+        if (mdir / "reward.pt").exists() and (mdir / "train.json").exists():
+            net, _ = load_module(mdir / "reward.pt")
+            info = json.loads((mdir / "train.json").read_text())
+        else:
+            from rewardlab.learn.imitation_algos import train_airl, train_preference_comparisons
+            from rewardlab.rewards.imitation import from_imitation
+
+            t1 = time.perf_counter()
+            if method == "preferences":
+                im_net, agent, train_stats = train_preference_comparisons(
+                    env_id, lc.preferences, cfg.seed, mdir / "log"
+                )
+                source = "PreferenceComparisons BasicRewardNet(s, s')"
+            else:
+                im_net, agent, train_stats = train_airl(
+                    env_id, lc.airl, expert, cfg.seed, mdir / "log", gamma=cfg.gamma
+                )
+                source = "AIRL reward_test (g(s, s'))" if lc.airl.reward == "base" else "AIRL reward_train (f)"
+            seconds = time.perf_counter() - t1
+            net = from_imitation(im_net)
+            ag = reached_goal_stats(
+                BatchedMountainCar(50, "unshaped", seeds=cfg.seed + 4), policy_act_fn(agent, deterministic=True), 100
+            )
+            info = {
+                "source": source,
+                "train_seconds": seconds,
+                "train_stats": train_stats,
+                "agent_success_rate": ag["success_rate"],
+                "agent_true_return": float(np.mean(ag["returns"])),
+            }
+            save_module(mdir / "reward.pt", net, {"env": env_id, "method": method, "source": source})
+            write_json(mdir / "train.json", info)
+        key = f"learned-{method}"
+        entry, _ = _mc_preprocess(cfg, out, key, "unshaped", net, kind, data, pairs, curve, shaped_r, curves, timings)
+        per_method[method] = {**info, "preprocessed": entry}
+        summary[method] = {
+            "epic_to_true": entry["unmodified"]["epic_to_true"],
+            "agent_true_return": info["agent_true_return"],
+            "agent_success_rate": info["agent_success_rate"],
+            **{
+                obj: {
+                    "sparsity_before": entry["unmodified"]["sparsity"],
+                    "sparsity_after": entry[obj]["sparsity"],
+                    "mean_abs_before": entry["unmodified"]["mean_abs"],
+                    "mean_abs_after": entry[obj]["mean_abs"],
+                    "smoothness_before": entry["unmodified"]["smoothness"],
+                    "smoothness_after": entry[obj]["smoothness"],
+                    "epic_to_input": entry[obj]["epic_to_input"],
+                    "epic_to_true_after": entry[obj]["epic_to_true"],
+                }
+                for obj in cfg.preprocess.objectives
+            },
+        }
+    _reward_curves(
+        [f"learned-{m}" for m in lc.methods],
+        ["unmodified"] + list(cfg.preprocess.objectives),
+        curves,
+        run.figures / "mountain_car_learned_curves.png",
+        "Learned mountain-car rewards: reward along expert episodes, before and after preprocessing",
+    )
+    return {"summary": summary, "per_method": per_method}
+
+
+def _mc_preprocess(
+    cfg: PreprocessingConfig,
+    out: Any,
+    key: str,
+    shaping: str,
+    base: Any,
+    kind: str,
+    data: Any,
+    pairs: np.ndarray,
+    curve: Any,
+    shaped_r: dict[str, dict[str, np.ndarray]],
+    curves: dict[tuple[str, str], np.ndarray],
+    timings: dict[str, float],
+) -> tuple[dict[str, Any], str]:
+    """Preprocess one mountain-car reward `base` with every objective: save the nets as `models/{key}.{obj}.pt`,
+    fill `shaped_r[key]`, `curves[(key, obj)]` and `timings`; returns its metrics (EPIC included) and the coverage."""
+    import torch
+
+    from rewardlab.core.modules import save_module
+    from rewardlab.interpret.preprocess import (
+        linear_features,
+        linear_net_from_lp,
+        make_potential,
+        preprocess_adam,
+        solve_lp_features,
+    )
+
+    s_t, s2_t = torch.as_tensor(data.obs), torch.as_tensor(data.next_obs)
+    d_t = torch.zeros(len(data))
+    with torch.no_grad():
+        raw = base(s_t, None, s2_t, None).numpy()
+    scale = float(np.abs(raw).max()) or 1.0
+    nets = {"unmodified": None}
+    shaped_r[key] = {"unmodified": raw}
+    entry = {"unmodified": {**sparsity(raw, scale), "smoothness": smoothness(raw, pairs)}}
+    for obj in cfg.preprocess.objectives:
+        t1 = time.perf_counter()
+        no_done = np.zeros(len(data), bool)
+        if kind == "linear" and obj.endswith("l1") and cfg.preprocess.l1_solver == "lp":
+            lp = solve_lp_features(raw, linear_features(data.obs, data.next_obs, no_done, cfg.gamma), obj, pairs)
+            net = linear_net_from_lp(base, 2, cfg.gamma, lp["theta"])
+            solver = "lp"
+        else:
+            net = preprocess_adam(
+                base,
+                data.obs,
+                data.next_obs,
+                no_done,
+                pairs,
+                obj,
+                make_potential(kind, (2,), cfg.preprocess),
+                cfg.gamma,
+                cfg.preprocess,
+                seed=cfg.seed,
+                desc=f"mountain car {key} {obj}",
+            )
+            solver = "adam"
+        timings[f"{key}/{obj}"] = time.perf_counter() - t1
+        nets[obj] = net
+        with torch.no_grad():
+            r = net(s_t, None, s2_t, d_t).numpy()
+        shaped_r[key][obj] = r
+        entry[obj] = {**sparsity(r, scale), "smoothness": smoothness(r, pairs), "potential": kind, "solver": solver}
+        save_module(
+            out / "models" / f"{key}.{obj}.pt",
+            net,
+            {
+                "env": f"ShapedMountainCar-{shaping}",
+                "reward": key,
+                "objective": obj,
+                "potential": kind,
+                "solver": solver,
+                "gamma": cfg.gamma,
+            },
+        )
+    save_module(
+        out / "models" / f"{key}.unmodified.pt",
+        base,
+        {"env": f"ShapedMountainCar-{shaping}", "reward": key, "objective": "unmodified", "gamma": cfg.gamma},
+    )
+    cs, cs2 = torch.as_tensor(curve.obs), torch.as_tensor(curve.next_obs)
+    with torch.no_grad():
+        for name, net in nets.items():
+            curves[(key, name)] = (base if net is None else net)(cs, None, cs2, None).numpy()
+    t1 = time.perf_counter()
+    epic = _mc_epic(cfg, shaping, base, [nets[o] for o in cfg.preprocess.objectives])
+    timings[f"{key}/epic"] = time.perf_counter() - t1
+    for j, name in enumerate(["unmodified", *cfg.preprocess.objectives]):
+        entry[name].update(
+            epic_to_input=float(epic["distance"][1, j + 1]),
+            epic_to_input_ci=[float(epic["ci_low"][1, j + 1]), float(epic["ci_high"][1, j + 1])],
+            epic_to_true=float(epic["distance"][0, j + 1]),
+            epic_to_true_ci=[float(epic["ci_low"][0, j + 1]), float(epic["ci_high"][0, j + 1])],
+        )
+    return entry, epic["coverage"]
 
 
 def _mc_epic(cfg: PreprocessingConfig, shaping: str, base: Any, outputs: list[Any]) -> dict[str, Any]:
@@ -492,7 +700,13 @@ def _mc_epic(cfg: PreprocessingConfig, shaping: str, base: Any, outputs: list[An
     )
 
 
-def _reward_curves(shapings: list[str], cols: list[str], curves: dict[tuple[str, str], np.ndarray], path: Any) -> Any:
+def _reward_curves(
+    shapings: list[str],
+    cols: list[str],
+    curves: dict[tuple[str, str], np.ndarray],
+    path: Any,
+    title: str = "Shaped mountain car: reward along expert episodes, before and after preprocessing",
+) -> Any:
     """Reward against time over the expert episodes, each curve offset to start at 0 (as the original plots them)."""
     from rewardlab.interpret.plots import plt, save_figure
 
@@ -518,7 +732,7 @@ def _reward_curves(shapings: list[str], cols: list[str], curves: dict[tuple[str,
             if i == len(shapings) - 1:
                 ax.set_xlabel("step (episodes of 200)", fontsize=8)
             ax.tick_params(labelsize=7)
-    fig.suptitle("Shaped mountain car: reward along expert episodes, before and after preprocessing", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
 
 
