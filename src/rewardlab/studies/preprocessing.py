@@ -791,11 +791,12 @@ def step_report(cfg: PreprocessingConfig, run: RunDir) -> Any:
             lines += ["", f"![{maze} {key}](figures/heatmap_{maze}_{reward}_{src}.png)", ""]
     mc = run.step_result("mountain_car")
     if mc:
+        steps = mc["expert_mean_steps_to_goal"]  # NaN (None in JSON) when the expert never reached the goal
         lines += [
             "## Shaped mountain car",
             "",
             f"Expert (PPO on the unshaped reward): reaches the goal in {mc['expert_success_rate']:.2f} of 100 "
-            f"episodes, mean {mc['expert_mean_steps_to_goal']:.1f} steps. Dataset: {mc['transitions']} "
+            f"episodes, mean {'n/a' if steps is None else f'{steps:.1f}'} steps. Dataset: {mc['transitions']} "
             "transitions with expert and random actions mixed; smoothness pairs are consecutive steps of one "
             "trajectory.",
             "",
@@ -821,6 +822,32 @@ def step_report(cfg: PreprocessingConfig, run: RunDir) -> Any:
                 f"{m['invariance_gap_before']:.3g} → {m['invariance_gap_after']:.3g} | {_epic_cells(m)} |"
             )
         lines += ["", "![mountain car reward curves](figures/mountain_car_curves.png)", ""]
+        if mc.get("learned"):
+            lines += [
+                "### Learned mountain-car rewards",
+                "",
+                "Rewards learned with imitation on the unshaped mountain car, state-only (r(s, s')): preference "
+                "comparisons (synthetic preferences from the true reward, its PPO agent trained alongside) and AIRL "
+                "(demonstrations of the expert above, a PPO generator); each converted to a rewardlab net and "
+                "preprocessed like the shaped rewards. EPIC to truth: the learned reward's distance to the unshaped "
+                "reward (preprocessing leaves it unchanged); agent: the agent trained alongside (generator for AIRL) "
+                "on the true reward, over 100 episodes.",
+                "",
+                "| reward | objective | sparsity before → after | mean abs | smoothness | EPIC to input "
+                "| EPIC to truth | agent success, true return |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+            for method, b in mc["learned"]["summary"].items():
+                for obj, m in b.items():
+                    if not isinstance(m, dict):
+                        continue
+                    lines.append(
+                        f"| {method} | {obj} | {m['sparsity_before']:.3f} → {m['sparsity_after']:.3f} | "
+                        f"{m['mean_abs_before']:.3g} → {m['mean_abs_after']:.3g} | "
+                        f"{m['smoothness_before']:.3g} → {m['smoothness_after']:.3g} | {m['epic_to_input']:.2g} | "
+                        f"{b['epic_to_true']:.3f} | {b['agent_success_rate']:.2f}, {b['agent_true_return']:.1f} |"
+                    )
+            lines += ["", "![learned mountain car reward curves](figures/mountain_car_learned_curves.png)", ""]
     path = run.root / "report.md"
     write_text(path, "\n".join(lines) + "\n")
     return path
