@@ -223,6 +223,8 @@ def test_every_list_is_non_empty_unless_empty_means_something():
         ("learned-rewards", "expert.ppo.net_arch"),  # linear policy and value
         ("learned-rewards", "retrain.ppo.net_arch"),
         ("preprocessing", "mountain_car.expert.net_arch"),
+        ("preprocessing", "mountain_car.learned.preferences.agent.net_arch"),
+        ("preprocessing", "mountain_car.learned.airl.gen.net_arch"),
         ("atari", "expert.ppo.net_arch"),  # the MlpPolicy's widths; the CnnPolicy does not use them
         ("atari", "retrain.ppo.net_arch"),
         ("coinrun", "expert.ppo.net_arch"),  # the same
