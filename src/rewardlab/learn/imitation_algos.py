@@ -4,6 +4,10 @@ the trained agent. Needs imitation (`pip install --no-deps "imitation==1.0.1"`).
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,18 @@ def make_venv(env_id: str, n_envs: int, seed: int) -> Any:
     venv = DummyVecEnv([lambda: RolloutInfoWrapper(gym.make(env_id)) for _ in range(n_envs)])
     venv.seed(seed)
     return venv
+
+
+@contextlib.contextmanager
+def _swapped(module: Any, name: str, value: Any) -> Iterator[None]:
+    """`module.<name>` replaced by `value` for the block: imitation's tqdm progress bars made quiet off a terminal
+    (`disable=None`), as rewardlab's own are."""
+    original = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
 
 
 def _logger(folder: Path) -> Any:
@@ -92,7 +108,8 @@ def train_preference_comparisons(
         allow_variable_horizon=True,
         custom_logger=log,
     )
-    stats = trainer.train(total_timesteps=agent_cfg.total_timesteps, total_comparisons=cfg.total_comparisons)
+    with _swapped(pc, "tqdm", functools.partial(pc.tqdm, disable=None)):
+        stats = trainer.train(total_timesteps=agent_cfg.total_timesteps, total_comparisons=cfg.total_comparisons)
     return net, agent, {k: float(v) for k, v in stats.items()}
 
 
@@ -110,6 +127,7 @@ def train_airl(
     """imitation's AIRL from `cfg.demo_timesteps` transitions of `expert` (an SB3 model, deterministic) with a PPO
     generator; returns (the chosen reward net: `reward_test` for `cfg.reward == 'base'`, else `reward_train`,
     generator, stats)."""
+    from imitation.algorithms.adversarial import common as adversarial_common
     from imitation.algorithms.adversarial.airl import AIRL
 
     torch.manual_seed(seed)
@@ -144,6 +162,8 @@ def train_airl(
         allow_variable_horizon=True,
         custom_logger=_logger(log_dir),
     )
-    airl.train(gen_cfg.total_timesteps)
+    quiet_tqdm = types.SimpleNamespace(tqdm=functools.partial(adversarial_common.tqdm.tqdm, disable=None))
+    with _swapped(adversarial_common, "tqdm", quiet_tqdm):
+        airl.train(gen_cfg.total_timesteps)
     reward = airl.reward_test if cfg.reward == "base" else airl.reward_train
     return reward, gen, {"demo_transitions": float(sum(len(t) for t in demos)), "demo_episodes": float(len(demos))}
