@@ -299,7 +299,8 @@ def _solve_l1(r: np.ndarray, F: Any, objective: str, pairs: np.ndarray | None, t
          seed, so it depends on the number of transitions alone; for smooth_l1 it sums to 0, and r' is centred,
          since the objective ignores constants): the LP with w . r' added at a weight small enough that the optimum
          stays v (checked; the weight shrinks until it does). Its solution is unique: one vertex of the optimal set.
-    `tie_break="none"` returns step 2's solution for r as given (the behaviour before the tie-break). Each LP is
+    `tie_break="none"` returns step 2's solution for r as given: an optimal vertex, whichever the solver reaches (no
+    tie-break; for comparison). Each LP is
     solved in its dual form. Returns theta, the optimum and r'.
     """
     from scipy import sparse
