@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from rewardlab.errors import RewardLabError
+from rewardlab.interpret.configs import OBJECTIVES
 
 
 def _help(text: str) -> str:
@@ -436,7 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument(
         "--objective",
         default="sparse_l1",
-        choices=["sparse_l1", "smooth_l1", "sparse_log", "smooth_log"],
+        choices=list(OBJECTIVES),
         help="what to minimise (default: sparse_l1)",
     )
     pp.add_argument("--out", required=True, help="reward file to write (.pt)")

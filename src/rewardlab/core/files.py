@@ -113,12 +113,13 @@ def _short(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
-def file_digest(path: str | os.PathLike) -> str:
-    """The first 16 hex digits of a file's SHA-256 (datasets record the policy file that made them)."""
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256", digits: int | None = 16) -> str:
+    """A file's hash in hex, read in 1 MiB blocks: by default the first 16 digits of its SHA-256 (datasets record the
+    policy file that made them); `digits=None` for the whole digest (a converted file's source, a download's MD5)."""
     import hashlib
 
-    h = hashlib.sha256()
+    h = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()[:16]
+    return h.hexdigest()[:digits]

@@ -8,7 +8,6 @@ user cache (`$XDG_CACHE_HOME/rewardlab/mnist`, default `~/.cache/rewardlab/mnist
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import urllib.error
 import urllib.request
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rewardlab.core.files import file_digest
 from rewardlab.core.runs import atomic_path
 from rewardlab.errors import RewardLabError
 
@@ -62,14 +62,6 @@ def cache_dir() -> Path:
     return Path(base) / "rewardlab" / "mnist"
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _candidates(root: str | os.PathLike | None) -> list[Path]:
     dirs = []
     if root:
@@ -88,7 +80,7 @@ def _download(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, md5 in FILES.values():
         target = folder / name
-        if target.is_file() and _md5(target) == md5:
+        if target.is_file() and file_digest(target, "md5", None) == md5:
             continue
         errors = []
         for mirror in MIRRORS:
@@ -96,7 +88,7 @@ def _download(folder: Path) -> None:
                 with atomic_path(target) as tmp:
                     with urllib.request.urlopen(mirror + name, timeout=30) as r, open(tmp, "wb") as f:
                         f.write(r.read())
-                    if _md5(tmp) != md5:
+                    if file_digest(tmp, "md5", None) != md5:
                         raise ValueError("md5 mismatch")
                 break
             except (urllib.error.URLError, OSError, ValueError) as e:
@@ -150,7 +142,7 @@ def load_mnist(root: str | os.PathLike | None = None, download: bool = True) -> 
     arrays = {}
     for key, (name, md5) in FILES.items():
         path = folder / name
-        got = _md5(path)
+        got = file_digest(path, "md5", None)
         if got != md5:
             raise RewardLabError(
                 f"MNIST file '{path}' is not the original (md5 {got}, expected {md5}); replace it, or {_how_to_get()}"

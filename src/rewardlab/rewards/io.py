@@ -10,13 +10,13 @@ trust option and without unpickling anything."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickletools
 import zipfile
 from pathlib import Path
 from typing import Any
 
+from rewardlab.core.files import file_digest
 from rewardlab.core.modules import load_module, save_module
 from rewardlab.errors import RewardLabError
 
@@ -64,14 +64,6 @@ def converted_path(path: str | os.PathLike) -> Path:
     return path.with_name(f"{path.stem}.rewardlab.pt")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _pickled_net(names: list[str] | None) -> str | None:
     """The class name a pickled reward net file is about (its first imitation or rewardlab class), else None."""
     for g in names or ():
@@ -91,7 +83,7 @@ def load_reward(path: str | os.PathLike, trust_pickle: bool = False, map_locatio
     if cls is None:
         net, _ = load_module(path, expect=RewardNet, map_location=map_location)
         return net
-    safe, digest, meta = converted_path(path), _sha256(path), {}
+    safe, digest, meta = converted_path(path), file_digest(path, digits=None), {}
     if safe.is_file():
         try:
             net, meta = load_module(safe, expect=RewardNet, map_location=map_location)
