@@ -21,7 +21,7 @@ import numpy as np
 from rewardlab.agents.configs import PPOConfig
 from rewardlab.config import param
 from rewardlab.core.files import file_digest
-from rewardlab.core.runs import RunDir, write_json
+from rewardlab.core.runs import RunDir, read_json, write_json
 from rewardlab.core.study import Curve, SeedMode, Study
 from rewardlab.errors import RewardLabError
 
@@ -231,6 +231,12 @@ def step_expert(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
     for k, game in enumerate(cfg.games):
         out = run.step_dir("expert") / game
         seed = cfg.seed + 1000 * k
+        done = out / "result.json"
+        if done.exists() and (out / "model.pt").exists():
+            kept = read_json(done)
+            if kept.get("model_digest") == file_digest(out / "model.pt") and kept.get("games") == e.eval_games:
+                res[game] = kept  # this game finished (trained and evaluated) before a stop: keep it
+                continue
         t0 = time.time()
         venv = BatchedVecEnv(_venv(game, "plain", e.ppo.n_envs, seed))
         model = train_ppo(
@@ -265,9 +271,11 @@ def step_expert(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
             "timesteps": int(model.num_timesteps),
             "train_seconds": train_seconds,
             "checkpoint": f"expert/{game}/model.pt",
+            "model_digest": file_digest(out / "model.pt"),
         }
         if e.video_steps:
             res[game]["video"] = _video(model, game, e.video_steps, seed + 40_000, run.figures / f"expert_{game}.mp4")
+        write_json(done, res[game])  # each game's result as soon as it exists: a stop before the next game keeps it
     run.update_summary(expert_score={g: r["score_mean"] for g, r in res.items()})
     return res
 
@@ -653,6 +661,12 @@ def step_retrain(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
             for s in range(r.n_seeds):
                 seed = cfg.seed + 1000 * k + 100 * (s + 1)
                 out = run.root / "retrain" / game / reward / f"seed{s}"
+                kept = out / "score.json"
+                if (out / "model.pt").exists() and kept.exists():
+                    got = read_json(kept)
+                    if got.get("model_digest") == file_digest(out / "model.pt") and len(got["scores"]) == r.eval_games:
+                        scores.append(float(got["mean"]))  # trained and scored before a stop
+                        continue
                 venv = BatchedVecEnv(_venv(game, "plain", r.ppo.n_envs, seed))
                 if reward == "learned":
                     venv = LearnedRewardVecEnv(venv, net)
@@ -669,7 +683,10 @@ def step_retrain(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
                     )
                 venv.close()
                 sc = play_games(policy_act_fn(model, False), game, "plain", r.eval_games, seed + 99)
-                write_json(out / "score.json", {"scores": sc.tolist(), "mean": float(sc.mean())})
+                write_json(
+                    kept,
+                    {"scores": sc.tolist(), "mean": float(sc.mean()), "model_digest": file_digest(out / "model.pt")},
+                )
                 scores.append(float(sc.mean()))
             res[game][reward] = {"score_mean": float(np.mean(scores)), "per_seed": scores}
     run.update_summary(
