@@ -16,6 +16,7 @@ NAMES = [
     "atari",
     "coinrun",
     "compare",
+    "demo",
 ]
 
 

@@ -52,6 +52,41 @@ def _paper(study: str | None, summary: dict[str, Any], config: dict[str, Any]) -
     return STUDIES[study].paper_numbers(summary, config)
 
 
+def _effect(run: Path) -> Any:
+    """The paper's effect measured on a run (its study's `effect` hook), or None."""
+    from rewardlab.studies import STUDIES
+
+    study = _study_of(run)
+    if study not in STUDIES or not (run / "summary.json").is_file():
+        return None
+    return STUDIES[study].effect(read_json(run / "summary.json"), _config(run))
+
+
+def _overview(runs: list[Path], root: Path) -> str:
+    """One row per run whose study declares its paper's effect: the effect, our number, the paper's, and whether ours
+    agrees with the paper's direction; then what to look at in each."""
+    rows, looks = [], []
+    for r in runs:
+        eff = _effect(r)
+        if eff is None:
+            continue
+        title = r.relative_to(root).as_posix() if r != root else root.name
+        mark = {True: ("pass", "finished"), False: ("FAIL", "failed"), None: ("not measured", "pending")}[eff.holds]
+        rows.append(
+            f"<tr><td><a href='#{html.escape(title)}'>{html.escape(title)}</a></td><td>{html.escape(eff.effect)}</td>"
+            f"<td>{html.escape(eff.ours)}</td><td>{html.escape(eff.paper)}</td>"
+            f"<td class='{mark[1]}'>{mark[0]}</td></tr>"
+        )
+        looks.append(f"<li><b>{html.escape(title)}</b>: {html.escape(eff.look)}</li>")
+    if not rows:
+        return ""
+    return (
+        "<h2 id='overview'>Overview</h2><table><tr><th>run</th><th>the paper's effect</th><th>ours</th>"
+        "<th>paper</th><th>agrees with the paper</th></tr>" + "".join(rows) + "</table>"
+        "<p class='muted'>What to look at:</p><ul>" + "".join(looks) + "</ul>"
+    )
+
+
 def _paper_for(key: str, paper: dict[str, tuple[float, str]]) -> tuple[float, str] | None:
     for pat, val in paper.items():
         if fnmatch.fnmatch(key, pat):
@@ -302,10 +337,14 @@ def write_report(root: str | os.PathLike, output: str | os.PathLike | None = Non
         title = r.relative_to(root).as_posix() if r != root else root.name
         sections.append(_run_section(r, page, title))
         nav.append(title)
+    overview = _overview(runs, root)
+    if overview:
+        nav.insert(0, "overview")
     body = (
         "<nav>"
         + "".join(f"<a href='#{html.escape(t)}'>{html.escape(t)}</a>" for t in nav)
         + "</nav>"
+        + overview
         + "\n".join(sections)
     )
     doc = (

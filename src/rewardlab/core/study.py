@@ -18,7 +18,10 @@ Run directories made before this contract (no `run.json`) are upgraded in place 
 them: their `config.yaml` is taken as the config that made every finished step.
 
 Optional hooks have written defaults: learning `curves` and `task_scores` for sweeps (empty), `paper_numbers`
-(none) and `demo_overrides` (none); a study replaces the last two with `@study.hook`.
+(none), `demo_overrides` (none) and `effect` (none: the paper's effect measured on a run, the row of the report's
+overview); a study replaces the last three with `@study.hook`. `rewardlab demo` runs every study's `demo` preset
+(its `demo.yaml`: the smallest settings that still show the paper's effect), which the study declares with the
+seconds it takes (`demo_seconds`, measured), for the demo's estimate of the time left.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from rewardlab.core.runs import RunDir, read_json, write_json, write_text
 from rewardlab.errors import RewardLabError
 
 RECORD = "run.json"
+HOOKS = ("paper_numbers", "demo_overrides", "effect")
 FORMAT = 1
 _MISSING = object()
 
@@ -73,6 +77,28 @@ class Arg:
     @property
     def dest(self) -> str:
         return self.flag.lstrip("-").replace("-", "_")
+
+
+class Effect(NamedTuple):
+    """A paper's effect measured on a run: what the paper shows (`effect`), our figure (`ours`, formatted, with what
+    it is), whether it agrees with the paper's direction (`holds`; None when the run lacks what it needs), the
+    paper's figure with the budget it was reached at (`paper`), and one sentence on what to look at (`look`)."""
+
+    effect: str
+    ours: str
+    holds: bool | None
+    paper: str
+    look: str
+
+
+def figure(summary: dict[str, Any], key: str) -> float | None:
+    """A number in a nested summary by dotted key (`a.b.c`), or None when absent or not a number."""
+    v: Any = summary
+    for part in key.split("."):
+        if not isinstance(v, dict) or part not in v:
+            return None
+        v = v[part]
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 class Curve(NamedTuple):
@@ -136,13 +162,18 @@ class Study:
         torch_threads: int | None = None,
         legacy_renames: dict[str, str] | None = None,
         presets: str | os.PathLike | None = None,
+        demo_seconds: float = 60.0,
+        needs: Callable[[], None] | None = None,
     ):
         """name: the CLI name; config: the config dataclass (presets in configs/<name>/); seeds: the seed mode;
         paper: the paper reproduced; doc: the study's description (its first line is the one-line help);
         curves, task_scores: what a sweep aggregates; ignore: dotted config keys that never change a result
         (devices, worker counts), left out of fingerprints; torch_threads: torch threads for the study's steps
         (None leaves torch alone); legacy_renames: config keys renamed since older run directories were made;
-        presets: the folder of its preset YAML files (default: rewardlab/configs/<name with _ for ->/)."""
+        presets: the folder of its preset YAML files (default: rewardlab/configs/<name with _ for ->/);
+        demo_seconds: what its `demo` preset takes on 2 CPU cores (measured), for the demo's estimate of time left;
+        needs: a check that raises RewardLabError (naming the install command) when this machine lacks an optional
+        runtime the study needs; `rewardlab demo` then skips the study with that line."""
         self.name = name
         self.config = config
         self.seed_mode = SeedMode(seeds)
@@ -154,6 +185,8 @@ class Study:
         self.torch_threads = torch_threads
         self.legacy_renames = dict(legacy_renames or {})
         self.presets = Path(presets) if presets is not None else None
+        self.demo_seconds = float(demo_seconds)
+        self.needs = needs
         self.steps: dict[str, Step] = {}
         seed_name, seed_type = SEED_FIELDS[self.seed_mode]
         hints = typing.get_type_hints(config)
@@ -225,9 +258,10 @@ class Study:
         return deco
 
     def hook(self, fn: Callable) -> Callable:
-        """Replace a default hook (`paper_numbers`, `demo_overrides`) with the decorated function of that name."""
-        if fn.__name__ not in ("paper_numbers", "demo_overrides"):
-            raise TypeError(f"unknown study hook '{fn.__name__}'; hooks: paper_numbers, demo_overrides")
+        """Replace a default hook (`paper_numbers`, `demo_overrides`, `effect`) with the decorated function of that
+        name."""
+        if fn.__name__ not in HOOKS:
+            raise TypeError(f"unknown study hook '{fn.__name__}'; hooks: {', '.join(HOOKS)}")
         setattr(self, fn.__name__, fn)
         return fn
 
@@ -237,8 +271,12 @@ class Study:
         return {}
 
     def demo_overrides(self) -> list[str]:
-        """Settings `rewardlab demo` adds to the `fast` preset on this machine."""
+        """Settings `rewardlab demo` adds to the `demo` preset on this machine."""
         return []
+
+    def effect(self, summary: dict[str, Any], config: dict[str, Any]) -> Effect | None:
+        """The paper's effect measured on a run (its summary and config), or None when the study declares none."""
+        return None
 
     def resolve(self, preset: str | dict[str, Any], overrides: Sequence[str] = ()) -> Any:
         """The config of a preset name (or YAML file, or dict of settings) with key=value overrides applied."""

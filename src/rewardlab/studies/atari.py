@@ -22,7 +22,7 @@ from rewardlab.agents.configs import PPOConfig
 from rewardlab.config import param
 from rewardlab.core.files import file_digest
 from rewardlab.core.runs import RunDir, read_json, write_json
-from rewardlab.core.study import Curve, SeedMode, Study
+from rewardlab.core.study import Curve, Effect, SeedMode, Study, figure
 from rewardlab.errors import RewardLabError
 
 NAME = "atari"
@@ -91,7 +91,9 @@ class AtariRetrainConfig:
     """PPO on the learned reward against PPO on the true clipped reward, evaluated on the true score."""
 
     games: list[str] = param(
-        default_factory=lambda: ["Breakout", "Seaquest"], help="games to retrain on (a subset of `games`)"
+        default_factory=lambda: ["Breakout", "Seaquest"],
+        help="games to retrain on (a subset of `games`; empty: no retraining)",
+        empty_ok=True,
     )
     n_seeds: int = param(2, help="agents per (game, reward)", min=1)
     ppo: PPOConfig = param(default_factory=zoo_ppo, help="PPO settings")
@@ -644,6 +646,7 @@ def _timeseries_figure(cfg, run, game, net, k, device) -> str:
     uses=["seed", "retrain", "reward_model"],
     after=["reward-model"],
     reads=lambda cfg: [f"reward_model/{g}/plain/model.pt" for g in cfg.retrain.games],
+    applies=lambda cfg: None if cfg.retrain.games else "retrain.games is empty",
 )
 def step_retrain(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
     """PPO on the learned reward and on the true clipped reward, per game and seed, scored on full games."""
@@ -743,3 +746,26 @@ def step_report(cfg: AtariConfig, run: RunDir) -> Path:
     path = run.root / "report.md"
     write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+@study.hook
+def effect(summary: dict[str, Any], config: dict[str, Any]) -> Effect:
+    """The reward model reads the score: its occlusion saliency inside the score region, over the region's share of
+    the frame, is above 1 (and the model trained on score-hidden frames does not)."""
+    games = list((summary.get("score_region_saliency") or {}))
+    game = games[0] if games else None
+    x = figure(summary, f"score_region_saliency.{game}.with_score_model") if game else None
+    noscore = figure(summary, f"score_region_saliency.{game}.noscore_model") if game else None
+    ours = "not measured"
+    if x is not None:
+        ours = f"{game}: {x:.2f}x the score region's share of the frame" + (
+            f" (score-hidden model: {noscore:.2f}x)" if noscore is not None else ""
+        )
+    return Effect(
+        "an Atari reward model looks at the score (occlusion saliency in the score region)",
+        ours,
+        None if x is None else x > 1.0,
+        "saliency on the score digits (Michaud et al. 2020, Breakout and Seaquest, 10M-step experts, qualitative)",
+        "figures/saliency_<game>.png: the occlusion map lights up the score digits at the top of the frame; the "
+        "NoScore model's does not.",
+    )

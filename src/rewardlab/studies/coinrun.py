@@ -22,7 +22,7 @@ from rewardlab.agents.configs import PPOConfig
 from rewardlab.config import param
 from rewardlab.core.files import file_digest
 from rewardlab.core.runs import RunDir
-from rewardlab.core.study import Curve, SeedMode, Study
+from rewardlab.core.study import Curve, Effect, SeedMode, Study, figure
 from rewardlab.errors import RewardLabError
 
 NAME = "coinrun"
@@ -120,7 +120,10 @@ class CoinRunPreprocessConfig:
     """Potential shaping of the learned reward with a CNN potential, as the preprocessing study does."""
 
     objectives: list[str] = param(
-        default_factory=lambda: ["sparse_l1", "smooth_l1"], help="shaping objectives", choices=None
+        default_factory=lambda: ["sparse_l1", "smooth_l1"],
+        help="shaping objectives (empty: no preprocessing)",
+        choices=None,
+        empty_ok=True,
     )
     lr: float = param(1e-3, help="Adam learning rate", gt=0.0, max=1.0)
     epochs: int = param(3, help="epochs over the transitions", min=1)
@@ -136,8 +139,6 @@ class CoinRunPreprocessConfig:
 
         for o in self.objectives:
             check_objective(o)
-        if not self.objectives:
-            raise RewardLabError("preprocess.objectives is empty; name at least one (e.g. sparse_l1)")
 
 
 @dataclass
@@ -174,10 +175,17 @@ study = Study(
     curves=[Curve("expert/metrics.csv", "success_train", "CoinRun: expert's success rate (training levels)")],
     ignore=("device", "expert.ppo.device"),
     torch_threads=2,
+    needs=lambda: _check_procgen(),
 )
 
 
 # ------------------------------------------------------------------------------------------------------ helpers
+def _check_procgen() -> None:
+    from rewardlab.envs.coinrun import check_procgen
+
+    check_procgen()
+
+
 def _spec(cfg: CoinRunConfig, unseen: bool = False) -> Any:
     """The training levels, or as many unseen levels right after them."""
     from rewardlab.envs.coinrun import CoinRunSpec
@@ -752,6 +760,7 @@ def _edits_figure(run, fn, frames, rgb, boxes, agent, groups, reward, edited) ->
     uses=["seed", "reward_model", "preprocess"],
     after=["reward-model", "rollouts"],
     reads=["rollouts/rollouts.h5", "reward_model/model.pt"],
+    applies=lambda cfg: None if cfg.preprocess.objectives else "preprocess.objectives is empty",
 )
 def step_preprocess(cfg: CoinRunConfig, run: RunDir) -> dict[str, Any]:
     """Shape the learned reward with a CNN potential per objective; sparsity and smoothness before and after.
@@ -911,3 +920,22 @@ def step_report(cfg: CoinRunConfig, run: RunDir) -> Path:
     path = run.root / "report.md"
     write_text(path, "\n".join(lines) + "\n")
     return path
+
+
+@study.hook
+def effect(summary: dict[str, Any], config: dict[str, Any]) -> Effect:
+    """What the reward model looks at: it finds the coin transitions (AUROC), yet painting the coin out of them
+    leaves its prediction where it was: it reads the agent reaching the end of the level, not the coin."""
+    auroc = figure(summary, "reward_model.auroc.test")
+    key = "interpret.counterfactual.coin painted out (coin transitions)"
+    before, after = figure(summary, f"{key}.before"), figure(summary, f"{key}.after")
+    measured = auroc is not None and before is not None and after is not None and before > 0
+    return Effect(
+        "a CoinRun reward model finds coin transitions without looking at the coin",
+        f"AUROC {auroc:.3f}; coin painted out: prediction {before:.2f} to {after:.2f}" if measured else "not measured",
+        (auroc > 0.8 and after > 0.5 * before) if measured else None,
+        "the reward net keys on the agent at the level's end, not the coin (Jenner & Gleave, CoinRun reward-net "
+        "interpretability; 200M-step expert)",
+        "figures/counterfactual_*.png and the occlusion maps: erasing the coin barely moves the predicted reward, "
+        "while the agent's position at the final wall carries it.",
+    )

@@ -22,7 +22,7 @@ from rewardlab.agents.configs import PPOConfig
 from rewardlab.config import param
 from rewardlab.core.files import file_digest
 from rewardlab.core.runs import RunDir, resolve_device, write_json
-from rewardlab.core.study import Arg, Curve, SeedMode, Study
+from rewardlab.core.study import Arg, Curve, Effect, SeedMode, Study, figure
 from rewardlab.envs.maze import SIZE, env_id, variant_of
 from rewardlab.errors import RewardLabError
 from rewardlab.learn.configs import RegressionConfig
@@ -74,7 +74,11 @@ class InterpretConfig:
 class RetrainConfig:
     """PPO retrained on the learned reward and on the true reward, both evaluated on the true reward."""
 
-    envs: list[str] = param(default_factory=lambda: [COINFLIP, TWOGOALS], help="registered maze ids to train on")
+    envs: list[str] = param(
+        default_factory=lambda: [COINFLIP, TWOGOALS],
+        help="registered maze ids to train on (empty: no retraining)",
+        empty_ok=True,
+    )
     n_seeds: int = param(
         3, help="agents per (environment, reward) pair, each with its own seed derived from the run's seed", min=1
     )
@@ -472,10 +476,20 @@ def step_interpret(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
         "probe_goal_moved_reward_elsewhere_mean": probes["goal_moved_elsewhere_mean"],
     }
     write_json(run.root / "interpret" / "probes.json", probes)
+    run.update_summary(
+        probe_no_goal_mean_reward=probes["no_goal_mean"],
+        probe_goal_moved_at_reached_cell=res["probe_goal_moved_reward_at_reached_cell"],
+    )
     return res
 
 
-@study.step("retrain", uses=["seed", "retrain"], after=["reward-model"], reads=["reward_model/model.pt"])
+@study.step(
+    "retrain",
+    uses=["seed", "retrain"],
+    after=["reward-model"],
+    reads=["reward_model/model.pt"],
+    applies=lambda cfg: None if cfg.retrain.envs else "retrain.envs is empty",
+)
 def step_retrain(cfg: LearnedRewardsConfig, run: RunDir) -> dict[str, Any]:
     """PPO on the learned reward and on the true reward, for each env and seed, evaluated on the true reward."""
     from rewardlab.agents.ppo import load_ppo, train_ppo
@@ -677,3 +691,18 @@ def step_report(cfg: LearnedRewardsConfig, run: RunDir) -> Path:
     path = run.root / "report.md"
     write_text(path, "\n".join(lines))
     return path
+
+
+@study.hook
+def effect(summary: dict[str, Any], config: dict[str, Any]) -> Effect:
+    """The counterfactual probe: the model pays for a move in a maze whose goal is erased, where the true reward is
+    0 (it learned "no goal visible in s'", a shortcut the agent hiding the goal makes possible)."""
+    x = figure(summary, "probe_no_goal_mean_reward")
+    return Effect(
+        "the reward model pays for a move in a maze with the goal erased (true reward 0)",
+        "not measured" if x is None else f"{x:.2f} per move (true: 0)",
+        None if x is None else x > 0.5,
+        "about 1 (Michaud et al. 2020, counterfactual probe; 45k-step expert, 25k transitions)",
+        "figures/counterfactual_probes.png: with no goal on the board the model predicts the goal's reward almost "
+        "everywhere, so a low test MSE hides a reward that is wrong off the expert's states.",
+    )
