@@ -362,6 +362,7 @@ class _Rollout(torch.autograd.Function):
         ctx.weights = (w34, wi, wh, wl)
         states, locs, drawn = H[:n_run], L[:n_run], drawn[:n_run]
         ctx.mark_non_differentiable(states, locs, drawn, t_stop)
+        ctx.set_materialize_grads(False)  # no zero-filled gradient for the detached states
         return h_final, states, out[:n_run], locs, drawn, t_stop
 
     @staticmethod
@@ -375,6 +376,8 @@ class _Rollout(torch.autograd.Function):
         H = ws.x[1 : n_all + 1, :, n:]
         # back through time: only dL/dh_t is sequential
         dP, dG, dWW, dA = dP[:n_all], dG[: n_all * B], dWW[: n_all * B], dA[: n_run * B]
+        if d_final is None:
+            d_final = H.new_zeros(H.shape[1:])
         stop_at = (lambda t: (ctx.t_stop == t).to(d_final.dtype)[:, None]) if dynamic else None
         dh = d_final * stop_at(n_all - 1) if dynamic else d_final
         for t in range(n_all - 1, -1, -1):
@@ -389,12 +392,14 @@ class _Rollout(torch.autograd.Function):
         _relu_grad(torch.mm(dG, w34, out=dWW), flat(WW), 0, grad_input=dWW)
         dw1, db1 = dWW[:, :gh].t() @ flat(Phi), dWW[:, :gh].sum(0)
         dw2, db2 = dWW[:, gh:].t() @ flat(ctx.locs), dWW[:, gh:].sum(0)
+        out = (dw1, db1, dw2, db2, dw34[:, :gh], db34, dw34[:, gh:], db34, dwr[:, :n], dbr, dwr[:, n:], dbr)
+        if d_out is None:
+            return (None,) * 6 + out + (None,) * 4
         # the location head, on the detached states
         dO, A = flat(d_out), flat(A)
         dwl, dbl = dO.t() @ A, dO.sum(0)
         _relu_grad(torch.mm(dO, wl, out=dA), A, 0, grad_input=dA)
         dwf, dbf = dA.t() @ flat(H[:n_run]), dA.sum(0)
-        out = (dw1, db1, dw2, db2, dw34[:, :gh], db34, dw34[:, gh:], db34, dwr[:, :n], dbr, dwr[:, n:], dbr)
         return (None,) * 6 + out + (dwf, dbf, dwl, dbl)
 
 
