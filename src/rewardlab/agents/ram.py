@@ -275,10 +275,9 @@ def _lease(model: RAM, x: torch.Tensor) -> _Lease:
     if not torch.is_grad_enabled():
         return _Lease(_Workspace(key, x, model.cfg), None)
     pool = _POOLS.setdefault(model, [])
-    while pool:
-        ws = pool.pop()
+    for i, ws in enumerate(pool):
         if ws.key == key:
-            return _Lease(ws, pool)
+            return _Lease(pool.pop(i), pool)
     return _Lease(_Workspace(key, x, model.cfg), pool)
 
 
