@@ -22,6 +22,7 @@ from rewardlab.agents.ram import (
     reference_glimpses,
 )
 from rewardlab.agents.ram_train import TrainConfig, evaluate, normalise, train_ram, train_step
+from rewardlab.agents.ram_train import adam as train_adam
 from rewardlab.core.modules import save_module
 from rewardlab.data.cluttered_mnist import (
     ClutteredMNIST,
@@ -260,6 +261,90 @@ def test_dtram_stop_rule_and_log_probs():
     loss, st = hybrid_loss(ro, y, LossConfig(reward="accuracy"), True)
     r = (ro.log_probs.argmax(1) == y).float() * 0.99**5
     assert st["reward"] == pytest.approx(float(r.mean()), abs=1e-6)
+
+
+def _reference():
+    """benchmarks/ram_reference.py: the rollout as it was before the hand-written backward (autograd, step by step)."""
+    import importlib
+    import sys
+
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    return importlib.import_module("benchmarks.ram_reference")
+
+
+@pytest.mark.parametrize(
+    "kw, stop_bias",
+    [
+        (dict(), None),
+        (dict(model="dtram"), 0.0),  # samples stop at different steps
+        (dict(model="dtram", num_glimpses=6), -50.0),  # none stops: the final seventh glimpse is classified
+        (dict(model="dtram"), 50.0),  # all stop at once
+        (dict(patch_size=4, num_patches=3, glimpse_scale=2.0, num_glimpses=5), None),
+    ],
+)
+def test_training_step_equals_the_reference_step(kw, stop_bias):
+    ref = _reference()
+    x, y = _batch(48)
+    torch.manual_seed(0)
+    m = RAM(RAMConfig(**kw))
+    if stop_bias is not None:
+        with torch.no_grad():
+            m.locator.fc_lt.bias[2] = stop_bias
+    old = RAM(m.cfg)
+    old.load_state_dict(m.state_dict())
+    m.train(), old.train()
+    loss_cfg = LossConfig(reward="log_clipping")
+    ro_new, ro_old = (
+        m(x, generator=torch.Generator().manual_seed(1)),
+        ref.reference_forward(old, x, generator=torch.Generator().manual_seed(1)),
+    )
+    assert torch.equal(ro_new.locations, ro_old.locations) and torch.equal(ro_new.t_stop, ro_old.t_stop)
+    assert torch.equal(ro_new.valid, ro_old.valid)
+    for k in ("log_probs", "log_pi", "baselines"):
+        assert torch.allclose(getattr(ro_new, k), getattr(ro_old, k), rtol=1e-5, atol=1e-5), k
+    # one whole step each (rollout, loss, backward, Adam) from the same weights and seed
+    opt_new, opt_old = train_adam(list(m.parameters()), 1e-3), torch.optim.Adam(old.parameters(), lr=1e-3)
+    st_new = train_step(m, opt_new, x, y, loss_cfg, torch.Generator().manual_seed(2))
+    st_old = ref.reference_train_step(old, opt_old, x, y, loss_cfg, torch.Generator().manual_seed(2))
+    assert st_new == pytest.approx(st_old, rel=1e-5, abs=1e-6)
+    for (name, p), q in zip(m.named_parameters(), old.parameters()):
+        scale = q.grad.abs().max().item()
+        assert torch.allclose(p.grad, q.grad, rtol=1e-4, atol=1e-5 * scale + 1e-9), name
+        # Adam's first update is lr * g / (|g| + eps): equal where the gradient stands above float noise
+        clear = q.grad.abs() > 1e-3 * scale
+        assert torch.allclose(p[clear], q[clear], atol=1e-6) and (p - q).abs().max() <= 2e-3, name
+
+
+def test_rollout_buffers_are_not_shared_by_live_graphs():
+    x, y = _batch(16)
+    torch.manual_seed(0)
+    m = RAM(RAMConfig(num_glimpses=4))
+    m.train()
+    ro1 = m(x, generator=torch.Generator().manual_seed(1))
+    g1 = torch.autograd.grad(hybrid_loss(ro1, y, LossConfig(), False)[0], list(m.parameters()), retain_graph=True)
+    ro2 = m(x.flip(0), generator=torch.Generator().manual_seed(5))  # while the first graph is alive
+    hybrid_loss(ro2, y, LossConfig(), False)[0].backward()
+    again = torch.autograd.grad(hybrid_loss(ro1, y, LossConfig(), False)[0], list(m.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(g1, again))
+    with pytest.raises(RewardLabError, match="no gradient to its input"):
+        m(x.requires_grad_())
+
+
+@pytest.mark.skipif(not IRRL_CKPTS, reason="REWARDLAB_IRRL_CKPT_DIR not set (CI sets it)")
+def test_papers_checkpoint_gives_the_reference_rollout(mnist):
+    ref = _reference()
+    model, _ = load_ram(Path(IRRL_CKPTS) / "ram_18_4x4_linear_clipping_epoch1400.pth.tar")
+    model.eval()
+    data = generate_cluttered(mnist, ClutteredSpec(n_train=10, n_test=300, bank_size=1000))
+    x = normalise(data.x_test)
+    with torch.inference_mode():
+        ours = model(x, generator=torch.Generator().manual_seed(0))
+        theirs = ref.reference_forward(model, x, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(ours.locations, theirs.locations)
+    assert torch.equal(ours.log_probs.argmax(1), theirs.log_probs.argmax(1))
+    assert torch.allclose(ours.log_probs, theirs.log_probs, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints

@@ -180,3 +180,47 @@ def test_one_reward_table_torch_and_numba_agree():
         internal_reward(torch.tensor(np.log(q)), torch.tensor(correct), "accuracy_pm1", 0.1).numpy()
         == np.where(correct, 1.0, -1.0)
     ).all()
+
+
+def _reference_kernels():
+    """benchmarks/skills_reference.py: the kernels before issue 19, loaded from its file."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "skills_reference.py"
+    spec = importlib.util.spec_from_file_location("rewardlab_skills_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "grid,K,reward,E,w,eps",
+    [
+        ("large", 16, "linear_clipping", 1, 0.0, 0.001),
+        ("large", 12, "log_clipping", 2, 20.0, 0.05),  # DISDAIN
+        ("small", 24, "accuracy", 1, 0.0, 0.3),  # many exploring steps
+        ("small", 6, "linear_noclipping", 3, 2.0, 0.0),  # no exploration draws at all
+        ("small", 8, "log_noclipping", 1, 0.0, 1.0),
+    ],
+)
+def test_training_kernel_is_bit_identical_to_the_reference(grid, K, reward, E, w, eps):
+    """The fast kernel (lockstep rollouts, shared softmax per final state, fused Q(lambda)) gives exactly the tables,
+    random stream and statistics of the straightforward one it replaced."""
+    from rewardlab.agents.skills import train_iterations
+
+    ref = _reference_kernels()
+    world = four_rooms(grid)
+    cfg = SkillConfig(grid=grid, skills=K, reward=reward, ensemble=E, bonus_weight=w, epsilon=eps)
+    out = []
+    for kernel in (ref.train_iterations, train_iterations):
+        L = SkillLearner(cfg, world, [7], threads=1)
+        stats = np.zeros(5)
+        grads = (np.zeros_like(L.Qs[0]), np.zeros_like(L.Qb[0]), np.zeros_like(L.D[0]))
+        hyper = (L.T, _REWARD_CODE[reward], w, eps, cfg.gamma, cfg.lam, cfg.lr, cfg.batch_size)
+        for n in (1, 60, 300):  # several calls: the work buffers start afresh each call
+            kernel(world.next_state, L.Qs[0], L.Qb[0], L.D[0], L.rng[:1], n, *hyper, *grads, stats)
+        out.append((L.Qs, L.Qb, L.D, L.rng, stats))
+    for a, b in zip(*out):
+        assert np.array_equal(a, b)
+    assert not np.array_equal(out[1][0], SkillLearner(cfg, world, [7]).Qs)  # it learned something

@@ -372,6 +372,94 @@ def test_entropy_ablation_tunes_alpha_towards_the_target_entropy():
     assert float(ag.log_alpha.detach()) < 0  # so alpha shrinks
 
 
+def _reference():
+    """benchmarks/ref_hl_sac.py: the high-level SAC update and replay as they were before issue 19."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "ref_hl_sac.py"
+    spec = importlib.util.spec_from_file_location("ref_hl_sac", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _close(a, b, atol=1e-5):
+    """Two agents' state_dicts (modules, optimisers, temperature) equal to float tolerance."""
+    assert a.keys() == b.keys()
+    for k in a:
+        if isinstance(a[k], dict) and "state_dict" in a[k]:
+            assert a[k]["kind"] == b[k]["kind"] and a[k]["config"] == b[k]["config"]
+            for n, t in a[k]["state_dict"].items():
+                assert torch.allclose(t, b[k]["state_dict"][n], atol=atol), (k, n)
+        elif k.startswith("opt_"):
+            assert a[k]["param_groups"] == b[k]["param_groups"] and a[k]["state"].keys() == b[k]["state"].keys()
+            for i, s in a[k]["state"].items():
+                for f, t in s.items():
+                    assert torch.allclose(t, b[k]["state"][i][f], atol=atol), (k, i, f)
+        elif k == "log_alpha":
+            assert torch.allclose(a[k], b[k], atol=atol)
+        else:
+            assert a[k] == b[k]
+
+
+@pytest.mark.parametrize("use_prior", [True, False])
+def test_update_computes_what_the_reference_update_computes(use_prior):
+    """Stacked critics, one backward pass, fused Adam, one-gather replay: same losses and weights as before."""
+    ref_mod = _reference()
+    torch.manual_seed(123)
+    prior = GoalMLP(OBS_DIM, 6).eval()
+    cfg = HLSACConfig(use_prior=use_prior, critic_layers=2, critic_hidden=32, lr=1e-3)
+    new, ref = HighLevelSAC(cfg, prior, OBS_DIM, seed=3), ref_mod.RefHighLevelSAC(cfg, prior, OBS_DIM, seed=3)
+    _close(new.state_dict(), ref.state_dict(), atol=0)  # the same initial weights from the same seed
+    rp, rp_ref = Replay(300, OBS_DIM, 6), ref_mod.RefReplay(300, OBS_DIM, 6)
+    s, s2 = torch.rand(300, OBS_DIM), torch.rand(300, OBS_DIM)
+    data = dict(s=s, s2=s2, i=torch.randint(6, (300,)), r=torch.rand(300), d=(torch.rand(300) < 0.2).float())
+    for r in (rp, rp_ref):
+        r.add(**data, lp=new.prior_logp(s), lp2=new.prior_logp(s2))
+    assert all(torch.equal(v, rp_ref.state_dict()[k]) for k, v in rp.state_dict().items() if k not in ("size", "ptr"))
+    g, g_ref = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    for _ in range(3):
+        b, b_ref = rp.sample(64, g), rp_ref.sample(64, g_ref)
+        assert all(torch.equal(b[k], b_ref[k]) for k in b_ref) and b["i"].dtype == torch.long
+        m, m_ref = new.update(b, g), ref.update(b_ref, g_ref)
+        for k in m_ref:
+            assert np.isclose(float(m[k]), m_ref[k], rtol=1e-5, atol=1e-6), k
+    _close(new.state_dict(), ref.state_dict())
+    assert torch.equal(g.get_state(), g_ref.get_state())  # the same random draws
+
+
+def test_checkpoints_load_across_the_stacked_and_the_reference_critics(tmp_path):
+    """hl_sac.pt keeps its layout (a Critic record per critic, Adam over the Critic parameters): a checkpoint of
+    either implementation resumes in the other and both continue alike."""
+    ref_mod = _reference()
+    torch.manual_seed(123)
+    prior = GoalMLP(OBS_DIM, 6).eval()
+    cfg = HLSACConfig(critic_layers=1, critic_hidden=16)
+    new, ref = HighLevelSAC(cfg, prior, OBS_DIM), ref_mod.RefHighLevelSAC(cfg, prior, OBS_DIM)
+    rp = _replay(new, 128)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(2):
+        b = rp.sample(32, g)
+        new.update(b, g), ref.update(b, torch.Generator().manual_seed(0))  # different states on purpose
+    from rewardlab.core.runs import load_checkpoint, save_checkpoint
+
+    for name, agent in (("new", new), ("ref", ref)):
+        save_checkpoint(tmp_path / f"{name}.pt", {"agent": agent.state_dict()})
+    new_into_ref = ref_mod.RefHighLevelSAC(cfg, prior, OBS_DIM, seed=9)
+    new_into_ref.load_state_dict(load_checkpoint(tmp_path / "new.pt")["agent"])
+    ref_into_new = HighLevelSAC(cfg, prior, OBS_DIM, seed=9)
+    ref_into_new.load_state_dict(load_checkpoint(tmp_path / "ref.pt")["agent"])
+    _close(new_into_ref.state_dict(), new.state_dict(), atol=0)
+    _close(ref_into_new.state_dict(), ref.state_dict(), atol=0)
+    assert ref_into_new.opt_q.param_groups[0]["fused"] or ref_into_new.opt_q.param_groups[0]["foreach"]
+    b = rp.sample(32, g)
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    m1, m2 = new.update(b, g1), new_into_ref.update(b, g2)
+    assert all(np.isclose(float(m1[k]), m2[k], rtol=1e-5, atol=1e-6) for k in m2)
+    _close(new.state_dict(), new_into_ref.state_dict())
+
+
 def _tiny_models(demos, tmp_path):
     cb = build_codebook(demos, GOAL_IDX, CodebookConfig(n_codes=6, method="random"))
     pretrain(demos, cb, PretrainConfig(steps=50, log_every=50), tmp_path / "pre")

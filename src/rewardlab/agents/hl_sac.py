@@ -11,7 +11,10 @@ entropy-regularised discrete SAC, with a target entropy of `target_entropy_ratio
 
 The executed code is stored with its transition; `store_next_code=true` reproduces the released code, which stored
 the code sampled at the next high-level step. Collection runs `n_envs` kitchens in one batch; the divergence is
-computed for the whole batch at once (the original looped over samples).
+computed for the whole batch at once (the original looped over samples). The twin critics (and their targets) live in
+one flat parameter each, every layer one batched matmul for both, with the critic's backward pass written out; an
+update runs one autograd pass (policy and temperature) and no host synchronisation (issue 19; benchmarks/ptgm.py
+measures it against the update as it was, kept in benchmarks/ref_hl_sac.py).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import copy
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -47,43 +50,212 @@ class Critic(nn.Sequential):
 
 
 class Replay:
-    """Uniform replay of high-level transitions in preallocated tensors (the prior's log-probs cached)."""
+    """Uniform replay of high-level transitions (the prior's log-probs cached), every field a column block of one
+    preallocated float tensor, so that a batch is one gather (the code index is stored as a float: exact below
+    2^24)."""
+
+    FIELDS = ("s", "s2", "i", "r", "d", "lp", "lp2")
 
     def __init__(self, capacity: int, obs_dim: int, n: int):
         self.cap, self.size, self.ptr = capacity, 0, 0
-        self.s = torch.zeros(capacity, obs_dim)
-        self.s2 = torch.zeros(capacity, obs_dim)
-        self.i = torch.zeros(capacity, dtype=torch.long)
-        self.r = torch.zeros(capacity)
-        self.d = torch.zeros(capacity)
-        self.lp = torch.zeros(capacity, n)  # log prior(. | s)
-        self.lp2 = torch.zeros(capacity, n)  # log prior(. | s')
+        widths = {"s": obs_dim, "s2": obs_dim, "i": 1, "r": 1, "d": 1, "lp": n, "lp2": n}  # lp: log prior(. | s)
+        self.cols: dict[str, slice | int] = {}
+        c = 0
+        for k in self.FIELDS:
+            self.cols[k] = c if widths[k] == 1 else slice(c, c + widths[k])
+            c += widths[k]
+        self.buf = torch.zeros(capacity, c)
 
-    FIELDS = ("s", "s2", "i", "r", "d", "lp", "lp2")
+    def __getattr__(self, k: str) -> torch.Tensor:
+        if k in Replay.FIELDS:
+            col = self.buf[:, self.cols[k]]
+            return col.long() if k == "i" else col
+        raise AttributeError(k)
 
     def add(self, **batch: torch.Tensor) -> None:
         m = len(batch["s"])
         idx = (self.ptr + torch.arange(m)) % self.cap
         for k in self.FIELDS:
-            getattr(self, k)[idx] = batch[k].to(getattr(self, k).dtype)
+            self.buf[idx, self.cols[k]] = batch[k].to(self.buf.dtype)
         self.ptr = (self.ptr + m) % self.cap
         self.size = min(self.size + m, self.cap)
 
     def sample(self, batch: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        idx = torch.randint(self.size, (batch,), generator=gen)
-        return {k: getattr(self, k)[idx] for k in self.FIELDS}
+        rows = self.buf[torch.randint(self.size, (batch,), generator=gen)]
+        return {k: rows[:, c].long() if k == "i" else rows[:, c] for k, c in self.cols.items()}
 
     def state_dict(self) -> dict[str, Any]:
+        """Each field as its own tensor (the code index as int64), as before the fields shared one tensor."""
         return {"size": self.size, "ptr": self.ptr, **{k: getattr(self, k)[: self.size].clone() for k in self.FIELDS}}
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
         self.size, self.ptr = st["size"], st["ptr"]
         for k in self.FIELDS:
-            getattr(self, k)[: self.size] = st[k]
+            self.buf[: self.size, self.cols[k]] = st[k].to(self.buf.dtype)
+
+
+class CriticEnsemble(nn.Module):
+    """`e` critics of the Critic's architecture in one flat parameter `flat` (e, P): critic c's layer j is the
+    weight `flat[c, o_j : o_j + in * out]` viewed as (in, out) followed by its bias (out,). One batched matmul per
+    layer computes every critic; clipping, Adam and the target average are one operation each on `flat`.
+    `train_forward` and `backward_` are the forward and backward passes of a training step written out (no
+    autograd graph); `forward` also works under autograd. Checkpoints hold each critic as its own Critic record
+    (`to_critics`, `from_critics`), as they did before the critics were stacked."""
+
+    def __init__(self, critics: Sequence[Critic]):
+        super().__init__()
+        lins = [[m for m in c if isinstance(m, nn.Linear)] for c in critics]
+        self.e = len(lins)
+        self.dims = [(m.in_features, m.out_features) for m in lins[0]]
+        self.offsets = []
+        off = 0
+        for i, o in self.dims:
+            self.offsets.append(off)
+            off += i * o + o
+        self.flat = nn.Parameter(torch.zeros(self.e, off))
+        self.from_critics(critics)
+
+    def layers(self, t: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(weight (e, in, out), bias (e, 1, out)) views of a flat (e, P) tensor, layer by layer."""
+        return [
+            (t[:, o : o + i * u].view(self.e, i, u), t[:, o + i * u : o + i * u + u].view(self.e, 1, u))
+            for o, (i, u) in zip(self.offsets, self.dims)
+        ]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Q-values of every critic: (e, batch, n)."""
+        h = x.expand(self.e, *x.shape)
+        views = self.layers(self.flat)
+        for j, (w, b) in enumerate(views):
+            h = torch.baddbmm(b, h, w)
+            if j < len(views) - 1:
+                h = F.leaky_relu(h, 0.2)
+        return h
+
+    @torch.no_grad()
+    def train_forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Q-values (e, batch, n) and every layer's input, for `backward_`."""
+        h = x.expand(self.e, *x.shape)
+        inputs = []
+        views = self.layers(self.flat)
+        for j, (w, b) in enumerate(views):
+            inputs.append(h)
+            h = torch.baddbmm(b, h, w)
+            if j < len(views) - 1:
+                F.leaky_relu_(h, 0.2)
+        return h, inputs
+
+    @torch.no_grad()
+    def backward_(self, inputs: list[torch.Tensor], grad_q: torch.Tensor) -> None:
+        """Write d loss / d flat into `flat.grad`, given d loss / d Q (e, batch, n) and `train_forward`'s inputs."""
+        if self.flat.grad is None:
+            self.flat.grad = torch.empty_like(self.flat)
+        g = grad_q
+        views, grads = self.layers(self.flat), self.layers(self.flat.grad)
+        for j in reversed(range(len(views))):
+            gw, gb = grads[j]
+            torch.bmm(inputs[j].transpose(1, 2), g, out=gw)
+            torch.sum(g, dim=1, keepdim=True, out=gb)
+            if j:
+                g = torch.bmm(g, views[j][0].transpose(1, 2))
+                # LeakyReLU's gradient, from its output (positive exactly where its input was)
+                g = torch.ops.aten.leaky_relu_backward(g, inputs[j], 0.2, True)
+
+    def clip_grad_norm_(self, max_norm: float) -> torch.Tensor:
+        """Each critic's gradient scaled as `nn.utils.clip_grad_norm_` would scale that critic's alone."""
+        norms = torch.linalg.vector_norm(self.flat.grad, dim=1)
+        self.flat.grad.mul_((max_norm / (norms + 1e-6)).clamp(max=1.0)[:, None])
+        return norms
+
+    def _linear(self, t: torch.Tensor, c: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Critic c's (weight, bias) per layer from a flat (e, P) tensor, laid out as nn.Linear holds them."""
+        return [(w[c].T, b[c, 0]) for w, b in self.layers(t)]
+
+    @torch.no_grad()
+    def to_critics(self, critics: Sequence[Critic]) -> None:
+        """Copy the weights into `e` Critic modules."""
+        for c, critic in enumerate(critics):
+            lins = [m for m in critic if isinstance(m, nn.Linear)]
+            for m, (w, b) in zip(lins, self._linear(self.flat, c)):
+                m.weight.copy_(w)
+                m.bias.copy_(b)
+
+    @torch.no_grad()
+    def from_critics(self, critics: Sequence[Critic]) -> None:
+        """Copy `e` Critic modules' weights in."""
+        for c, critic in enumerate(critics):
+            lins = [m for m in critic if isinstance(m, nn.Linear)]
+            for m, (w, b) in zip(lins, self._linear(self.flat, c)):
+                w.copy_(m.weight)
+                b.copy_(m.bias)
+
+    def adam_state_to_critics(self, st: dict[str, Any]) -> dict[str, Any]:
+        """An Adam state_dict over `flat` as one over `[*critic_0.parameters(), ...]` (the checkpoint's layout:
+        a Critic's parameters layer by layer, weight then bias)."""
+        s = st["state"].get(0)
+        state: dict[int, Any] = {}
+        if s is not None:
+            for c in range(self.e):
+                per = {k: self._linear(v, c) for k, v in s.items() if k != "step"}
+                for j in range(len(self.dims)):
+                    for kind in (0, 1):
+                        state[c * 2 * len(self.dims) + 2 * j + kind] = {"step": s["step"].clone()} | {
+                            k: v[j][kind].contiguous() for k, v in per.items()
+                        }
+        groups = [{**g, "params": list(range(self.e * 2 * len(self.dims))), **_PLAIN_ADAM} for g in st["param_groups"]]
+        return {"state": state, "param_groups": groups}
+
+    def adam_state_from_critics(self, st: dict[str, Any]) -> dict[str, Any]:
+        """The inverse of `adam_state_to_critics`."""
+        state: dict[int, Any] = {}
+        n = self.e * 2 * len(self.dims)
+        if all(st["state"].get(k) is not None for k in range(n)):
+            first = st["state"][0]
+            s = {"step": first["step"].clone()} | {k: torch.zeros_like(self.flat) for k in first if k != "step"}
+            for k in s:
+                if k == "step":
+                    continue
+                for c in range(self.e):
+                    for j, (w, b) in enumerate(self._linear(s[k], c)):
+                        base = c * 2 * len(self.dims) + 2 * j
+                        w.copy_(st["state"][base][k])
+                        b.copy_(st["state"][base + 1][k])
+            state[0] = s
+        return {"state": state, "param_groups": [{**g, "params": [0]} for g in st["param_groups"]]}
+
+
+# the flags of the optimisers that checkpoints were written with (and that load them back as they were saved)
+_PLAIN_ADAM = {"foreach": None, "fused": None}
+
+
+def _adam(params: Any, lr: float) -> torch.optim.Adam:
+    """Adam with its fused kernel (one call for every tensor) where torch has it for the device, else foreach."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
+def _load_adam(opt: torch.optim.Adam, st: dict[str, Any]) -> None:
+    """Load a saved Adam state keeping this optimiser's kernel choice (fused or foreach)."""
+    flags = [{k: g[k] for k in _PLAIN_ADAM} for g in opt.param_groups]
+    opt.load_state_dict(st)
+    for g, f in zip(opt.param_groups, flags):
+        g.update(f)
+
+
+def _save_adam(opt: torch.optim.Adam) -> dict[str, Any]:
+    st = opt.state_dict()
+    return {**st, "param_groups": [{**g, **_PLAIN_ADAM} for g in st["param_groups"]]}
 
 
 class HighLevelSAC:
-    """The high-level learner: policy over codes, twin critics with targets, temperature."""
+    """The high-level learner: policy over codes, twin critics (stacked, with stacked targets), temperature.
+
+    One update is one forward pass of the twin critics on s (and one of their targets on s'), one backward pass for
+    the critic, policy and temperature losses together (they share no parameters), and three fused Adam steps; its
+    metrics stay tensors, so nothing waits on them (benchmarks/ref_hl_sac.py is the update as it was before)."""
 
     def __init__(self, cfg: HLSACConfig, prior: GoalMLP, obs_dim: int, seed: int = 0):
         torch.manual_seed(seed)
@@ -95,15 +267,15 @@ class HighLevelSAC:
         else:
             self.policy = GoalMLP(obs_dim, self.n, prior.dims["hidden"], prior.dims["blocks"])
         self.policy.requires_grad_(True).eval()  # BatchNorm stays in eval mode (the prior's running statistics)
-        self.q1 = Critic(obs_dim, self.n, cfg.critic_hidden, cfg.critic_layers)
-        self.q2 = Critic(obs_dim, self.n, cfg.critic_hidden, cfg.critic_layers)
-        self.q1t, self.q2t = copy.deepcopy(self.q1), copy.deepcopy(self.q2)
-        for t in (self.q1t, self.q2t):
-            t.requires_grad_(False)
+        # built as two Critic modules (so a seed gives the weights it always gave), then stacked; the Critic modules
+        # stay as the checkpoint's records of the two critics
+        self._critics = [Critic(obs_dim, self.n, cfg.critic_hidden, cfg.critic_layers) for _ in range(2)]
+        self.q = CriticEnsemble(self._critics)
+        self.qt = copy.deepcopy(self.q).requires_grad_(False)
         self.log_alpha = torch.tensor(float(cfg.init_log_alpha), requires_grad=True)
-        self.opt_pi = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
-        self.opt_q = torch.optim.Adam([*self.q1.parameters(), *self.q2.parameters()], lr=cfg.lr)
-        self.opt_alpha = torch.optim.Adam([self.log_alpha], lr=cfg.lr)
+        self.opt_pi = _adam(self.policy.parameters(), cfg.lr)
+        self.opt_q = _adam(self.q.parameters(), cfg.lr)
+        self.opt_alpha = _adam([self.log_alpha], cfg.lr)
         self.target = cfg.target_divergence if cfg.use_prior else (1 - cfg.target_entropy_ratio) * float(np.log(self.n))
         self.updates = 0
 
@@ -124,63 +296,76 @@ class HighLevelSAC:
     def act(self, s: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         return torch.multinomial(F.softmax(self.policy(s), dim=-1), 1, generator=gen).squeeze(1)
 
-    def update(self, b: dict[str, torch.Tensor], gen: torch.Generator) -> dict[str, float]:
+    def update(self, b: dict[str, torch.Tensor], gen: torch.Generator) -> dict[str, torch.Tensor]:
+        """One SAC update on batch `b`; returns its losses and statistics as 0-d tensors (read them when logging)."""
         cfg = self.cfg
-        alpha = self.log_alpha.exp().detach()
+        e, batch = self.q.e, len(b["s"])
+        alpha = self.log_alpha.detach().exp()
         with torch.no_grad():
             logits2 = self.policy(b["s2"])
             i2 = torch.multinomial(F.softmax(logits2, dim=-1), 1, generator=gen)
-            qn = torch.min(self.q1t(b["s2"]), self.q2t(b["s2"])).gather(1, i2).squeeze(1)
+            qn = self.qt(b["s2"]).gather(2, i2.expand(e, -1, -1)).amin(0).squeeze(1)
             y = b["r"] + cfg.gamma * (1 - b["d"]) * (qn - alpha * self.divergence(logits2, b["lp2"]))
-        idx = b["i"][:, None]
-        q1, q2 = self.q1(b["s"]), self.q2(b["s"])
-        q_loss = (
-            0.5 * ((q1.gather(1, idx).squeeze(1) - y) ** 2).mean()
-            + 0.5 * ((q2.gather(1, idx).squeeze(1) - y) ** 2).mean()
-        )
-        self.opt_q.zero_grad(set_to_none=True)
-        q_loss.backward()
-        nn.utils.clip_grad_norm_(self.q1.parameters(), cfg.grad_clip)
-        nn.utils.clip_grad_norm_(self.q2.parameters(), cfg.grad_clip)
-        self.opt_q.step()
-        qmin = torch.min(q1, q2).detach()
+            # the critics: loss sum_j 0.5 mean (Q_j(s, i) - y)^2, its gradient passed back by hand
+            q, inputs = self.q.train_forward(b["s"])
+            idx = b["i"].view(1, -1, 1).expand(e, -1, -1)
+            err = q.gather(2, idx).squeeze(2) - y
+            q_loss = 0.5 * err.pow(2).mean(1).sum()
+            self.q.backward_(inputs, torch.zeros_like(q).scatter_(2, idx, (err / batch).unsqueeze(2)))
+            qmin = q.amin(0)
         logits = self.policy(b["s"])
         div = self.divergence(logits, b["lp"])
         pi_loss = (-(F.softmax(logits, dim=-1) * qmin).sum(-1) + alpha * div).mean()
-        self.opt_pi.zero_grad(set_to_none=True)
-        pi_loss.backward()
-        nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.grad_clip)
-        self.opt_pi.step()
         a_loss = self.log_alpha.exp() * (self.target - div.detach()).mean()
+        self.opt_pi.zero_grad(set_to_none=True)
         self.opt_alpha.zero_grad(set_to_none=True)
-        a_loss.backward()
+        # the policy and temperature losses share no parameters (alpha sees the divergence detached)
+        (pi_loss + a_loss).backward()
+        self.q.clip_grad_norm_(cfg.grad_clip)
+        nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.grad_clip, foreach=True)
+        self.opt_q.step()
+        self.opt_pi.step()
         self.opt_alpha.step()
         with torch.no_grad():
-            for net, tgt in ((self.q1, self.q1t), (self.q2, self.q2t)):
-                for p, pt in zip(net.parameters(), tgt.parameters()):
-                    pt.lerp_(p, cfg.tau)
+            self.qt.flat.lerp_(self.q.flat, cfg.tau)
         self.updates += 1
         return {
-            "q_loss": float(q_loss.detach()),
-            "pi_loss": float(pi_loss.detach()),
-            "divergence": float(div.detach().mean()),
-            "alpha": float(alpha),
-            "q": float(qmin.mean()),
+            "q_loss": q_loss,
+            "pi_loss": pi_loss.detach(),
+            "divergence": div.detach().mean(),
+            "alpha": alpha,
+            "q": qmin.mean(),
         }
 
     def state_dict(self) -> dict[str, Any]:
-        """Policy and critics as module records (rewardlab.core.modules), optimisers, temperature, update count."""
+        """Policy and critics as module records (rewardlab.core.modules; each critic a Critic record, as before the
+        critics were stacked), optimisers (the critics' over the Critic records' parameters), temperature, update
+        count."""
+        records = {"policy": module_record(self.policy)}
+        for ens, names in ((self.q, ("q1", "q2")), (self.qt, ("q1t", "q2t"))):
+            ens.to_critics(self._critics)
+            for k, c in zip(names, self._critics):  # a record holds the module's tensors: copy them out
+                rec = module_record(c)
+                records[k] = rec | {"state_dict": {n: t.clone() for n, t in rec["state_dict"].items()}}
         return (
-            {k: module_record(getattr(self, k)) for k in ("policy", "q1", "q2", "q1t", "q2t")}
-            | {k: getattr(self, k).state_dict() for k in ("opt_pi", "opt_q", "opt_alpha")}
-            | {"log_alpha": self.log_alpha.detach(), "updates": self.updates}
+            records
+            | {
+                "opt_pi": _save_adam(self.opt_pi),
+                "opt_q": self.q.adam_state_to_critics(self.opt_q.state_dict()),
+                "opt_alpha": _save_adam(self.opt_alpha),
+            }
+            | {"log_alpha": self.log_alpha.detach().clone(), "updates": self.updates}
         )
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
-        for k in ("policy", "q1", "q2", "q1t", "q2t"):
-            getattr(self, k).load_state_dict(module_weights(st[k]))
-        for k in ("opt_pi", "opt_q", "opt_alpha"):
-            getattr(self, k).load_state_dict(st[k])
+        self.policy.load_state_dict(module_weights(st["policy"]))
+        for ens, names in ((self.q, ("q1", "q2")), (self.qt, ("q1t", "q2t"))):
+            for k, c in zip(names, self._critics):
+                c.load_state_dict(module_weights(st[k]))
+            ens.from_critics(self._critics)
+        _load_adam(self.opt_pi, st["opt_pi"])
+        _load_adam(self.opt_q, self.q.adam_state_from_critics(st["opt_q"]))
+        _load_adam(self.opt_alpha, st["opt_alpha"])
         with torch.no_grad():
             self.log_alpha.copy_(st["log_alpha"])
         self.updates = st["updates"]
@@ -335,7 +520,7 @@ def train_hl(
     pending: dict[str, torch.Tensor] | None = None  # for store_next_code
     next_eval = (st["env_steps"] // cfg.eval_every + 1) * cfg.eval_every
     budget_updates = 0.0
-    stats: dict[str, list[float]] = {}
+    stats: dict[str, list[torch.Tensor]] = {}  # per-update metrics, read once per evaluation
     t0 = time.perf_counter()
     while st["env_steps"] < cfg.env_steps:
         s = torch.as_tensor(obs)
@@ -381,7 +566,7 @@ def train_hl(
             t0 = time.perf_counter()
             do_eval()
             if log is not None and stats:
-                row = {f"train/{k_}": float(np.mean(v)) for k_, v in stats.items()}
+                row = {f"train/{k_}": float(torch.stack(v).double().mean()) for k_, v in stats.items()}
                 recent = st["episodes"][-50:]
                 if recent:
                     row["train/episode_subtasks"] = float(np.mean(recent))

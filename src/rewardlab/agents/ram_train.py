@@ -26,10 +26,10 @@ from rewardlab.errors import RewardLabError
 def normalise(x: np.ndarray | torch.Tensor) -> torch.Tensor:
     """Images in [0, 1] (N, H, W) to the network's input (N, 1, H, W): (x - 0.1307) / 0.3081."""
     x = torch.as_tensor(x)
-    return ((x - MEAN) / STD).unsqueeze(1)
+    return (x - MEAN).div_(STD).unsqueeze(1)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(
     model: RAM,
     x: np.ndarray,
@@ -65,6 +65,15 @@ def evaluate(
         out["q_oracle"] = torch.cat(q_oracle).numpy()
         out["delta"] = out["q_true"] - out["q_oracle"]
     return out
+
+
+def adam(params: list[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
+    """Adam as one fused kernel per tensor where this torch has it for the parameters' device (torch >= 2.4 on CPU);
+    the same update as the default to float rounding, and the same state_dict."""
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.Adam(params, lr=lr)
 
 
 def train_step(
@@ -117,7 +126,7 @@ def train_ram(
         oracle.to(device)
         if oracle.drift:  # the original's bug: the oracle classifier sits in the optimiser
             params += list(oracle.classifier.parameters())
-    opt = torch.optim.Adam(params, lr=cfg.lr)
+    opt = adam(params, cfg.lr)
     start, best, history = 0, -1.0, []
     last = out_dir / "last.pt"
     if last.exists():

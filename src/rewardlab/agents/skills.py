@@ -10,7 +10,10 @@ plus the discriminator's mean cross-entropy.
 
 Implementation: numba. Measured on 2 cores (`python -m benchmarks irrl_skills`), a compiled loop beats numpy (one
 call per time step) by far at these sizes; seeds run side by side in threads (the kernels release the GIL). Every seed
-has its own random stream (splitmix64), so a seed's run does not depend on which seeds run beside it.
+has its own random stream (splitmix64), so a seed's run does not depend on which seeds run beside it. The training
+kernel does each iteration's B trajectories side by side, one softmax per distinct final state and the rollout's
+greedy actions as the bootstrap actions; it is bit for bit the plain loop it replaced (benchmarks/skills_reference.py,
+tested).
 """
 
 from __future__ import annotations
@@ -145,65 +148,233 @@ def _td_grad(q, qs, qb, w, z, states, actions, r, T, gamma, lam, scale, gq):
     return loss
 
 
+@nb.njit(inline="always", cache=True)
+def _draw_iteration(rng, n, K, A, T, eps, B, codes, explore):
+    """The iteration's random numbers, drawn in the order a trajectory-by-trajectory rollout draws them: per
+    trajectory its skill, then per step the exploration test (only when eps > 0) and, if exploring, the action.
+    explore[b, t] is the random action, or -1 where the step acts greedily."""
+    for b in range(B):
+        codes[b] = min(int(_next(rng, n) * K), K - 1)
+        for t in range(T):
+            if eps > 0.0 and _next(rng, n) < eps:
+                explore[b, t] = min(int(_next(rng, n) * A), A - 1)
+            else:
+                explore[b, t] = -1
+
+
+@nb.njit(inline="always", cache=True)
+def _rollouts(nxt, qs, qb, w, T, B, codes, explore, S, Act, Gr):
+    """All B trajectories side by side, one step of each at a time (independent chains the CPU overlaps).
+    S: states (B, T+1); Act: actions taken; Gr: the greedy action at each visited state (the Q(lambda) bootstrap)."""
+    A = qs.shape[2]
+    for b in range(B):
+        S[b, 0] = 0
+    for t in range(T):
+        for b in range(B):
+            z, s = codes[b], S[b, t]
+            best, arg = -1e300, 0
+            for a in range(A):
+                v = qs[z, s, a] + w * qb[z, s, a]
+                better = v > best
+                best = v if better else best
+                arg = a if better else arg
+            Gr[b, t] = arg
+            e = explore[b, t]
+            a = e if e >= 0 else arg
+            Act[b, t] = a
+            S[b, t + 1] = nxt[s, a]
+
+
+@nb.njit(inline="always", cache=True)
+def _row_softmax(d, sT, e, probs):
+    """probs[:] = softmax of member e's logits at sT (0 at the start state), exactly as `_discriminate` computes
+    it; returns log of the normaliser (logp = logit - returned value)."""
+    K = probs.shape[0]
+    m = -1e300
+    if sT > 0:
+        for k in range(K):
+            v = d[e, sT, k]
+            m = v if v > m else m
+    else:
+        m = 0.0
+    tot = 0.0
+    for k in range(K):
+        p = math.exp((d[e, sT, k] if sT > 0 else 0.0) - m)
+        probs[k] = p
+        tot += p
+    for k in range(K):
+        probs[k] /= tot
+    return math.log(tot) + m
+
+
+@nb.njit(inline="always", cache=True)
+def _softmax_slots(d, S, T, B, slot_of_state, slot, slot_state, probs, pavg, lts, args, bonuses):
+    """One softmax per distinct final state (a slot), as `_discriminate` computes it; slot[b] is trajectory b's.
+    Per slot: members' probs, ensemble mean pavg (E > 1), log normalisers, argmax of the mean, DISDAIN bonus.
+    Returns the number of slots."""
+    E, _, K = d.shape
+    n_slots = 0
+    for b in range(B):
+        sT = S[b, T]
+        j = slot_of_state[sT]
+        if j < 0:
+            j = n_slots
+            n_slots += 1
+            slot_of_state[sT] = j
+            slot_state[j] = sT
+            for e in range(E):
+                lts[j, e] = _row_softmax(d, sT, e, probs[j, e])
+            best, arg, h_avg = -1.0, 0, 0.0
+            if E == 1:
+                for k in range(K):
+                    pa = probs[j, 0, k]
+                    if pa > best:
+                        best, arg = pa, k
+                bonuses[j] = 0.0
+            else:
+                for k in range(K):
+                    pa = 0.0
+                    for e in range(E):
+                        pa += probs[j, e, k]
+                    pa /= E
+                    pavg[j, k] = pa
+                    if pa > best:
+                        best, arg = pa, k
+                    if pa > 0.0:
+                        h_avg -= pa * math.log(pa)
+                h_members = 0.0
+                for e in range(E):
+                    lt = lts[j, e]
+                    for k in range(K):
+                        p = probs[j, e, k]
+                        if p > 0.0:
+                            h_members -= p * ((d[e, sT, k] if sT > 0 else 0.0) - lt)
+                h_members /= E
+                bonuses[j] = h_avg - h_members
+            args[j] = arg
+        slot[b] = j
+    return n_slots
+
+
+@nb.njit(inline="always", cache=True)
+def _td_and_stats(
+    qs, qb, d, code, gamma, lam, T, B, codes, S, Act, Gr, slot, probs, pavg, lts, args, bonuses, gqs, gqb, stats
+):
+    """Rewards, the Q(lambda) gradients of both tables (the bootstrap action being the rollout's greedy one) and the
+    statistics, trajectory by trajectory as `_td_grad` and the reference loop do them."""
+    E, _, K = d.shape
+    scale = 1.0 / B
+    for b in range(B):
+        z, j = codes[b], slot[b]
+        sT = S[b, T]
+        q_z = probs[j, 0, z] if E == 1 else pavg[j, z]
+        log_qz = math.log(q_z) if q_z > 0.0 else -745.0
+        correct = 1.0 if args[j] == z else 0.0
+        bonus = bonuses[j]
+        r = _skill_reward(code, log_qz, q_z, correct, K)
+        Gs, Gb, loss_s, loss_b = r, bonus, 0.0, 0.0
+        for t in range(T - 1, -1, -1):
+            if t < T - 1:
+                s1, a1 = S[b, t + 1], Gr[b, t + 1]
+                Gs = gamma * ((1.0 - lam) * qs[z, s1, a1] + lam * Gs)
+                Gb = gamma * ((1.0 - lam) * qb[z, s1, a1] + lam * Gb)
+            s, a = S[b, t], Act[b, t]
+            td = Gs - qs[z, s, a]
+            loss_s += td * td
+            gqs[z, s, a] -= 2.0 * td * scale
+            td = Gb - qb[z, s, a]
+            loss_b += td * td
+            gqb[z, s, a] -= 2.0 * td * scale
+        stats[0] += loss_s / B
+        stats[1] += loss_b / B
+        lsum = 0.0
+        for e in range(E):
+            lsum += (d[e, sT, z] if sT > 0 else 0.0) - lts[j, e]
+        stats[2] += -lsum / (E * B)
+        stats[3] += r / B
+        stats[4] += bonus / B
+
+
+@nb.njit(inline="always", cache=True)
+def _apply_q(qs, qb, lr, T, B, codes, S, Act, gqs, gqb):
+    """SGD on the touched Q entries; zeroes the gradient buffers again."""
+    for b in range(B):
+        z = codes[b]
+        for t in range(T):
+            s, a = S[b, t], Act[b, t]
+            if gqs[z, s, a] != 0.0 or gqb[z, s, a] != 0.0:
+                qs[z, s, a] -= lr * gqs[z, s, a]
+                qb[z, s, a] -= lr * gqb[z, s, a]
+                gqs[z, s, a] = 0.0
+                gqb[z, s, a] = 0.0
+
+
+@nb.njit(inline="always", cache=True)
+def _apply_d(d, lr, B, n_slots, slot_of_state, slot, slot_state, codes, probs, acc):
+    """SGD on the discriminator rows of the slots, each row's gradient summed in trajectory order; frees the slots."""
+    E, _, K = d.shape
+    for j in range(n_slots):
+        sT = slot_state[j]
+        slot_of_state[sT] = -1
+        if sT == 0:  # the start state's logits are fixed at 0
+            continue
+        for e in range(E):
+            acc[:] = 0.0
+            for b in range(B):
+                if slot[b] == j:
+                    for k in range(K):
+                        acc[k] += probs[j, e, k] / (E * B)
+                    acc[codes[b]] -= 1.0 / (E * B)
+            for k in range(K):
+                if acc[k] != 0.0:
+                    d[e, sT, k] -= lr * acc[k]
+
+
+@nb.njit(cache=True)
+def _work_buffers(S_states, K, E, T, B):
+    """Per-iteration work arrays of `train_iterations`, allocated once per call."""
+    return (
+        np.empty(B, dtype=np.int64),  # codes
+        np.empty((B, T), dtype=np.int64),  # explore
+        np.empty((B, T + 1), dtype=np.int64),  # S
+        np.empty((B, T), dtype=np.int64),  # Act
+        np.empty((B, T), dtype=np.int64),  # Gr
+        np.full(S_states, -1, dtype=np.int64),  # slot_of_state
+        np.empty(B, dtype=np.int64),  # slot
+        np.empty(B, dtype=np.int64),  # slot_state
+        np.empty((B, E, K)),  # probs
+        np.empty((B, K)),  # pavg
+        np.empty((B, E)),  # lts
+        np.empty(B, dtype=np.int64),  # args
+        np.empty(B),  # bonuses
+        np.empty(K),  # acc
+    )
+
+
 @nb.njit(nogil=True, cache=True)
 def train_iterations(nxt, qs, qb, d, rng, n_iter, T, code, w, eps, gamma, lam, lr, B, gqs, gqb, gd, stats):
     """Run n_iter SGD iterations of one seed (its tables qs, qb, d and its random stream rng[0]).
 
     stats accumulates (skill loss, bonus loss, discriminator loss, skill reward, bonus) sums over the iterations.
+    Bit for bit the straightforward iteration (benchmarks/skills_reference.py): the same random numbers in the same
+    order and the same float operations in the same order; only work whose result is already known is skipped (the
+    tables do not change within an iteration, so the bootstrap action is the one the rollout computed, and
+    trajectories ending in the same state share one softmax). gd is not used (kept for the signature).
     """
-    K = qs.shape[0]
+    K, S_states, A = qs.shape
     E = d.shape[0]
-    n = 0
-    if True:
-        states = np.empty(T + 1, dtype=np.int64)
-        actions = np.empty(T, dtype=np.int64)
-        all_states = np.empty((B, T + 1), dtype=np.int64)
-        all_actions = np.empty((B, T), dtype=np.int64)
-        codes = np.empty(B, dtype=np.int64)
-        probs = np.empty((E, K))
-        logp = np.empty((E, K))
-        for _ in range(n_iter):  # the gradient buffers are all zero here: each update zeroes what it applied
-            for b in range(B):
-                z = min(int(_next(rng, n) * K), K - 1)
-                codes[b] = z
-                _rollout(nxt, qs, qb, w, z, T, eps, rng, n, states, actions)
-                all_states[b] = states
-                all_actions[b] = actions
-            for b in range(B):
-                z = codes[b]
-                sT = all_states[b, T]
-                log_qz, q_z, correct, bonus = _discriminate(d, sT, z, probs, logp)
-                r = _skill_reward(code, log_qz, q_z, correct, K)
-                stats[0] += (
-                    _td_grad(qs, qs, qb, w, z, all_states[b], all_actions[b], r, T, gamma, lam, 1.0 / B, gqs) / B
-                )
-                stats[1] += (
-                    _td_grad(qb, qs, qb, w, z, all_states[b], all_actions[b], bonus, T, gamma, lam, 1.0 / B, gqb) / B
-                )
-                if sT > 0:  # the start state's logits are fixed at 0
-                    for e in range(E):
-                        for k in range(K):
-                            gd[e, sT, k] += probs[e, k] / (E * B)
-                        gd[e, sT, z] -= 1.0 / (E * B)
-                stats[2] += -(logp[:, z].sum()) / (E * B)
-                stats[3] += r / B
-                stats[4] += bonus / B
-            for b in range(B):  # apply only the touched entries
-                z = codes[b]
-                for t in range(T):
-                    s, a = all_states[b, t], all_actions[b, t]
-                    if gqs[z, s, a] != 0.0 or gqb[z, s, a] != 0.0:
-                        qs[z, s, a] -= lr * gqs[z, s, a]
-                        qb[z, s, a] -= lr * gqb[z, s, a]
-                        gqs[z, s, a] = 0.0
-                        gqb[z, s, a] = 0.0
-                sT = all_states[b, T]
-                if sT > 0:
-                    for e in range(E):
-                        for k in range(K):
-                            if gd[e, sT, k] != 0.0:
-                                d[e, sT, k] -= lr * gd[e, sT, k]
-                                gd[e, sT, k] = 0.0
+    codes, explore, S, Act, Gr, slot_of_state, slot, slot_state, probs, pavg, lts, args, bonuses, acc = _work_buffers(
+        S_states, K, E, T, B
+    )
+    for _ in range(n_iter):  # gqs, gqb are all zero here: each update zeroes what it applied
+        _draw_iteration(rng, 0, K, A, T, eps, B, codes, explore)
+        _rollouts(nxt, qs, qb, w, T, B, codes, explore, S, Act, Gr)
+        n_slots = _softmax_slots(d, S, T, B, slot_of_state, slot, slot_state, probs, pavg, lts, args, bonuses)
+        _td_and_stats(
+            qs, qb, d, code, gamma, lam, T, B, codes, S, Act, Gr, slot, probs, pavg, lts, args, bonuses, gqs, gqb, stats
+        )
+        _apply_q(qs, qb, lr, T, B, codes, S, Act, gqs, gqb)
+        _apply_d(d, lr, B, n_slots, slot_of_state, slot, slot_state, codes, probs, acc)
 
 
 @nb.njit(nogil=True, cache=True)
