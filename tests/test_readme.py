@@ -17,6 +17,7 @@ CKPT = "ram_18_4x4_linear_clipping_epoch1400.pth.tar"
 
 MODES = {
     "rewardlab demo": "dry",
+    "rewardlab demo --list": "run",
     "rewardlab <study> run --preset fast|paper --out DIR [key=value ...]": "run",
     "rewardlab <study> <step> --out DIR [key=value ...]": "run",
     "rewardlab <study> status --out DIR": "run",

@@ -156,6 +156,8 @@ def run_demo(
         return 0
     for name, why in skipped.items():
         print(f"{name}: skipped, {why}", file=out)
+    if not todo:
+        return 0
     t_start = time.time()
     overview = ["| study | the paper's effect | ours | paper | agrees |", "|---|---|---|---|---|"]
     details: list[str] = []

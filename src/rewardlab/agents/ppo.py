@@ -144,6 +144,7 @@ def train_ppo(
         save_ppo(model, out_dir / "model.pt", cfg)
     finally:
         logger.close()
+        model.logger.close()  # SB3's progress.csv (left open, it warns at exit)
     return model
 
 
