@@ -102,6 +102,7 @@ ATARI_TINY = [
     "expert.ppo.total_timesteps=2048",
     "expert.ppo.checkpoint_every=1024",
     "expert.eval_games=4",
+    "expert.eval_step_cap=1000",
     "expert.video_steps=30",
     "dataset.n_train=40",
     "dataset.n_test=40",
@@ -114,6 +115,7 @@ ATARI_TINY = [
     "interpret.timeseries_skip=10",
     "retrain.ppo.total_timesteps=1024",
     "retrain.eval_games=2",
+    "retrain.eval_step_cap=1000",
 ]
 
 

@@ -79,6 +79,34 @@ def test_rerun_reuses_every_step_and_bad_inputs_are_one_line(atari_run, cli, tmp
     assert code == 2 and "variant='noscore'" in err, err
 
 
+def test_a_stop_after_a_games_evaluation_keeps_it(atari_run, cli, tmp_path, monkeypatch):
+    """Each game's expert result is kept (with its model's digest) as soon as it is evaluated: a step interrupted
+    after that game, and rerun, neither retrains nor re-evaluates it; a changed model is evaluated again."""
+    import rewardlab.studies.atari as atari
+    from rewardlab.core.files import file_digest
+
+    run = tmp_path / "run"
+    shutil.copytree(atari_run, run)
+    kept = json.loads((run / "expert" / "Breakout" / "result.json").read_text())
+    assert kept["model_digest"] == file_digest(run / "expert" / "Breakout" / "model.pt") and kept["games"] == 4
+    (run / "expert" / "result.json").unlink()  # the step itself never finished
+    calls = []
+    monkeypatch.setattr(atari, "play_games", lambda *a, **k: calls.append(a) or np.zeros(4))
+    assert cli("atari", "expert", "--out", run)[0] == 0
+    assert calls == [] and json.loads((run / "expert" / "result.json").read_text())["Breakout"] == kept
+
+
+def test_evaluation_games_cut_at_the_step_cap():
+    """A policy that never fires stalls Breakout after its first life; a cap scores each game as it stands."""
+    import time
+
+    from rewardlab.studies.atari import play_games
+
+    t = time.perf_counter()
+    scores = play_games(lambda obs: np.zeros(len(obs), dtype=np.int64), "Breakout", "plain", 3, 0, n_envs=2, cap=50)
+    assert scores.shape == (3,) and np.all(scores >= 0) and time.perf_counter() - t < 60
+
+
 def test_paper_and_cpu_presets_have_the_published_settings():
     paper = STUDIES["atari"].resolve("paper")
     ppo = paper.expert.ppo

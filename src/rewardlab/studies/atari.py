@@ -57,6 +57,12 @@ class AtariExpertConfig:
 
     ppo: PPOConfig = param(default_factory=zoo_ppo, help="PPO settings (the RL Zoo's Atari group)")
     eval_games: int = param(30, help="full games (all lives, true score) of the final evaluation", min=1)
+    eval_step_cap: int = param(
+        27_000,
+        help="agent steps after which an evaluation game is scored as it stands (the protocol's cap, 27,000; lower "
+        "only for quick checks: a weak policy that never fires plays on to the cap)",
+        min=1,
+    )
     eval_every: int = param(0, help="also evaluate on 5 full games every this many steps (0: only at the end)", min=0)
     video_steps: int = param(600, help="agent steps in the expert's video (0: no video)", min=0)
 
@@ -98,6 +104,9 @@ class AtariRetrainConfig:
     n_seeds: int = param(2, help="agents per (game, reward)", min=1)
     ppo: PPOConfig = param(default_factory=zoo_ppo, help="PPO settings")
     eval_games: int = param(30, help="full games of each agent's final evaluation", min=1)
+    eval_step_cap: int = param(
+        27_000, help="agent steps after which an evaluation game is scored as it stands (see expert)", min=1
+    )
 
 
 @dataclass
@@ -172,23 +181,36 @@ def _spaces(game: str) -> tuple[Any, Any]:
         env.close()
 
 
-def play_games(act: Any, game: str, variant: str, games: int, seed: int, n_envs: int = 8) -> np.ndarray:
+def play_games(
+    act: Any, game: str, variant: str, games: int, seed: int, n_envs: int = 8, cap: int | None = None
+) -> np.ndarray:
     """True scores of `games` full games (all lives, unclipped points, up to the step cap) played by `act`; each of
-    `n_envs` emulators plays its share, so long games are not left out."""
-    n = min(n_envs, games)
+    `n_envs` emulators plays its share, so long games are not left out. `cap` (agent steps) scores a game as it
+    stands when it reaches that many steps before the protocol's own cap; every game then has its own emulator (one
+    cut short plays on unscored)."""
+    from rewardlab.envs.atari import MAX_EPISODE_STEPS
+
+    cap = cap if cap is not None and cap < MAX_EPISODE_STEPS else None  # the protocol's cap: the env's own
+    n = games if cap else min(n_envs, games)
     quota = np.full(n, games // n) + (np.arange(n) < games % n)
     env = _venv(game, variant, n, seed, train=False)
     try:
         obs, _ = env.reset()
         running, scores, played = np.zeros(n), [], np.zeros(n, dtype=int)
+        steps, cut = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=bool)
         while (played < quota).any():
             obs, _, term, trunc, infos = env.step(act(obs))
-            running += infos["score"]
-            for i in np.flatnonzero(term | trunc):
+            steps += 1
+            running += np.where(cut, 0.0, infos["score"])
+            ended = term | trunc
+            capped = (steps >= cap) & ~cut & ~ended if cap else np.zeros(n, dtype=bool)
+            for i in np.flatnonzero((ended & ~cut) | capped):
                 if played[i] < quota[i]:
                     scores.append(running[i])
                     played[i] += 1
                 running[i] = 0.0
+            cut = (cut | capped) & ~ended
+            steps[ended] = 0
     finally:
         env.close()
     return np.asarray(scores, dtype=np.float64)
@@ -262,9 +284,10 @@ def step_expert(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
         )
         venv.close()
         train_seconds = time.time() - t0
-        scores = play_games(policy_act_fn(model, False), game, "plain", e.eval_games, seed + 20_000)
+        cap = e.eval_step_cap
+        scores = play_games(policy_act_fn(model, False), game, "plain", e.eval_games, seed + 20_000, cap=cap)
         n_actions = int(model.action_space.n)
-        rand = play_games(_random_act(n_actions, seed), game, "plain", e.eval_games, seed + 30_000)
+        rand = play_games(_random_act(n_actions, seed), game, "plain", e.eval_games, seed + 30_000, cap=cap)
         res[game] = {
             "score_mean": float(scores.mean()),
             "score_std": float(scores.std()),
@@ -686,7 +709,9 @@ def step_retrain(cfg: AtariConfig, run: RunDir) -> dict[str, Any]:
                         trust_pickle=run.trust_pickle,
                     )
                 venv.close()
-                sc = play_games(policy_act_fn(model, False), game, "plain", r.eval_games, seed + 99)
+                sc = play_games(
+                    policy_act_fn(model, False), game, "plain", r.eval_games, seed + 99, cap=r.eval_step_cap
+                )
                 write_json(
                     kept,
                     {"scores": sc.tolist(), "mean": float(sc.mean()), "model_digest": file_digest(out / "model.pt")},
