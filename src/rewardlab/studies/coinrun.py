@@ -925,18 +925,24 @@ def step_report(cfg: CoinRunConfig, run: RunDir) -> Path:
 
 @study.hook
 def effect(summary: dict[str, Any], config: dict[str, Any]) -> Effect:
-    """What the reward model looks at: it finds the coin transitions (AUROC), yet painting the coin out of them
-    leaves its prediction where it was: it reads the agent reaching the end of the level, not the coin."""
+    """What the reward model looks at: it finds the coin transitions (AUROC at least 0.9), yet painting the coin out of
+    them takes away less than half of what sets them apart: it reads the agent reaching the end of the level."""
     auroc = figure(summary, "reward_model.auroc.test")
     key = "interpret.counterfactual.coin painted out (coin transitions)"
-    before, after = figure(summary, f"{key}.before"), figure(summary, f"{key}.after")
-    measured = auroc is not None and before is not None and after is not None and before > 0
+    change, frames = figure(summary, f"{key}.change_over_coin_gap"), figure(summary, f"{key}.frames")
+    measured = auroc is not None and change is not None
+    ours = (
+        f"AUROC {auroc:.3f}; painting the coin out moves the prediction by {change:+.0%} of the coin-vs-other gap "
+        f"({frames:.0f} coin transitions)"
+        if measured
+        else "not measured"
+    )
     return Effect(
         "a CoinRun reward model finds coin transitions without looking at the coin",
-        f"AUROC {auroc:.3f}; coin painted out: prediction {before:.2f} to {after:.2f}" if measured else "not measured",
-        (auroc > 0.8 and after > 0.5 * before) if measured else None,
-        "the reward net keys on the agent at the level's end, not the coin (Jenner & Gleave, CoinRun reward-net "
-        "interpretability; 200M-step expert)",
+        ours,
+        (auroc >= 0.9 and change > -0.5) if measured else None,
+        "no number published (Jenner & Gleave's reward-function-interpretability, 200M-step expert); ours at `cpu` "
+        "(1M-step expert): AUROC 0.997, +10% of the gap",
         "figures/counterfactual_*.png and the occlusion maps: erasing the coin barely moves the predicted reward, "
         "while the agent's position at the final wall carries it.",
     )
