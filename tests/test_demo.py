@@ -26,7 +26,7 @@ def test_demo_writes_one_report_linking_every_study(
     capsys,
     monkeypatch,
 ):
-    from conftest import ATARI_TINY, COINRUN_TINY, PTGM_TINY
+    from conftest import ATARI_TINY, COINRUN_TINY, DIGITS_SHORT, PTGM_TINY
 
     from rewardlab.studies import STUDIES
 
@@ -41,6 +41,7 @@ def test_demo_writes_one_report_linking_every_study(
     }
     # the ptgm and atari runs in place are the toy-size ones; the demo reuses them when asked for the same settings
     monkeypatch.setattr(STUDIES["ptgm"], "demo_overrides", lambda: PTGM_TINY)
+    monkeypatch.setattr(STUDIES["irrl-digits"], "demo_overrides", lambda: DIGITS_SHORT)
     monkeypatch.setattr(STUDIES["atari"], "demo_overrides", lambda: ATARI_TINY)
     monkeypatch.setattr(STUDIES["coinrun"], "demo_overrides", lambda: COINRUN_TINY)
     # finished steps are reused, so with both fast runs in place the demo only writes the reports

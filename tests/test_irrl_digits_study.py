@@ -17,14 +17,14 @@ def test_fast_preset_writes_every_output(irrl_digits_run):
     summary = json.loads((run / "summary.json").read_text())
     for key in ("test_accuracy", "best_valid_accuracy", "epochs_run", "reward_type"):
         assert key in summary
-    assert summary["epochs_run"] == 12 and summary["reward_type"] == "linear_clipping"
+    assert summary["epochs_run"] == 6 and summary["reward_type"] == "linear_clipping"
     assert 0.0 <= summary["test_accuracy"] <= 1.0
     assert (run / "data" / "cluttered_mnist.npz").exists()
     assert sorted(p.name for p in (run / "train" / "checkpoints").glob("*.pt")) == [
         "epoch_0.pt",
-        "epoch_12.pt",
+        "epoch_2.pt",
         "epoch_4.pt",
-        "epoch_8.pt",
+        "epoch_6.pt",
     ]
     cases = run / "cases"
     assert len(list(cases.glob("case_*.png"))) == 9
