@@ -78,6 +78,9 @@ def test_report_over_runs_and_a_sweep_renders_in_chromium(browser, sweep_run, ir
     assert "IQM" in text and "95% CI" in text
     assert "test_accuracy" in text and "paper, ram" in text  # our number beside the paper's
     assert "<details><summary>config" in text
+    # the overview first: a row per run whose study declares its paper's effect, with our number
+    overview = text[text.index("<h2 id='overview'>") : text.index("<h2 id='sweep'>")]
+    assert "RAM learns cluttered digits" in overview and "test accuracy" in overview
 
     imgs, px = _open(browser, page, tmp_path / "shot.png")
     assert len(imgs) >= 3  # the sweep's curve and the digits run's figures
