@@ -90,6 +90,15 @@ def _learned_agent_ppo() -> PPOConfig:
 class McPreferenceConfig:
     """imitation's `PreferenceComparisons` on the mountain car, its agent (SB3 PPO) trained alongside the reward."""
 
+    source_shaping: str = param(
+        "dense",
+        help="the shaped mountain car whose reward gives the synthetic preferences and on which the agent runs "
+        "(unshaped, dense, antidense, random). Every shaping asks for the same thing as the unshaped reward; on the "
+        "unshaped car every fragment that does not reach the goal has the same return (-1 per step), so until the "
+        "agent reaches the goal the preferences are ties and teach nothing (measured at paper size: preference "
+        "accuracy 0.52); dense gives them a signal from the first fragments",
+        choices=("unshaped", "dense", "antidense", "random"),
+    )
     total_comparisons: int = param(1_000, help="synthetic comparisons in all (preferences from the true reward)", min=1)
     iterations: int = param(10, help="rounds of agent training, comparison gathering and reward training", min=1)
     fragment_length: int = param(50, help="steps per trajectory fragment", min=1)
@@ -531,9 +540,12 @@ def _mc_learned(
             t1 = time.perf_counter()
             if method == "preferences":
                 im_net, agent, train_stats = train_preference_comparisons(
-                    env_id, lc.preferences, cfg.seed, mdir / "log"
+                    mc_env_id(lc.preferences.source_shaping), lc.preferences, cfg.seed, mdir / "log"
                 )
-                source = "PreferenceComparisons BasicRewardNet(s, s')"
+                source = (
+                    "PreferenceComparisons BasicRewardNet(s, s'), preferences from the "
+                    f"{lc.preferences.source_shaping} reward"
+                )
             else:
                 im_net, agent, train_stats = train_airl(
                     env_id, lc.airl, expert, cfg.seed, mdir / "log", gamma=cfg.gamma
