@@ -872,7 +872,9 @@ def effect(summary: dict[str, Any], config: dict[str, Any]) -> Effect:
     r' (their largest difference, over the reward's scale, goes to about 0)."""
     before, after = [], []
     for blocks in (summary.get("tabular") or {}).values():
-        for block in blocks.values():
+        for key, block in blocks.items():
+            if not key.endswith("/true"):  # learned rewards: one net per shaping, each learned on its own
+                continue
             b = block.get("sparse_l1") if isinstance(block, dict) else None
             if isinstance(b, dict) and b.get("invariance_gap_after") is not None:
                 before.append(float(b["invariance_gap_before"]))
