@@ -170,3 +170,20 @@ def test_irrl_digits_miniature_learns_far_above_chance(digits, tmp_path):
         summary = sr.run_all()
     assert summary["test_accuracy"] >= 0.6
     assert study.effect(summary, {}).holds is True
+
+
+def test_demo_presets_leave_out_the_steps_their_miniature_does_not_need(tmp_path):
+    from rewardlab.core.study import StudyRun
+    from rewardlab.studies import STUDIES
+
+    for name, step, why in [
+        ("learned-rewards", "retrain", "retrain.envs is empty"),
+        ("atari", "retrain", "retrain.games is empty"),
+        ("coinrun", "preprocess", "preprocess.objectives is empty"),
+        ("preprocessing", "mountain-car", "mountain_car.enabled is false"),
+    ]:
+        study = STUDIES[name]
+        sr = StudyRun.open(study, tmp_path / name, "demo", dry_run=True)
+        plan = dict(sr.plan(list(study.steps)))
+        assert plan[step] == f"skip ({why})", (name, plan)
+        assert all(a == "run" for s, a in plan.items() if s != step), (name, plan)
