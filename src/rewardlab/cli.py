@@ -37,15 +37,6 @@ def _print_summary(run: Any) -> None:
     print(f"run directory: {run.root}  (report: {run.root / 'report.md'})")
 
 
-def _print_plan(sr: Any, plan: list[tuple[str, str]], what: str) -> None:
-    print(
-        f"dry run of `{what}` in '{sr.run.root}' ({sr.state.kind} run directory, config from {sr.config_source}): "
-        "nothing is written"
-    )
-    for name, action in plan:
-        print(f"  {name:<14} {action}")
-
-
 def _seed_request(study: Any, overrides: Sequence[str]) -> tuple[list[int] | None, list[str]]:
     """Pull `seeds=...` (a list or a range such as 0-4) out of the overrides: for a study with one seed per run,
     those seeds run as a seed sweep; a study that batches seeds gets the list as its own setting."""
@@ -94,7 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sr = _open(study, args)
     plan = sr.plan(list(study.steps), redo=args.redo)  # a refusal comes before anything is written
     if args.dry_run:
-        _print_plan(sr, plan, "run")
+        sr.print_plan(plan, "run")
         return 0
     with sr:
         sr.run_all(redo=args.redo)
@@ -111,7 +102,7 @@ def cmd_step(args: argparse.Namespace) -> int:
     sr = _open(study, args)
     plan = sr.plan([step.name], given, redo=args.redo, skip_inapplicable=False)  # refusals before any write
     if args.dry_run:
-        _print_plan(sr, plan, args.step)
+        sr.print_plan(plan, args.step)
         return 0
     with sr:
         result = sr.execute(step.name, given, redo=args.redo)

@@ -47,6 +47,15 @@ def list_studies(studies: dict[str, Any], preset: str) -> list[str]:
     return lines
 
 
+def preset_of(study: Any, preset: str) -> str:
+    """The preset the demo runs for a study: `preset`, or `fast` for a study that ships no `demo` preset."""
+    from rewardlab.config import preset_names
+
+    if preset == PRESET and PRESET not in preset_names(study.name, study.presets):
+        return "fast"
+    return preset
+
+
 def _missing(study: Any) -> str | None:
     """Why this machine cannot run the study (an optional runtime missing), or None."""
     if study.needs is None:
@@ -143,13 +152,11 @@ def run_demo(
     skipped = {n: why for n, s in studies.items() if (why := _missing(s))}
     todo = {n: s for n, s in studies.items() if n not in skipped}
     for name, study in todo.items():  # every study's settings (and what they need installed) before any runs
-        StudyRun.open(study, root / name, preset, study.demo_overrides(), dry_run=True)
+        StudyRun.open(study, root / name, preset_of(study, preset), study.demo_overrides(), dry_run=True)
     if dry_run:
-        from rewardlab.cli import _print_plan
-
         for name, study in todo.items():
-            sr = StudyRun.open(study, root / name, preset, study.demo_overrides(), dry_run=True)
-            _print_plan(sr, sr.plan(list(study.steps), redo=redo), f"{name} run")
+            sr = StudyRun.open(study, root / name, preset_of(study, preset), study.demo_overrides(), dry_run=True)
+            sr.print_plan(sr.plan(list(study.steps), redo=redo), f"{name} run")
         for name, why in skipped.items():
             print(f"{name}: skipped ({why})", file=out)
         print(f"then: {root / 'report.md'} and {root / 'report.html'}", file=out)
@@ -171,7 +178,7 @@ def run_demo(
         label = f"[{i + 1}/{len(todo)}] {name:<16}"
         t0 = time.time()
         with _Line(out, label, study.demo_seconds, after, t_start) as line:
-            sr = StudyRun.open(study, root / name, preset, overrides)
+            sr = StudyRun.open(study, root / name, preset_of(study, preset), overrides)
             try:
                 with _captured(root / name / "demo.log"), sr:
                     summary = sr.run_all(redo=redo)
@@ -187,7 +194,8 @@ def run_demo(
             effects[name] = eff
             looks.append(f"- **{name}**: {eff.look}")
         details += [f"## {name}", "", study.summary_line, "", f"Report: [{name}/report.md]({name}/report.md)", ""]
-        details += [f"Preset `{preset}`" + (f", with `{' '.join(overrides)}`" if overrides else "") + ".", ""]
+        used = f"Preset `{preset_of(study, preset)}`" + (f", with `{' '.join(overrides)}`" if overrides else "")
+        details += [used + ".", ""]
         details += ["| figure | value |", "|---|---|"]
         for k, v in summary.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):

@@ -446,6 +446,15 @@ class StudyRun:
                         "upgraded": True,
                     }
 
+    def print_plan(self, plan: list[tuple[str, str]], what: str) -> None:
+        """Print what a dry run of `what` would do, step by step (`plan` from `self.plan`)."""
+        print(
+            f"dry run of `{what}` in '{self.run.root}' ({self.state.kind} run directory, config from "
+            f"{self.config_source}): nothing is written"
+        )
+        for name, action in plan:
+            print(f"  {name:<14} {action}")
+
     @classmethod
     def open(
         cls,
