@@ -101,6 +101,11 @@ class _Line:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        if self.stop.is_set():
+            return
         self.stop.set()
         if self.thread:
             self.thread.join()
@@ -108,6 +113,8 @@ class _Line:
             self.out.flush()
 
     def done(self, message: str) -> None:
+        """Replace the live line with the study's last one."""
+        self._stop()
         self.out.write(f"{self.label}  {message}\n")
         self.out.flush()
 
@@ -151,12 +158,13 @@ def run_demo(
         raise RewardLabError(f"'{root}' exists and is not a directory; choose another --out")
     skipped = {n: why for n, s in studies.items() if (why := _missing(s))}
     todo = {n: s for n, s in studies.items() if n not in skipped}
-    for name, study in todo.items():  # every study's settings (and what they need installed) before any runs
-        StudyRun.open(study, root / name, preset_of(study, preset), study.demo_overrides(), dry_run=True)
+    checked = {  # every study's settings (and what they need installed) before any runs
+        name: StudyRun.open(study, root / name, preset_of(study, preset), study.demo_overrides(), dry_run=True)
+        for name, study in todo.items()
+    }
     if dry_run:
-        for name, study in todo.items():
-            sr = StudyRun.open(study, root / name, preset_of(study, preset), study.demo_overrides(), dry_run=True)
-            sr.print_plan(sr.plan(list(study.steps), redo=redo), f"{name} run")
+        for name, sr in checked.items():
+            sr.print_plan(sr.plan(list(todo[name].steps), redo=redo), f"{name} run")
         for name, why in skipped.items():
             print(f"{name}: skipped ({why})", file=out)
         print(f"then: {root / 'report.md'} and {root / 'report.html'}", file=out)
@@ -183,7 +191,6 @@ def run_demo(
                 with _captured(root / name / "demo.log"), sr:
                     summary = sr.run_all(redo=redo)
             except BaseException:
-                line.__exit__()
                 line.done(f"failed after {_fmt_s(time.time() - t0)}; its output: {root / name / 'demo.log'}")
                 raise
         seconds[name] = time.time() - t0
