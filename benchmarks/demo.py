@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.only:
             cmd += ["--only", args.only]
         t = time.perf_counter()
-        subprocess.run(cmd, env=env, check=True)
+        subprocess.run(cmd, env=env, check=True, stdout=sys.stderr)  # the demo's own lines; JSON lines on stdout
         wall = time.perf_counter() - t
         rec = json.loads((out / "demo.json").read_text())
     digits = "mnist" if args.mnist else "sklearn stand-in"

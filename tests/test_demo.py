@@ -127,7 +127,7 @@ def test_every_study_has_a_demo_preset_and_an_effect():
         eff = study.effect({}, {})
         assert isinstance(eff, Effect), name
         assert eff.holds is None and eff.ours == "not measured" and eff.look and eff.paper, name
-        assert 10 <= study.demo_seconds <= 200, name
+        assert 5 <= study.demo_seconds <= 200, name
 
 
 def test_a_study_this_machine_cannot_run_is_skipped_with_its_reason(cli, monkeypatch, tmp_path):

@@ -161,7 +161,7 @@ study = Study(
     curves=[Curve("expert/*/metrics.csv", "true_score", "Atari: expert's true score")],
     ignore=("device", "expert.ppo.device", "retrain.ppo.device"),
     torch_threads=2,  # PPO with the CnnPolicy: 360 env-steps/s with 2 threads, 251 with 1 (benchmarks/atari.py)
-    demo_seconds=100,  # the demo preset on 2 CPU cores (python -m benchmarks demo)
+    demo_seconds=93,  # the demo preset on 2 CPU cores (python -m benchmarks demo)
 )
 
 
