@@ -80,7 +80,7 @@ def test_report_over_runs_and_a_sweep_renders_in_chromium(browser, sweep_run, ir
     assert "<details><summary>config" in text
     # the overview first: a row per run whose study declares its paper's effect, with our number
     overview = text[text.index("<h2 id='overview'>") : text.index("<h2 id='sweep'>")]
-    assert "RAM learns cluttered digits" in overview and "test accuracy" in overview
+    assert "RAM learns to classify digits" in overview and "60x60 canvas, 4 clutter" in overview
 
     imgs, px = _open(browser, page, tmp_path / "shot.png")
     assert len(imgs) >= 3  # the sweep's curve and the digits run's figures

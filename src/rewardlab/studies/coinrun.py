@@ -943,6 +943,6 @@ def effect(summary: dict[str, Any], config: dict[str, Any]) -> Effect:
         (auroc >= 0.9 and change > -0.5) if measured else None,
         "no number published (Jenner & Gleave's reward-function-interpretability, 200M-step expert); ours at `cpu` "
         "(1M-step expert): AUROC 0.997, +10% of the gap",
-        "figures/counterfactual_*.png and the occlusion maps: erasing the coin barely moves the predicted reward, "
-        "while the agent's position at the final wall carries it.",
+        "figures/counterfactual_*.png and the occlusion maps: where the model ranks coin transitions well (the "
+        "`cpu` preset), erasing the coin barely moves the predicted reward; the agent at the final wall carries it.",
     )
