@@ -138,8 +138,7 @@ def _effect_row(name: str, study: Any, summary: dict[str, Any], config: dict[str
     eff = study.effect(summary, config)
     if eff is None:
         return f"| {name} | {study.summary_line} | (no effect declared) | | |", None
-    mark = {True: "pass", False: "FAIL", None: "not measured"}[eff.holds]
-    return f"| [{name}](#{name}) | {eff.effect} | {eff.ours} | {eff.paper} | {mark} |", eff
+    return f"| [{name}](#{name}) | {eff.effect} | {eff.ours} | {eff.paper} | {eff.verdict} |", eff
 
 
 def run_demo(

@@ -71,11 +71,11 @@ def _overview(runs: list[Path], root: Path) -> str:
         if eff is None:
             continue
         title = r.relative_to(root).as_posix() if r != root else root.name
-        mark = {True: ("pass", "finished"), False: ("FAIL", "failed"), None: ("not measured", "pending")}[eff.holds]
+        css = {True: "finished", False: "failed", None: "pending"}[eff.holds]
         rows.append(
             f"<tr><td><a href='#{html.escape(title)}'>{html.escape(title)}</a></td><td>{html.escape(eff.effect)}</td>"
             f"<td>{html.escape(eff.ours)}</td><td>{html.escape(eff.paper)}</td>"
-            f"<td class='{mark[1]}'>{mark[0]}</td></tr>"
+            f"<td class='{css}'>{eff.verdict}</td></tr>"
         )
         looks.append(f"<li><b>{html.escape(title)}</b>: {html.escape(eff.look)}</li>")
     if not rows:

@@ -90,6 +90,11 @@ class Effect(NamedTuple):
     paper: str
     look: str
 
+    @property
+    def verdict(self) -> str:
+        """The overview's word for `holds`: pass, FAIL or not measured."""
+        return {True: "pass", False: "FAIL", None: "not measured"}[self.holds]
+
 
 def figure(summary: dict[str, Any], key: str) -> float | None:
     """A number in a nested summary by dotted key (`a.b.c`), or None when absent or not a number."""
