@@ -444,6 +444,7 @@ def step_reward_model(cfg: CoinRunConfig, run: RunDir) -> dict[str, Any]:
             "test_mse_rewarding": rep["test"]["mse_rewarding"],
             "unseen_mse": rep["unseen"]["mse"],
             "auroc": {"test": rep["test"]["auroc"], "unseen": rep["unseen"]["auroc"]},
+            "coin_transitions": {"test": rep["test"]["n_rewarding"], "unseen": rep["unseen"]["n_rewarding"]},
             "balanced_accuracy": {
                 "test": rep["test"]["balanced_accuracy"],
                 "unseen": rep["unseen"]["balanced_accuracy"],
@@ -925,14 +926,21 @@ def step_report(cfg: CoinRunConfig, run: RunDir) -> Path:
 
 @study.hook
 def effect(summary: dict[str, Any], config: dict[str, Any]) -> Effect:
-    """What the reward model looks at: it finds the coin transitions (AUROC at least 0.9), yet painting the coin out of
-    them takes away less than half of what sets them apart: it reads the agent reaching the end of the level."""
+    """What the reward model looks at: it finds the coin transitions, yet painting the coin out of them takes away
+    less than half of what sets them apart: it reads the agent reaching the end of the level.
+
+    "Finds" is AUROC at least 0.8 over at least 10 coin transitions of the test split: with 10 positives the AUROC of a
+    blind model has a standard deviation of about 0.09 around 0.5 (Hanley & McNeil), so 0.8 is over 3 of them above
+    chance; a split with fewer coin transitions measures nothing."""
     auroc = figure(summary, "reward_model.auroc.test")
+    coins = figure(summary, "reward_model.coin_transitions.test")
     key = "interpret.counterfactual.coin painted out (coin transitions)"
     change, frames = figure(summary, f"{key}.change_over_coin_gap"), figure(summary, f"{key}.frames")
     measured = auroc is not None and change is not None
     ours = (
-        f"AUROC {auroc:.3f}; painting the coin out moves the prediction by {change:+.0%} of the coin-vs-other gap "
+        f"AUROC {auroc:.3f}"
+        + (f" over {coins:.0f} test coin transitions" if coins is not None else "")
+        + f"; painting the coin out moves the prediction by {change:+.0%} of the coin-vs-other gap "
         f"({frames:.0f} coin transitions)"
         if measured
         else "not measured"
@@ -940,9 +948,10 @@ def effect(summary: dict[str, Any], config: dict[str, Any]) -> Effect:
     return Effect(
         "a CoinRun reward model finds coin transitions without looking at the coin",
         ours,
-        (auroc >= 0.9 and change > -0.5) if measured else None,
+        (auroc >= 0.8 and (coins is None or coins >= 10) and change > -0.5) if measured else None,
         "no number published (Jenner & Gleave's reward-function-interpretability, 200M-step expert); ours at `cpu` "
         "(1M-step expert): AUROC 0.997, +10% of the gap",
-        "figures/counterfactual_*.png and the occlusion maps: where the model ranks coin transitions well (the "
-        "`cpu` preset), erasing the coin barely moves the predicted reward; the agent at the final wall carries it.",
+        "figures/counterfactual_*.png and the occlusion maps: the model ranks coin transitions above the others "
+        "(AUROC; 0.5 is chance), yet erasing the coin barely moves the predicted reward: the agent at the level's "
+        "final wall carries it.",
     )
