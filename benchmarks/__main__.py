@@ -17,6 +17,7 @@ NAMES = [
     "coinrun",
     "compare",
     "demo",
+    "device",
 ]
 
 

@@ -187,3 +187,21 @@ def test_demo_presets_leave_out_the_steps_their_miniature_does_not_need(tmp_path
         plan = dict(sr.plan(list(study.steps)))
         assert plan[step] == f"skip ({why})", (name, plan)
         assert all(a == "run" for s, a in plan.items() if s != step), (name, plan)
+
+
+def test_coinrun_effect_needs_ten_coin_transitions_and_the_coin_not_carrying_the_gap():
+    from rewardlab.studies import STUDIES
+
+    def summary(auroc, coins, change):
+        key = "coin painted out (coin transitions)"
+        return {
+            "reward_model": {"auroc": {"test": auroc}, "coin_transitions": {"test": coins}},
+            "interpret": {"counterfactual": {key: {"change_over_coin_gap": change, "frames": 8}}},
+        }
+
+    effect = STUDIES["coinrun"].effect
+    assert effect(summary(0.854, 19, -0.01), {}).holds is True  # the demo's figures
+    assert "over 19 test coin transitions" in effect(summary(0.854, 19, -0.01), {}).ours
+    assert effect(summary(0.854, 3, -0.01), {}).holds is False  # 3 coin transitions measure nothing
+    assert effect(summary(0.76, 19, -0.01), {}).holds is False  # not far enough above chance
+    assert effect(summary(0.997, 41, -0.8), {}).holds is False  # the coin carries the gap: not the effect
