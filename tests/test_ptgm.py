@@ -536,3 +536,124 @@ def test_code_reach_measures_the_low_level_from_a_given_situation(demos):
     assert np.all(code_reach(hier, spec, "kettle", opened=("kettle",), kitchens=8, hl_steps=1) == 1.0)
     with pytest.raises(RewardLabError, match="unknown object"):
         code_reach(hier, spec, "toaster")
+
+
+# ----------------------------------------------------------------------------------------------------- devices
+def _same(a, b, where="") -> None:
+    """Two checkpoint trees equal bit for bit (tensors by torch.equal, with the same dtype)."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            if k != "seconds":  # wall time
+                _same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, where
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (these nets are tiny; a second thread only waits on a busy machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _untrained_models(demos):
+    """A random codebook and untrained low level and prior: enough for the trainers' plumbing."""
+    cb = build_codebook(demos, GOAL_IDX, CodebookConfig(n_codes=6, method="random"))
+    torch.manual_seed(0)
+    return LowLevelPolicy(OBS_DIM, len(GOAL_IDX), ACT_DIM).eval(), GoalMLP(OBS_DIM, 6).eval(), cb
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="device=auto is the GPU on this machine")
+def test_device_cpu_and_auto_give_what_the_cpu_always_gave(demos, tmp_path, one_thread):
+    """On a machine without a GPU, device="cpu" and the study's default "auto" give bit for bit what the trainers
+    give without a device: the same high-level SAC updates, trained weights, optimiser state, replay and generator,
+    and the same pre-trained models."""
+    from rewardlab.core.runs import load_checkpoint, resolve_device
+    from rewardlab.studies.ptgm import PtgmConfig
+
+    auto = resolve_device(PtgmConfig().device)
+    torch.manual_seed(123)
+    prior = GoalMLP(OBS_DIM, 6).eval()
+    cfg = HLSACConfig(critic_layers=1, critic_hidden=32, lr=1e-2)
+    agents = [HighLevelSAC(cfg, prior, OBS_DIM, seed=3, **kw) for kw in ({}, {"device": "cpu"}, {"device": auto})]
+    rp = _replay(agents[0], 256)
+    gens = [torch.Generator().manual_seed(0) for _ in agents]
+    for _ in range(5):
+        metrics = [ag.update(rp.sample(32, g), g) for ag, g in zip(agents, gens)]
+        for m in metrics[1:]:
+            _same(m, metrics[0])
+    for ag in agents[1:]:
+        _same(ag.state_dict(), agents[0].state_dict())
+    # whole runs: pre-training; collection, updates, evaluation and checkpoint of the high level
+    low, prior, cb = _untrained_models(demos)
+    pre = PretrainConfig(steps=20, log_every=10, batch=8)
+    rl = HLSACConfig(
+        env_steps=120, n_envs=2, warmup=20, batch=8, critic_layers=1, critic_hidden=16, eval_every=60, eval_episodes=2
+    )
+    runs = []
+    for name, kw in (("default", {}), ("cpu", {"device": "cpu"}), ("auto", {"device": auto})):
+        pretrain(demos, cb, pre, tmp_path / name / "pre", **kw)
+        res = train_hl(rl, low, prior, cb, KitchenSpec(), tmp_path / name / "rl", seed=0, **kw)
+        ckpts = [load_checkpoint(tmp_path / name / f) for f in ("pre/pretrain.pt", "rl/hl_sac.pt")]
+        runs.append((res["history"], res["updates"], *ckpts))
+    assert runs[0][1] > 0
+    for r in runs[1:]:
+        _same(r, runs[0])
+
+
+def test_trainers_build_their_nets_and_buffers_on_the_requested_device(demos):
+    """Built for a device ("meta": tensors without data, so this runs without a GPU), every parameter, buffer,
+    optimiser parameter, replay buffer, code table and dataset tensor is there; the weights are the CPU's."""
+    cb = build_codebook(demos, GOAL_IDX, CodebookConfig(n_codes=4, method="random"))
+    torch.manual_seed(123)
+    prior = GoalMLP(OBS_DIM, 4).eval()
+    for use_prior in (True, False):
+        ag = HighLevelSAC(
+            HLSACConfig(use_prior=use_prior, critic_layers=1, critic_hidden=16), prior, OBS_DIM, 0, "meta"
+        )
+        tensors = [t for m in (ag.policy, ag.prior, ag.q, ag.qt) for t in [*m.parameters(), *m.buffers()]]
+        tensors += [ag.log_alpha] + [
+            p for o in (ag.opt_pi, ag.opt_q, ag.opt_alpha) for g in o.param_groups for p in g["params"]
+        ]
+        assert ag.device == torch.device("meta") and {t.device.type for t in tensors} == {"meta"}
+    assert next(prior.parameters()).device.type == "cpu"  # the caller's prior is copied, not moved
+    assert Replay(8, OBS_DIM, 4, device="meta").buf.device.type == "meta"
+    low = LowLevelPolicy(OBS_DIM, len(GOAL_IDX), ACT_DIM)
+    hier = Hierarchy(low, cb, k=2, device="meta")
+    assert hier.codes.device.type == "meta" and {t.device.type for t in [*low.parameters(), *low.buffers()]} == {"meta"}
+    ws = WindowSampler(demos, GOAL_IDX, 10, device="meta")
+    assert {t.device.type for t in (ws.obs, ws.act, ws.goal_idx, ws.start, ws.length)} == {"meta"}
+
+
+def test_a_checkpoint_from_another_device_resumes(demos, tmp_path, one_thread):
+    """hl_sac.pt and pretrain.pt hold CPU tensors; a generator state drawn on a GPU (another algorithm than the
+    CPU's) cannot continue on the CPU, so a run resumed there reseeds its generator and goes on."""
+    from rewardlab.agents.ptgm import generator_state, restore_generator
+    from rewardlab.core.runs import load_checkpoint, save_checkpoint
+
+    low, prior, cb = _untrained_models(demos)
+    cfg = lambda n: HLSACConfig(  # noqa: E731
+        env_steps=n, n_envs=2, warmup=20, batch=8, critic_layers=1, critic_hidden=16, eval_every=100, eval_episodes=2
+    )
+    first = train_hl(cfg(100), low, prior, cb, KitchenSpec(), tmp_path / "rl", seed=0)
+    saved = load_checkpoint(tmp_path / "rl" / "hl_sac.pt")
+    assert "gen_device" not in saved  # a CPU run's checkpoint keeps its layout
+    cuda_like = torch.zeros(16, dtype=torch.uint8)  # a CUDA generator's state: seed and offset
+    save_checkpoint(tmp_path / "rl" / "hl_sac.pt", saved | {"gen": cuda_like, "gen_device": "cuda"})
+    more = train_hl(cfg(200), low, prior, cb, KitchenSpec(), tmp_path / "rl", seed=0)
+    assert more["env_steps"] >= 200 and more["updates"] > first["updates"]
+    assert load_checkpoint(tmp_path / "rl" / "hl_sac.pt")["gen"].numel() != 16  # a CPU generator's state again
+    g = torch.Generator().manual_seed(5)
+    restore_generator(g, {"gen": cuda_like, "gen_device": "cuda"}, reseed=77)
+    assert torch.equal(g.get_state(), torch.Generator().manual_seed(77).get_state())
+    restore_generator(g, generator_state(torch.Generator().manual_seed(3)), reseed=77)
+    assert torch.equal(g.get_state(), torch.Generator().manual_seed(3).get_state())

@@ -108,3 +108,36 @@ def test_rl_runs_finished_before_the_job_runner_are_kept(ptgm_run, tmp_path, cap
     assert main(["ptgm", "rl", "--out", str(run), *PTGM_TINY]) == 0
     assert {p: p.stat().st_mtime_ns for p in run.glob("rl/*/seed*/result.json")} == before  # none trained again
     assert len(list(run.glob("rl/*/seed*/status.json"))) == 8
+
+
+def test_device_is_a_setting_that_redoes_nothing(ptgm_run, tmp_path, capsys):
+    """`device` (default auto, in every preset) is left out of fingerprints: a finished run rerun on another device
+    keeps every result; a device this machine lacks, or one torch does not know, is refused in one line."""
+    from pathlib import Path
+
+    import torch
+    import yaml
+    from conftest import PTGM_TINY
+
+    import rewardlab
+    from rewardlab.studies.ptgm import study
+
+    presets = sorted((Path(rewardlab.__file__).parent / "configs" / "ptgm").glob("*.yaml"))
+    assert presets and all(yaml.safe_load(p.read_text())["device"] == "auto" for p in presets)
+    assert study.resolve("fast").device == "auto"
+    run = tmp_path / "run"
+    shutil.copytree(ptgm_run, run)
+    kept = [run / s / "result.json" for s in ("data", "codebook", "pretrain", "rl", "diagnose")]
+    kept += [run / "pretrain" / "pretrain.pt", run / "rl" / "ptgm" / "seed0" / "hl_sac.pt"]
+    before = {p: p.stat().st_mtime_ns for p in kept}
+    assert main(["ptgm", "run", "--out", str(run), *PTGM_TINY, "device=cpu"]) == 0
+    assert {p: p.stat().st_mtime_ns for p in kept} == before
+    capsys.readouterr()
+    assert main(["ptgm", "run", "--out", str(tmp_path / "t"), "device=tpu"]) == 2
+    err = capsys.readouterr().err
+    assert "device='tpu' is not allowed" in err and len(err.strip().splitlines()) == 1
+    if not torch.cuda.is_available():  # resolve_device's line, at the first step that uses torch
+        args = ["device=cuda", "data.episodes=20", "codebook.method=random", "codebook.n_codes=4"]
+        assert main(["ptgm", "run", "--out", str(tmp_path / "c"), *args]) == 2
+        err = capsys.readouterr().err
+        assert "device=cuda was asked for but no CUDA GPU is available" in err and len(err.strip().splitlines()) == 1

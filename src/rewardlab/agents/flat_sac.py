@@ -3,7 +3,8 @@
 Defaults follow the SPiRL/PTGM repository's flat SAC baseline: policy 5 x 256, critics 2 x 256, replay 1e5,
 batch 256, lr 3e-4, gamma 0.99, tau 0.005, automatic entropy tuning. Collection steps `n_envs` kitchens at once;
 every vectorised step is followed by `gradient_steps` updates. Checkpoints (model and replay) at every evaluation;
-an interrupted run resumes from them.
+an interrupted run resumes from them, on any device. The nets train on `device` (SB3's); SB3 keeps its replay buffer
+in numpy on the CPU and copies each batch to the device.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from rewardlab.errors import RewardLabError
 
 
 def sac_kwargs(cfg: FlatSACConfig) -> dict[str, Any]:
-    """SB3 SAC's constructor arguments (other than policy, env and seed) for the flat SAC config."""
+    """SB3 SAC's constructor arguments (other than policy, env and seed) for the flat SAC config, on the CPU
+    (`build_sb3(..., device=...)` and `load_flat_sac(..., device=...)` put it elsewhere)."""
     return {
         "policy": "MlpPolicy",
         "learning_rate": cfg.lr,
@@ -60,9 +62,20 @@ def load_flat_sac(
     spaces: tuple[Any, Any] | None = None,
     trust_pickle: bool = False,
     config: FlatSACConfig | None = None,
+    device: str = "cpu",
 ) -> Any:
-    """Load a flat SAC model (`flat_sac.pt`); an SB3 zip only with `trust_pickle` (converted once with `config`)."""
-    return load_sb3(path, "SAC", venv, spaces=spaces, trust_pickle=trust_pickle, config=config, what="flat SAC model")
+    """Load a flat SAC model (`flat_sac.pt`) onto `device`; an SB3 zip only with `trust_pickle` (converted once with
+    `config`)."""
+    return load_sb3(
+        path,
+        "SAC",
+        venv,
+        spaces=spaces,
+        device=device,
+        trust_pickle=trust_pickle,
+        config=config,
+        what="flat SAC model",
+    )
 
 
 def _load_pickled_replay(path: Path, model: Any, trust_pickle: bool) -> None:
@@ -108,8 +121,10 @@ def train_flat_sac(
     log: Callable[[int, dict[str, float]], None] | None = None,
     progress: Callable[[int], None] | None = None,
     trust_pickle: bool = False,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Train flat SAC for `env_steps` environment steps (learning_starts included), evaluating every `eval_every`."""
+    """Train flat SAC on `device` for `env_steps` environment steps (learning_starts included), evaluating every
+    `eval_every`."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     out.mkdir(parents=True, exist_ok=True)
@@ -119,7 +134,7 @@ def train_flat_sac(
     history: list[dict[str, float]] = []
     seconds = 0.0
     if (model_path.exists() or model_path.with_suffix(".zip").exists()) and state_path.exists():
-        model = load_flat_sac(model_path, venv, trust_pickle=trust_pickle, config=cfg)
+        model = load_flat_sac(model_path, venv, trust_pickle=trust_pickle, config=cfg, device=device)
         if buf_path.exists():
             load_replay(buf_path, model.replay_buffer)
         elif (out / "replay.pkl").exists():
@@ -133,7 +148,7 @@ def train_flat_sac(
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
             raise RewardLabError(f"flat SAC state '{state_path}' is corrupt ({e}); rerun the step with --redo")
     else:
-        model = build_sb3("SAC", cfg, venv, seed)
+        model = build_sb3("SAC", cfg, venv, seed, device=device)
     model.set_logger(sb3_logger(out / "sb3", keep_until=int(model.num_timesteps)))
 
     def do_eval(step: int) -> None:

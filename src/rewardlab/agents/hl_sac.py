@@ -15,6 +15,12 @@ computed for the whole batch at once (the original looped over samples). The twi
 one flat parameter each, every layer one batched matmul for both, with the critic's backward pass written out; an
 update runs one autograd pass (policy and temperature) and no host synchronisation (issue 19; benchmarks/ptgm.py
 measures it against the update as it was, kept in benchmarks/ref_hl_sac.py).
+
+Devices: the learner, the replay buffer, the low-level policy and every torch Generator live on the training device
+(`device`; the nets are built on the CPU, so a seed gives the same initial weights on any device); the kitchens stay
+numpy on the CPU, observations go to the device and low-level actions come back once per environment step.
+Checkpoints hold CPU tensors and load on any device (a generator's state continues only on the kind of device that
+drew it; elsewhere it is reseeded).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rewardlab.agents.configs import HLSACConfig  # noqa: F401
-from rewardlab.agents.ptgm import Codebook, GoalMLP, LowLevelPolicy
+from rewardlab.agents.ptgm import Codebook, GoalMLP, LowLevelPolicy, generator_state, restore_generator, to_cpu
 from rewardlab.core.modules import module_record, module_weights, register_module
 from rewardlab.core.runs import load_checkpoint, save_checkpoint
 from rewardlab.envs.mini_kitchen import BatchedMiniKitchen, KitchenSpec
@@ -51,12 +57,12 @@ class Critic(nn.Sequential):
 
 class Replay:
     """Uniform replay of high-level transitions (the prior's log-probs cached), every field a column block of one
-    preallocated float tensor, so that a batch is one gather (the code index is stored as a float: exact below
-    2^24)."""
+    preallocated float tensor on `device`, so that a batch is one gather (the code index is stored as a float: exact
+    below 2^24); `sample` draws with a generator on that device."""
 
     FIELDS = ("s", "s2", "i", "r", "d", "lp", "lp2")
 
-    def __init__(self, capacity: int, obs_dim: int, n: int):
+    def __init__(self, capacity: int, obs_dim: int, n: int, device: str | torch.device = "cpu"):
         self.cap, self.size, self.ptr = capacity, 0, 0
         widths = {"s": obs_dim, "s2": obs_dim, "i": 1, "r": 1, "d": 1, "lp": n, "lp2": n}  # lp: log prior(. | s)
         self.cols: dict[str, slice | int] = {}
@@ -64,7 +70,7 @@ class Replay:
         for k in self.FIELDS:
             self.cols[k] = c if widths[k] == 1 else slice(c, c + widths[k])
             c += widths[k]
-        self.buf = torch.zeros(capacity, c)
+        self.buf = torch.zeros(capacity, c, device=device)
 
     def __getattr__(self, k: str) -> torch.Tensor:
         if k in Replay.FIELDS:
@@ -74,24 +80,28 @@ class Replay:
 
     def add(self, **batch: torch.Tensor) -> None:
         m = len(batch["s"])
-        idx = (self.ptr + torch.arange(m)) % self.cap
+        idx = (self.ptr + torch.arange(m, device=self.buf.device)) % self.cap
         for k in self.FIELDS:
-            self.buf[idx, self.cols[k]] = batch[k].to(self.buf.dtype)
+            self.buf[idx, self.cols[k]] = batch[k].to(self.buf.device, self.buf.dtype)
         self.ptr = (self.ptr + m) % self.cap
         self.size = min(self.size + m, self.cap)
 
     def sample(self, batch: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        rows = self.buf[torch.randint(self.size, (batch,), generator=gen)]
+        rows = self.buf[torch.randint(self.size, (batch,), generator=gen, device=self.buf.device)]
         return {k: rows[:, c].long() if k == "i" else rows[:, c] for k, c in self.cols.items()}
 
     def state_dict(self) -> dict[str, Any]:
-        """Each field as its own tensor (the code index as int64), as before the fields shared one tensor."""
-        return {"size": self.size, "ptr": self.ptr, **{k: getattr(self, k)[: self.size].clone() for k in self.FIELDS}}
+        """Each field as its own CPU tensor (the code index as int64), as before the fields shared one tensor."""
+        return {
+            "size": self.size,
+            "ptr": self.ptr,
+            **{k: getattr(self, k)[: self.size].to("cpu", copy=True) for k in self.FIELDS},
+        }
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
         self.size, self.ptr = st["size"], st["ptr"]
         for k in self.FIELDS:
-            self.buf[: self.size, self.cols[k]] = st[k].to(self.buf.dtype)
+            self.buf[: self.size, self.cols[k]] = st[k].to(self.buf.device, self.buf.dtype)
 
 
 class CriticEnsemble(nn.Module):
@@ -246,7 +256,7 @@ def _load_adam(opt: torch.optim.Adam, st: dict[str, Any]) -> None:
 
 
 def _save_adam(opt: torch.optim.Adam) -> dict[str, Any]:
-    st = opt.state_dict()
+    st = to_cpu(opt.state_dict())
     return {**st, "param_groups": [{**g, **_PLAIN_ADAM} for g in st["param_groups"]]}
 
 
@@ -255,24 +265,30 @@ class HighLevelSAC:
 
     One update is one forward pass of the twin critics on s (and one of their targets on s'), one backward pass for
     the critic, policy and temperature losses together (they share no parameters), and three fused Adam steps; its
-    metrics stay tensors, so nothing waits on them (benchmarks/ref_hl_sac.py is the update as it was before)."""
+    metrics stay tensors, so nothing waits on them (benchmarks/ref_hl_sac.py is the update as it was before).
+    Everything lives on `device` (built on the CPU, so a seed gives the same initial weights anywhere); batches and
+    generators given to `act` and `update` must be there too."""
 
-    def __init__(self, cfg: HLSACConfig, prior: GoalMLP, obs_dim: int, seed: int = 0):
+    def __init__(
+        self, cfg: HLSACConfig, prior: GoalMLP, obs_dim: int, seed: int = 0, device: str | torch.device = "cpu"
+    ):
         torch.manual_seed(seed)
         self.cfg = cfg
+        self.device = torch.device(device)
         self.n = prior.dims["out_dim"]
-        self.prior = copy.deepcopy(prior).eval().requires_grad_(False)
+        self.prior = copy.deepcopy(prior).eval().requires_grad_(False).to(device)
         if cfg.use_prior:
             self.policy = copy.deepcopy(prior)
         else:
             self.policy = GoalMLP(obs_dim, self.n, prior.dims["hidden"], prior.dims["blocks"])
-        self.policy.requires_grad_(True).eval()  # BatchNorm stays in eval mode (the prior's running statistics)
+        # BatchNorm stays in eval mode (the prior's running statistics)
+        self.policy = self.policy.requires_grad_(True).eval().to(device)
         # built as two Critic modules (so a seed gives the weights it always gave), then stacked; the Critic modules
-        # stay as the checkpoint's records of the two critics
+        # stay on the CPU as the checkpoint's records of the two critics
         self._critics = [Critic(obs_dim, self.n, cfg.critic_hidden, cfg.critic_layers) for _ in range(2)]
-        self.q = CriticEnsemble(self._critics)
+        self.q = CriticEnsemble(self._critics).to(device)
         self.qt = copy.deepcopy(self.q).requires_grad_(False)
-        self.log_alpha = torch.tensor(float(cfg.init_log_alpha), requires_grad=True)
+        self.log_alpha = torch.tensor(float(cfg.init_log_alpha), device=device, requires_grad=True)
         self.opt_pi = _adam(self.policy.parameters(), cfg.lr)
         self.opt_q = _adam(self.q.parameters(), cfg.lr)
         self.opt_alpha = _adam([self.log_alpha], cfg.lr)
@@ -351,10 +367,10 @@ class HighLevelSAC:
             records
             | {
                 "opt_pi": _save_adam(self.opt_pi),
-                "opt_q": self.q.adam_state_to_critics(self.opt_q.state_dict()),
+                "opt_q": to_cpu(self.q.adam_state_to_critics(self.opt_q.state_dict())),
                 "opt_alpha": _save_adam(self.opt_alpha),
             }
-            | {"log_alpha": self.log_alpha.detach().clone(), "updates": self.updates}
+            | {"log_alpha": self.log_alpha.detach().to("cpu", copy=True), "updates": self.updates}
         )
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
@@ -372,11 +388,21 @@ class HighLevelSAC:
 
 
 class Hierarchy:
-    """Runs the two levels in a batch of kitchens: a code every k steps, low-level actions towards its goal."""
+    """Runs the two levels in a batch of kitchens: a code every k steps, low-level actions towards its goal. The
+    low-level policy (moved there) and the codes live on `device`; codes and generators given to `run_code` must be
+    there too. `rollout`, `evaluate` and `code_reach` run on its device."""
 
-    def __init__(self, low: LowLevelPolicy, codebook: Codebook, k: int, low_deterministic: bool = False):
-        self.low = low.eval()
-        self.codes = torch.as_tensor(codebook.features, dtype=torch.float32)
+    def __init__(
+        self,
+        low: LowLevelPolicy,
+        codebook: Codebook,
+        k: int,
+        low_deterministic: bool = False,
+        device: str | torch.device = "cpu",
+    ):
+        self.device = torch.device(device)
+        self.low = low.to(device).eval()
+        self.codes = torch.as_tensor(codebook.features, dtype=torch.float32, device=device)
         self.k = k
         self.low_det = low_deterministic
 
@@ -398,7 +424,7 @@ class Hierarchy:
         trunc = np.zeros(n, dtype=bool)
         steps = 0
         for _ in range(self.k):
-            a = self.low.act(torch.as_tensor(obs), goal, gen, self.low_det).numpy()
+            a = self.low.act(torch.as_tensor(obs, device=self.device), goal, gen, self.low_det).cpu().numpy()
             obs, r, te, tr = env.step(a, active)
             r_sum += r * active
             steps += int(active.sum())
@@ -434,8 +460,8 @@ def code_reach(
         env.q[:, OBJECTS.index(o)] = 1.0
         if o in spec.tasks:
             env.remaining[:, spec.tasks.index(o)] = False
-    code = torch.arange(n_codes).repeat_interleave(kitchens)
-    gen = torch.Generator().manual_seed(seed)
+    code = torch.arange(n_codes, device=hier.device).repeat_interleave(kitchens)
+    gen = torch.Generator(device=hier.device).manual_seed(seed)
     obs = env.obs()
     for _ in range(hl_steps):
         obs, *_ = hier.run_code(env, obs, code, gen)
@@ -445,13 +471,14 @@ def code_reach(
 
 @torch.no_grad()
 def rollout(agent: HighLevelSAC, hier: Hierarchy, spec: KitchenSpec, episodes: int, seed: int) -> BatchedMiniKitchen:
-    """Run `episodes` stochastic episodes at once; returns the kitchens at the end of their episodes."""
+    """Run `episodes` stochastic episodes at once (on the hierarchy's device, the agent's); returns the kitchens at
+    the end of their episodes."""
     env = BatchedMiniKitchen(episodes, spec, seed=seed)
-    gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator(device=hier.device).manual_seed(seed)
     obs = env.obs()
     alive = np.ones(episodes, dtype=bool)
     while alive.any():
-        code = agent.act(torch.as_tensor(obs), gen)
+        code = agent.act(torch.as_tensor(obs, device=hier.device), gen)
         obs, _, te, tr, _ = hier.run_code(env, obs, code, gen, alive)
         alive &= ~(te | tr)
     return env
@@ -472,18 +499,19 @@ def train_hl(
     seed: int,
     log: Callable[[int, dict[str, float]], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
-    """Train the high level for `cfg.env_steps` environment steps (after the warm-up), evaluating every
+    """Train the high level on `device` for `cfg.env_steps` environment steps (after the warm-up), evaluating every
     `eval_every`; checkpoints `out/hl_sac.pt` at each evaluation and resumes from it (episodes in flight restart).
-    Returns the evaluation history: env steps and mean subtasks completed."""
+    `low` is moved to `device`. Returns the evaluation history: env steps and mean subtasks completed."""
     if prior.dims["in_dim"] != low.obs_dim:
         raise RewardLabError("the prior and the low-level policy were trained on observations of different widths")
-    agent = HighLevelSAC(cfg, prior, low.obs_dim, seed)
-    hier = Hierarchy(low, codebook, cfg.k, cfg.low_deterministic)
+    agent = HighLevelSAC(cfg, prior, low.obs_dim, seed, device)
+    hier = Hierarchy(low, codebook, cfg.k, cfg.low_deterministic, device)
     # high-level transitions: about env_steps / k, plus one short step per episode (the buffer wraps if exceeded)
     needed = cfg.warmup + 2 * (cfg.env_steps // cfg.k) + 2 * cfg.n_envs
-    replay = Replay(min(cfg.buffer, needed), low.obs_dim, agent.n)
-    gen = torch.Generator().manual_seed(seed)
+    replay = Replay(min(cfg.buffer, needed), low.obs_dim, agent.n, device)
+    gen = torch.Generator(device=device).manual_seed(seed)
     env = BatchedMiniKitchen(cfg.n_envs, spec, seed=seed)
     ckpt = out / "hl_sac.pt"
     st: dict[str, Any] = {"env_steps": 0, "transitions": 0, "history": [], "seconds": 0.0, "episodes": []}
@@ -491,8 +519,8 @@ def train_hl(
         saved = load_checkpoint(ckpt)
         agent.load_state_dict(saved["agent"])
         replay.load_state_dict(saved["replay"])
-        gen.set_state(saved["gen"])
         st = saved["progress"]
+        restore_generator(gen, saved, seed + 7919 * (st["env_steps"] + 1))
         env.rng = np.random.default_rng(seed + 7919 * (st["env_steps"] + 1))
     out.mkdir(parents=True, exist_ok=True)
 
@@ -502,7 +530,7 @@ def train_hl(
             {
                 "agent": agent.state_dict(),
                 "replay": replay.state_dict(),
-                "gen": gen.get_state(),
+                **generator_state(gen),
                 "progress": st,
                 "seed": seed,
             },
@@ -523,20 +551,20 @@ def train_hl(
     stats: dict[str, list[torch.Tensor]] = {}  # per-update metrics, read once per evaluation
     t0 = time.perf_counter()
     while st["env_steps"] < cfg.env_steps:
-        s = torch.as_tensor(obs)
+        s = torch.as_tensor(obs, device=device)
         code = agent.act(s, gen)
         if pending is not None:  # the released code's off-by-one: the new code goes with the previous transition
             pending["i"] = code
             replay.add(**pending)
             pending = None
         obs2, r, term, trunc, steps = hier.run_code(env, obs, code, gen)
-        s2 = torch.as_tensor(obs2)
+        s2 = torch.as_tensor(obs2, device=device)
         item = {
             "s": s,
             "s2": s2,
             "i": code,
-            "r": torch.as_tensor(r, dtype=torch.float32),
-            "d": torch.as_tensor(term, dtype=torch.float32),
+            "r": torch.as_tensor(r, dtype=torch.float32, device=device),
+            "d": torch.as_tensor(term, dtype=torch.float32, device=device),
             "lp": agent.prior_logp(s),
             "lp2": agent.prior_logp(s2),
         }

@@ -9,7 +9,8 @@
 - `GoalMLP`: Linear(in, 128) + LeakyReLU(0.2), 3 x [Linear(128, 128, no bias) + BatchNorm1d + LeakyReLU(0.2)],
   Linear(128, out), Xavier-normal weights: the network of every pre-trained PTGM Kitchen model.
 - `pretrain`: the goal-conditioned Gaussian low-level policy (summed-dimension NLL, log-std clamped to [-10, 2]) and
-  the goal prior (cross-entropy over codes), trained on the same windows with RAdam.
+  the goal prior (cross-entropy over codes), trained on the same windows with RAdam, on any torch device (the
+  dataset, the windows' generator and both nets live there; checkpoints hold CPU tensors and load on any device).
 """
 
 from __future__ import annotations
@@ -130,10 +131,16 @@ def cosine_labels(goals: np.ndarray | torch.Tensor, codes: np.ndarray | torch.Te
 
 # ----------------------------------------------------------------------------------------------------- windows
 class WindowSampler:
-    """Hindsight windows: `horizon` consecutive steps of one episode, all with the goal feat(s[t_g]) just after."""
+    """Hindsight windows: `horizon` consecutive steps of one episode, all with the goal feat(s[t_g]) just after.
+    The dataset is held on `device`; `sample` draws with a generator on that device."""
 
     def __init__(
-        self, ds: OfflineDataset, goal_idx: Sequence[int], horizon: int = 10, episodes: np.ndarray | None = None
+        self,
+        ds: OfflineDataset,
+        goal_idx: Sequence[int],
+        horizon: int = 10,
+        episodes: np.ndarray | None = None,
+        device: str | torch.device = "cpu",
     ):
         bounds = ds.episode_bounds() if episodes is None else episodes
         lens = bounds[:, 1] - bounds[:, 0]
@@ -142,18 +149,21 @@ class WindowSampler:
             raise RewardLabError(f"no episode has the {horizon + 1} steps a training window needs")
         self.bounds = bounds[keep]
         self.horizon = horizon
-        self.obs = torch.as_tensor(ds.observations)
-        self.act = torch.as_tensor(ds.actions)
-        self.goal_idx = torch.as_tensor(np.asarray(goal_idx, dtype=np.int64))
+        self.obs = torch.as_tensor(ds.observations, device=device)
+        self.act = torch.as_tensor(ds.actions, device=device)
+        self.goal_idx = torch.as_tensor(np.asarray(goal_idx, dtype=np.int64), device=device)
+        self.start = torch.as_tensor(self.bounds[:, 0], device=device)
+        self.length = torch.as_tensor(self.bounds[:, 1] - self.bounds[:, 0], device=device)
+        self.device = self.obs.device
 
     def sample(self, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """States (B*h, obs), actions (B*h, act) and goals (B*h, g) of `batch` windows of `horizon` steps."""
-        e = torch.randint(len(self.bounds), (batch,), generator=gen)
-        start = torch.as_tensor(self.bounds[:, 0])[e]
-        length = torch.as_tensor(self.bounds[:, 1] - self.bounds[:, 0])[e]
+        e = torch.randint(len(self.bounds), (batch,), generator=gen, device=self.device)
+        start = self.start[e]
+        length = self.length[e]
         # t_g uniform in [horizon, len - 1] (episode-relative)
-        tg = self.horizon + (torch.rand(batch, generator=gen) * (length - self.horizon)).long()
-        steps = start[:, None] + tg[:, None] - self.horizon + torch.arange(self.horizon)[None, :]
+        tg = self.horizon + (torch.rand(batch, generator=gen, device=self.device) * (length - self.horizon)).long()
+        steps = start[:, None] + tg[:, None] - self.horizon + torch.arange(self.horizon, device=self.device)[None, :]
         goal = self.obs[start + tg][:, self.goal_idx]
         h = self.horizon
         return (
@@ -210,11 +220,11 @@ class LowLevelPolicy(nn.Module):
     def act(
         self, obs: torch.Tensor, goal: torch.Tensor, gen: torch.Generator | None = None, deterministic: bool = False
     ) -> torch.Tensor:
-        """Sampled actions (stochastic at run time, as in PTGM), clipped to [-1, 1]."""
+        """Sampled actions (stochastic at run time, as in PTGM), clipped to [-1, 1]; `gen` on the policy's device."""
         mean, log_std = self.dist(obs, goal)
         if deterministic:
             return mean.clamp(-1, 1)
-        return (mean + torch.exp(log_std) * torch.randn(mean.shape, generator=gen)).clamp(-1, 1)
+        return (mean + torch.exp(log_std) * torch.randn(mean.shape, generator=gen, device=mean.device)).clamp(-1, 1)
 
 
 # ----------------------------------------------------------------------------------------------------- pre-training
@@ -225,33 +235,36 @@ def pretrain(
     out: Path,
     log: Callable[[int, dict[str, float]], None] | None = None,
     low_from: LowLevelPolicy | None = None,
+    device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
-    """Train the low-level policy and the goal prior; checkpoints `out/pretrain.pt` (resumable) and returns stats.
+    """Train the low-level policy and the goal prior on `device`; checkpoints `out/pretrain.pt` (resumable, on any
+    device) and returns stats.
 
     low_from: a trained low-level policy to keep as it is (it does not depend on the codebook), so only the prior
-    is trained, e.g. for another codebook.
+    is trained, e.g. for another codebook; it is moved to `device`.
     """
     torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
     bounds = ds.episode_bounds()
     rng = np.random.default_rng(cfg.seed)
     n_val = int(round(cfg.val_fraction * len(bounds)))
     perm = rng.permutation(len(bounds))
     val_b, train_b = bounds[np.sort(perm[:n_val])], bounds[np.sort(perm[n_val:])]
     goal_idx = codebook.goal_idx
-    train = WindowSampler(ds, goal_idx, cfg.horizon, train_b)
+    train = WindowSampler(ds, goal_idx, cfg.horizon, train_b, device)
     val = (
-        WindowSampler(ds, goal_idx, cfg.horizon, val_b)
+        WindowSampler(ds, goal_idx, cfg.horizon, val_b, device)
         if n_val and (val_b[:, 1] - val_b[:, 0] > cfg.horizon).any()
         else None
     )
-    codes = torch.as_tensor(codebook.features, dtype=torch.float32)
+    codes = torch.as_tensor(codebook.features, dtype=torch.float32, device=device)
+    # built on the CPU (the weights a seed always gave), then moved
     low = (
         low_from
         if low_from is not None
         else LowLevelPolicy(ds.obs_dim, len(goal_idx), ds.act_dim, cfg.hidden, cfg.blocks)
-    )
-    prior = GoalMLP(ds.obs_dim, codebook.n, cfg.hidden, cfg.blocks)
+    ).to(device)
+    prior = GoalMLP(ds.obs_dim, codebook.n, cfg.hidden, cfg.blocks).to(device)
     opt_low = torch.optim.RAdam(low.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     opt_prior = torch.optim.RAdam(prior.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
     ckpt = out / "pretrain.pt"
@@ -261,7 +274,7 @@ def pretrain(
         low.load_state_dict(module_weights(st["low"])), prior.load_state_dict(module_weights(st["prior"]))
         opt_low.load_state_dict(st["opt_low"]), opt_prior.load_state_dict(st["opt_prior"])
         step, seconds, history = st["step"], st["seconds"], st["history"]
-        gen.set_state(st["gen"])
+        restore_generator(gen, st, cfg.seed + 7919 * (step + 1))
 
     def save() -> None:
         save_checkpoint(
@@ -269,19 +282,19 @@ def pretrain(
             {
                 "low": module_record(low),
                 "prior": module_record(prior),
-                "opt_low": opt_low.state_dict(),
-                "opt_prior": opt_prior.state_dict(),
+                "opt_low": to_cpu(opt_low.state_dict()),
+                "opt_prior": to_cpu(opt_prior.state_dict()),
                 "step": step,
                 "seconds": seconds,
                 "history": history,
-                "gen": gen.get_state(),
+                **generator_state(gen),
             },
         )
 
     def evaluate() -> dict[str, float]:
         was = low.training
         low.eval(), prior.eval()
-        vgen = torch.Generator().manual_seed(12345)
+        vgen = torch.Generator(device=device).manual_seed(12345)
         with torch.no_grad():
             s, a, g = (val or train).sample(256, vgen)
             y = cosine_labels(g, codes)
@@ -326,13 +339,13 @@ def pretrain(
     return {"steps": step, "seconds": seconds, "history": history, **history[-1]}
 
 
-def load_pretrained(path: str | Path) -> tuple[LowLevelPolicy, GoalMLP]:
-    """The low-level policy and prior of a `pretrain.pt`, in eval mode."""
+def load_pretrained(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[LowLevelPolicy, GoalMLP]:
+    """The low-level policy and prior of a `pretrain.pt`, in eval mode on `map_location`."""
     st = load_checkpoint(path)
     if isinstance(st.get("low"), dict) and "kind" in st["low"]:  # the one module format
         low, _ = module_from_record(st["low"], f"'{path}'", expect=LowLevelPolicy)
         prior, _ = module_from_record(st["prior"], f"'{path}'", expect=GoalMLP)
-        return low.eval(), prior.eval()
+        return low.to(map_location).eval(), prior.to(map_location).eval()
     try:  # written before the one module format
         ld = st["low_dims"]
         low = LowLevelPolicy(st["obs_dim"], st["goal_dim"], st["act_dim"], ld["hidden"], ld["blocks"])
@@ -341,4 +354,31 @@ def load_pretrained(path: str | Path) -> tuple[LowLevelPolicy, GoalMLP]:
         prior.load_state_dict(st["prior"])
     except (KeyError, RuntimeError) as e:
         raise RewardLabError(f"'{path}' is not a PTGM pre-training checkpoint ({str(e).splitlines()[0]})") from None
-    return low.eval(), prior.eval()
+    return low.to(map_location).eval(), prior.to(map_location).eval()
+
+
+# ----------------------------------------------------------------------------------------------------- devices
+def to_cpu(x: Any) -> Any:
+    """Tensors in nested dicts, lists and tuples copied to the CPU (CPU tensors as they are): what a checkpoint
+    holds, so that it loads on any machine."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu()
+    if isinstance(x, dict):
+        return {k: to_cpu(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(to_cpu(v) for v in x)
+    return x
+
+
+def generator_state(gen: torch.Generator) -> dict[str, Any]:
+    """A torch Generator's state for a checkpoint, with the kind of device it draws on."""
+    return {"gen": gen.get_state()} | ({} if gen.device.type == "cpu" else {"gen_device": gen.device.type})
+
+
+def restore_generator(gen: torch.Generator, saved: dict[str, Any], reseed: int) -> None:
+    """Restore `generator_state`'s state into `gen`; a state drawn on another kind of device (CPU and CUDA
+    generators are different algorithms) cannot continue there, so `gen` is seeded with `reseed` instead."""
+    if saved.get("gen_device", "cpu") == gen.device.type:
+        gen.set_state(saved["gen"].cpu())
+    else:
+        gen.manual_seed(reseed)

@@ -153,13 +153,23 @@ def _attr(obj: Any, dotted: str) -> Any:
     return obj
 
 
-def build_sb3(algo: str, config: Any, venv: Any = None, seed: int | None = 0, spaces: tuple[Any, Any] | None = None):
+def build_sb3(
+    algo: str,
+    config: Any,
+    venv: Any = None,
+    seed: int | None = 0,
+    spaces: tuple[Any, Any] | None = None,
+    device: str | None = None,
+):
     """A fresh SB3 model for `config`: on `venv`, or without an environment on the recorded `spaces` (to act or
-    to be evaluated; a model without an environment cannot learn until `set_env`)."""
+    to be evaluated; a model without an environment cannot learn until `set_env`). `device`, when given, replaces
+    the torch device the config's arguments name (for configs without a device setting of their own)."""
     import warnings
 
     cls, _, kwargs = _algo(algo)
     kw = kwargs(config)
+    if device is not None:
+        kw["device"] = device
     policy = kw.pop("policy")
     if venv is not None:
         return cls(policy, venv, seed=seed, **kw)
@@ -276,7 +286,7 @@ def _from_record(record: dict[str, Any], where: Path, algo: str, venv: Any, spac
         raise RewardLabError(f"'{where}' is an incomplete rewardlab SB3 checkpoint ({e}); give another {what} file")
     _check_spaces(obs_space, act_space, venv, spaces, where, what)
     cfg = dataclasses.replace(cfg, device=device) if any(f.name == "device" for f in dataclasses.fields(cfg)) else cfg
-    model = build_sb3(algo, cfg, venv, seed=record.get("seed"), spaces=(obs_space, act_space))
+    model = build_sb3(algo, cfg, venv, seed=record.get("seed"), spaces=(obs_space, act_space), device=device)
     try:
         model.set_parameters(params, exact_match=True, device=device)
         for name, value in variables.items():

@@ -71,6 +71,9 @@ class PtgmConfig:
     flat: FlatSACConfig = param(default_factory=FlatSACConfig, help="flat SAC baseline")
     methods: list[str] = param(default_factory=lambda: list(METHODS), help="methods to run: " + ", ".join(METHODS))
     seeds: list[int] = param(default_factory=lambda: [0, 1, 2], help="RL seeds, each method runs every seed", min=0)
+    device: str = param(
+        "auto", help="torch device for pre-training, the high-level SAC and flat SAC: auto, cpu or cuda"
+    )
     workers: int = param(0, help="RL runs in parallel processes (0: one per core)", min=0)
 
     def validate(self) -> None:
@@ -87,6 +90,9 @@ class PtgmConfig:
                 f"rl.k ({self.rl.k}) must equal pretrain.horizon ({self.pretrain.horizon}): the "
                 "low-level policy is trained on goals up to k steps ahead"
             )
+        from rewardlab.core.runs import check_device_name
+
+        check_device_name(self.device)
 
 
 study = Study(
@@ -96,7 +102,7 @@ study = Study(
     paper="Yuan et al. (ICLR 2024), Pre-Training Goal-based Models for Sample-Efficient Reinforcement Learning",
     doc=__doc__,
     curves=[Curve("rl/*/seed*/metrics.csv", "eval/subtasks", "Mini-kitchen: subtasks completed")],
-    ignore=("workers",),
+    ignore=("device", "workers"),
     demo_seconds=123,  # the demo preset on 2 CPU cores (python -m benchmarks demo)
 )
 
@@ -112,6 +118,12 @@ def _scripted_only(cfg: PtgmConfig) -> str | None:
 
 def _source_file(cfg: PtgmConfig) -> dict[str, str]:
     return {} if cfg.data.source == "scripted" else {"data.source": cfg.data.source}
+
+
+def _device(cfg: PtgmConfig) -> str:
+    from rewardlab.core.runs import resolve_device
+
+    return resolve_device(cfg.device)
 
 
 # ----------------------------------------------------------------------------------------------------- domain
@@ -234,11 +246,12 @@ def step_pretrain(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     from rewardlab.core.runs import set_torch_threads
 
     set_torch_threads(1)
+    device = _device(cfg)
     ds = load_dataset(cfg, run)
     cb = Codebook.load(run.path("codebook", "codebook.npz"))
     with MetricsLogger(run.step_dir("pretrain")) as log:
-        main = pretrain(ds, cb, cfg.pretrain, run.step_dir("pretrain"), log=lambda s, r: log.log(s, **r))
-    low, _ = load_pretrained(run.path("pretrain", "pretrain.pt"))
+        main = pretrain(ds, cb, cfg.pretrain, run.step_dir("pretrain"), log=lambda s, r: log.log(s, **r), device=device)
+    low, _ = load_pretrained(run.path("pretrain", "pretrain.pt"), map_location=device)
     need_random = "ptgm_random_codebook" in cfg.methods
     res = {"main": {k: v for k, v in main.items() if k != "history"}, "history": main["history"]}
     if need_random:
@@ -251,6 +264,7 @@ def step_pretrain(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
                 rnd_dir,
                 log=lambda s, r: log.log(s, **r),
                 low_from=low,
+                device=device,
             )
         res["random_codebook_prior"] = {k: v for k, v in rnd.items() if k not in ("history", "low_nll")}
     run.update_summary(low_level_val_nll=main["low_nll"], prior_val_accuracy=main["prior_acc"])
@@ -282,6 +296,7 @@ def rl_job(job: Job) -> None:
 
     set_torch_threads(1)
     cfg = from_dict(PtgmConfig, job.extra["config"])
+    device = _device(cfg)
     run = RunDir(job.extra["root"])
     method, seed = job.setting, job.seed
     spec = KitchenSpec()
@@ -301,12 +316,13 @@ def rl_job(job: Job) -> None:
                 cfg.rl.eval_episodes,
                 log=logf,
                 trust_pickle=bool(job.extra.get("trust_pickle")),
+                device=device,
             )
         else:
             from rewardlab.agents.hl_sac import train_hl
 
-            low, prior, cb, rl = _method_models(cfg, run, method)
-            res = train_hl(rl, low, prior, cb, spec, out, seed, log=logf)
+            low, prior, cb, rl = _method_models(cfg, run, method, device)
+            res = train_hl(rl, low, prior, cb, spec, out, seed, log=logf, device=device)
     res["wall_seconds"] = time.time() - t0
     write_json(out / "result.json", res)
 
@@ -324,6 +340,7 @@ def step_rl(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     one is reported without stopping the others."""
     from rewardlab.config import to_dict
 
+    _device(cfg)  # a device this machine lacks is refused here, in one line, not once per run
     extra = {"config": to_dict(cfg), "root": str(run.root), "trust_pickle": run.trust_pickle}
     jobs = [
         Job(NAME, "", m, s, [], str(run.root / "rl" / m / f"seed{s}"), extra) for m in cfg.methods for s in cfg.seeds
@@ -359,20 +376,21 @@ def step_rl(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     }
 
 
-def _method_models(cfg: PtgmConfig, run: RunDir, method: str) -> tuple[Any, Any, Any, Any]:
-    """A hierarchical method's pre-trained low level, prior and codebook, and its high-level SAC config."""
+def _method_models(cfg: PtgmConfig, run: RunDir, method: str, device: str = "cpu") -> tuple[Any, Any, Any, Any]:
+    """A hierarchical method's pre-trained low level and prior (on `device`), codebook, and its high-level SAC
+    config."""
     from rewardlab.agents.ptgm import Codebook, load_pretrained
 
     random_cb = method == "ptgm_random_codebook"
-    low, prior = load_pretrained(run.path("pretrain", "pretrain.pt"))
+    low, prior = load_pretrained(run.path("pretrain", "pretrain.pt"), map_location=device)
     if random_cb:
-        _, prior = load_pretrained(run.path("pretrain", "random_codebook", "pretrain.pt"))
+        _, prior = load_pretrained(run.path("pretrain", "random_codebook", "pretrain.pt"), map_location=device)
     cb = Codebook.load(run.path("codebook", "random.npz" if random_cb else "codebook.npz"))
     return low, prior, cb, HLSACConfig(**{**asdict(cfg.rl), "use_prior": method != "ptgm_no_prior"})
 
 
-def _final_policy_kitchens(cfg: PtgmConfig, run: RunDir, method: str, seed: int, episodes: int):
-    """The kitchens at the end of `episodes` stochastic episodes of one run's final policy."""
+def _final_policy_kitchens(cfg: PtgmConfig, run: RunDir, method: str, seed: int, episodes: int, device: str = "cpu"):
+    """The kitchens at the end of `episodes` stochastic episodes of one run's final policy (its nets on `device`)."""
     from rewardlab.envs.mini_kitchen import KitchenSpec
 
     out = run.root / "rl" / method / f"seed{seed}"
@@ -389,6 +407,7 @@ def _final_policy_kitchens(cfg: PtgmConfig, run: RunDir, method: str, seed: int,
             spaces=(kitchen.single_observation_space, kitchen.single_action_space),
             trust_pickle=run.trust_pickle,
             config=cfg.flat,
+            device=device,
         )
         return rollout_policy(lambda o: model.predict(o, deterministic=False)[0], spec, episodes, 20_000 + seed)
     import torch
@@ -396,11 +415,11 @@ def _final_policy_kitchens(cfg: PtgmConfig, run: RunDir, method: str, seed: int,
     from rewardlab.agents.hl_sac import Hierarchy, HighLevelSAC, rollout
     from rewardlab.core.runs import load_checkpoint
 
-    low, prior, cb, rl = _method_models(cfg, run, method)
-    agent = HighLevelSAC(rl, prior, low.obs_dim, seed)
+    low, prior, cb, rl = _method_models(cfg, run, method, device)
+    agent = HighLevelSAC(rl, prior, low.obs_dim, seed, device)
     agent.load_state_dict(load_checkpoint(out / "hl_sac.pt")["agent"])
     torch.manual_seed(seed)
-    return rollout(agent, Hierarchy(low, cb, rl.k, rl.low_deterministic), spec, episodes, 20_000 + seed)
+    return rollout(agent, Hierarchy(low, cb, rl.k, rl.low_deterministic, device), spec, episodes, 20_000 + seed)
 
 
 @study.step(
@@ -424,25 +443,27 @@ def step_diagnose(cfg: PtgmConfig, run: RunDir) -> dict[str, Any]:
     from rewardlab.envs.mini_kitchen import KitchenSpec
 
     set_torch_threads(1)
+    device = _device(cfg)
     tasks = KitchenSpec().tasks
     rates: dict[str, dict[str, float]] = {}
     for m in cfg.methods:
-        done = np.concatenate([~_final_policy_kitchens(cfg, run, m, s, 100).remaining for s in cfg.seeds])
+        done = np.concatenate([~_final_policy_kitchens(cfg, run, m, s, 100, device).remaining for s in cfg.seeds])
         rates[m] = {t: float(v) for t, v in zip(tasks, done.mean(0))} | {"mean_subtasks": float(done.sum(1).mean())}
-    reach = last_subtask_reach(cfg, run)
+    reach = last_subtask_reach(cfg, run, device)
     return {"subtask_completion_rate": rates, "episodes_per_run": 100, "low_level_reach": reach}
 
 
-def last_subtask_reach(cfg: PtgmConfig, run: RunDir) -> dict[str, dict[str, float]]:
+def last_subtask_reach(cfg: PtgmConfig, run: RunDir, device: str = "cpu") -> dict[str, dict[str, float]]:
     """Per target subtask: the best code's success rate from a fresh kitchen and from one where the other three
-    targets are already open (the situation of a last subtask), with the pre-trained codebook and low level."""
+    targets are already open (the situation of a last subtask), with the pre-trained codebook and low level (on
+    `device`)."""
     from rewardlab.agents.hl_sac import Hierarchy, code_reach
     from rewardlab.envs.mini_kitchen import KitchenSpec
 
     if cfg.data.source != "scripted":
         return {}
-    low, _, cb, rl = _method_models(cfg, run, "ptgm")
-    hier = Hierarchy(low, cb, rl.k, rl.low_deterministic)
+    low, _, cb, rl = _method_models(cfg, run, "ptgm", device)
+    hier = Hierarchy(low, cb, rl.k, rl.low_deterministic, device)
     spec = KitchenSpec()
     out = {}
     for t in spec.tasks:
