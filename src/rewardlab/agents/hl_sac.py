@@ -253,6 +253,11 @@ def _load_adam(opt: torch.optim.Adam, st: dict[str, Any]) -> None:
     opt.load_state_dict(st)
     for g, f in zip(opt.param_groups, flags):
         g.update(f)
+        if g["fused"]:  # the fused kernel wants its step counts on the parameters' device (loaded: on the CPU)
+            for p in g["params"]:
+                state = opt.state.get(p, {})
+                if "step" in state and state["step"].device != p.device:
+                    state["step"] = state["step"].to(p.device)
 
 
 def _save_adam(opt: torch.optim.Adam) -> dict[str, Any]:
