@@ -161,7 +161,7 @@ study = Study(
     curves=[Curve("expert/*/metrics.csv", "true_score", "Atari: expert's true score")],
     ignore=("device", "expert.ppo.device", "retrain.ppo.device"),
     torch_threads=2,  # PPO with the CnnPolicy: 360 env-steps/s with 2 threads, 251 with 1 (benchmarks/atari.py)
-    demo_seconds=93,  # the demo preset on 2 CPU cores (python -m benchmarks demo)
+    demo_seconds=82,  # the demo preset on 2 CPU cores (python -m benchmarks demo)
 )
 
 
@@ -784,8 +784,8 @@ def effect(summary: dict[str, Any], config: dict[str, Any]) -> Effect:
     noscore = figure(summary, f"score_region_saliency.{game}.noscore_model") if game else None
     ours = "not measured"
     if x is not None:
-        ours = f"{game}: {x:.2f}x the score region's share of the frame" + (
-            f" (score-hidden model: {noscore:.2f}x)" if noscore is not None else ""
+        ours = f"{game}: {x:.2g}x the score region's share of the frame" + (
+            f" (score-hidden model: {noscore:.2g}x)" if noscore is not None else ""
         )
     return Effect(
         "an Atari reward model looks at the score (occlusion saliency in the score region)",

@@ -176,7 +176,7 @@ study = Study(
     ignore=("device", "expert.ppo.device"),
     torch_threads=2,
     needs=lambda: _check_procgen(),
-    demo_seconds=107,  # the demo preset on 2 CPU cores (python -m benchmarks demo)
+    demo_seconds=102,  # the demo preset on 2 CPU cores (python -m benchmarks demo)
 )
 
 

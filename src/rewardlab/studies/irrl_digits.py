@@ -146,7 +146,7 @@ study = Study(
     curves=[Curve("train/metrics.csv", "valid/accuracy", "Cluttered MNIST: validation accuracy")],
     ignore=("device", "train.threads"),
     torch_threads=1,
-    demo_seconds=13,  # the demo preset on 2 CPU cores (python -m benchmarks demo)
+    demo_seconds=7,  # the demo preset on 2 CPU cores (python -m benchmarks demo)
 )
 
 

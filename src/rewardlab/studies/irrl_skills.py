@@ -67,7 +67,7 @@ study = Study(
     paper="Li et al. (ICML 2023), Internally Rewarded Reinforcement Learning (skill discovery)",
     doc=__doc__,
     curves=[Curve("train/*/metrics.csv", "effective_skills/seed{seed}", "Four rooms: effective skills")],
-    demo_seconds=26,  # the demo preset on 2 CPU cores (python -m benchmarks demo)
+    demo_seconds=19,  # the demo preset on 2 CPU cores (python -m benchmarks demo)
 )
 
 

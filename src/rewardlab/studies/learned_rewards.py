@@ -123,7 +123,7 @@ study = Study(
     task_scores=["retrain.*.learned"],  # one score per maze: IQM over tasks and a performance profile in a sweep
     torch_threads=1,
     legacy_renames={"retrain.seeds": "retrain.n_seeds"},
-    demo_seconds=20,  # the demo preset on 2 CPU cores (python -m benchmarks demo)
+    demo_seconds=12,  # the demo preset on 2 CPU cores (python -m benchmarks demo)
 )
 
 

@@ -226,7 +226,7 @@ study = Study(
     paper="Jenner & Gleave (2022), Preprocessing Reward Functions for Interpretability",
     doc=__doc__,
     torch_threads=1,
-    demo_seconds=17,  # the demo preset on 2 CPU cores (python -m benchmarks demo)
+    demo_seconds=10,  # the demo preset on 2 CPU cores (python -m benchmarks demo)
 )
 
 

@@ -103,7 +103,7 @@ study = Study(
     doc=__doc__,
     curves=[Curve("rl/*/seed*/metrics.csv", "eval/subtasks", "Mini-kitchen: subtasks completed")],
     ignore=("device", "workers"),
-    demo_seconds=123,  # the demo preset on 2 CPU cores (python -m benchmarks demo)
+    demo_seconds=83,  # the demo preset on 2 CPU cores (python -m benchmarks demo)
 )
 
 
