@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from rewardlab.agents.configs import CodebookConfig, PretrainConfig  # noqa: F401
 from rewardlab.core.modules import module_from_record, module_record, module_weights, register_module
-from rewardlab.core.runs import atomic_path, load_checkpoint, save_checkpoint
+from rewardlab.core.runs import atomic_path, load_checkpoint, save_checkpoint, to_cpu
 from rewardlab.data.offline import OfflineDataset
 from rewardlab.errors import RewardLabError
 
@@ -358,18 +358,6 @@ def load_pretrained(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 # ----------------------------------------------------------------------------------------------------- devices
-def to_cpu(x: Any) -> Any:
-    """Tensors in nested dicts, lists and tuples copied to the CPU (CPU tensors as they are): what a checkpoint
-    holds, so that it loads on any machine."""
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu()
-    if isinstance(x, dict):
-        return {k: to_cpu(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return type(x)(to_cpu(v) for v in x)
-    return x
-
-
 def generator_state(gen: torch.Generator) -> dict[str, Any]:
     """A torch Generator's state for a checkpoint, with the kind of device it draws on."""
     return {"gen": gen.get_state()} | ({} if gen.device.type == "cpu" else {"gen_device": gen.device.type})

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from rewardlab.core.runs import atomic_path, load_checkpoint, save_checkpoint
+from rewardlab.core.runs import atomic_path, load_checkpoint, save_checkpoint, to_cpu
 from rewardlab.errors import RewardLabError
 
 FORMAT = "rewardlab.sb3/1"
@@ -128,23 +128,11 @@ def save_sb3(path: str | os.PathLike, model: Any, config: Any, meta: dict[str, A
         "num_timesteps": int(model.num_timesteps),
         "n_updates": int(getattr(model, "_n_updates", 0)),
         "episode_num": int(getattr(model, "_episode_num", 0)),
-        "params": _to_cpu(model.get_parameters()),
+        "params": to_cpu(model.get_parameters()),
         "variables": {name: _attr(model, name).detach().cpu() for name in variable_names},
         "meta": dict(meta or {}),
     }
     save_checkpoint(path, record)
-
-
-def _to_cpu(x: Any) -> Any:
-    import torch
-
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu()
-    if isinstance(x, dict):
-        return {k: _to_cpu(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return type(x)(_to_cpu(v) for v in x)
-    return x
 
 
 def _attr(obj: Any, dotted: str) -> Any:

@@ -81,6 +81,20 @@ def read_json(path: str | os.PathLike, fix: str = "restore it, or remake what wr
         raise RewardLabError(f"'{path}' is not valid JSON ({type(e).__name__}); {fix}") from None
 
 
+def to_cpu(x: Any) -> Any:
+    """Tensors in nested dicts, lists and tuples copied to the CPU (CPU tensors as they are): what a checkpoint
+    holds, so that it loads on any machine."""
+    import torch
+
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu()
+    if isinstance(x, dict):
+        return {k: to_cpu(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(to_cpu(v) for v in x)
+    return x
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     """Save a checkpoint (a dict of state_dicts, tensors and plain values) atomically with torch.save."""
     import torch
